@@ -1,0 +1,3 @@
+from lmtransfer.cli import main
+
+main()

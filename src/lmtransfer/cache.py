@@ -1,0 +1,301 @@
+"""The on-disk feature cache: sharded, memory-mapped, checksummed, keyed by an explicit CacheKey.
+
+Layout of one cache (``<root>/features/<digest>/``)::
+
+    key.json                   the CacheKey, in full
+    manifest.json              shards written so far, with sizes and sha256; "complete" at the end
+    shard-00000.data.npy       (rows, L, H) float16/float32 rows of shard 0
+    shard-00000.offsets.npy    (n + 1,) int64: example i of the shard owns rows offsets[i]:offsets[i+1]
+
+A shard covers a fixed range of examples, so a resumed extraction redoes only the shards that are
+missing from the manifest. Every file is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmtransfer.atomic import atomic_write_json, commit_file, sha256_file
+from lmtransfer.errors import CacheError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that determines a cache's contents. Two extractions share a cache iff keys are equal."""
+
+    model: str
+    weights_sha256: str
+    tokenizer_sha256: str
+    max_length: int
+    layers: tuple[int, ...]
+    granularity: str
+    pooling: str
+    dtype: str
+    data_fingerprint: str
+    format_version: int = FORMAT_VERSION
+
+    def digest(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def data_fingerprint(examples: list[str] | list[list[str]]) -> str:
+    """sha256 over the exact texts (or pre-split words), order included."""
+    digest = hashlib.sha256()
+    for example in examples:
+        text = example if isinstance(example, str) else "\x1f".join(example)
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+def shard_name(index: int, part: str) -> str:
+    return f"shard-{index:05d}.{part}.npy"
+
+
+class CacheWriter:
+    """Writes one cache shard by shard; finished shards already listed in the manifest are kept."""
+
+    def __init__(self, directory: Path, key: CacheKey, num_examples: int, shard_size: int, hidden_size: int) -> None:
+        self.directory = directory
+        self.key = key
+        self.num_examples = num_examples
+        self.shard_size = shard_size
+        self.hidden_size = hidden_size
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def num_shards(self) -> int:
+        return max(1, -(-self.num_examples // self.shard_size))
+
+    def shard_range(self, index: int) -> tuple[int, int]:
+        start = index * self.shard_size
+        return start, min(start + self.shard_size, self.num_examples)
+
+    def open(self) -> CacheWriter:
+        """Create the directory, or pick up a manifest left by an interrupted run of the same key."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fresh = {
+            "format_version": FORMAT_VERSION,
+            "key_digest": self.key.digest(),
+            "num_examples": self.num_examples,
+            "shard_size": self.shard_size,
+            "num_layers": len(self.key.layers),
+            "hidden_size": self.hidden_size,
+            "dtype": self.key.dtype,
+            "granularity": self.key.granularity,
+            "shards": [],
+            "complete": False,
+        }
+        old = _read_json(self.directory / "manifest.json")
+        same = old is not None and all(old.get(k) == v for k, v in fresh.items() if k not in ("shards", "complete"))
+        self.manifest = old if same else fresh
+        intact = [s for s in self.manifest["shards"] if self._intact(s)]
+        if len(intact) < len(self.manifest["shards"]):  # a shard lost or cut short: redo just that one
+            self.manifest.update(shards=intact, complete=False)
+        if not (self.directory / "key.json").exists():
+            atomic_write_json(self.directory / "key.json", dataclasses.asdict(self.key))
+        return self
+
+    def _intact(self, shard: dict[str, Any]) -> bool:
+        return all(
+            (self.directory / f["file"]).is_file() and (self.directory / f["file"]).stat().st_size == f["bytes"]
+            for f in (shard["data"], shard["offsets"])
+        )
+
+    def done(self, index: int) -> bool:
+        return any(s["index"] == index for s in self.manifest["shards"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    def open_shard(self, index: int, rows: int) -> np.memmap:
+        """A (rows, L, H) array backed by a temporary file; fill it, then call ``commit_shard``."""
+        tmp = self.directory / f".{shard_name(index, 'data')}.tmp"
+        shape = (rows, len(self.key.layers), self.hidden_size)
+        return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(self.key.dtype), shape=shape)
+
+    def commit_shard(self, index: int, data: np.memmap, offsets: np.ndarray, tokens: int) -> None:
+        data.flush()
+        files = {}
+        for part in ("data", "offsets"):
+            final = self.directory / shard_name(index, part)
+            tmp = self.directory / f".{final.name}.tmp"
+            if part == "offsets":
+                with open(tmp, "wb") as handle:
+                    np.save(handle, offsets.astype(np.int64))
+            commit_file(tmp, final)
+            files[part] = {"file": final.name, "bytes": final.stat().st_size, "sha256": sha256_file(final)}
+        start, stop = self.shard_range(index)
+        entry = {"index": index, "start": start, "stop": stop, "rows": int(offsets[-1]), "tokens": tokens, **files}
+        self.manifest["shards"] = sorted(self.manifest["shards"] + [entry], key=lambda s: s["index"])
+        atomic_write_json(self.directory / "manifest.json", self.manifest)
+
+    def finish(self) -> None:
+        missing = [i for i in range(self.num_shards) if not self.done(i)]
+        if missing:
+            raise CacheError(f"shards {missing} are missing", path=self.directory)
+        self.manifest["complete"] = True
+        atomic_write_json(self.directory / "manifest.json", self.manifest)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+class FeatureCache:
+    """Read side of a complete cache: memory-mapped shards, examples addressed by global index."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        manifest = _read_json(self.directory / "manifest.json")
+        if manifest is None or not manifest.get("complete"):
+            raise CacheError(
+                "not a complete feature cache (run the extraction again to finish it)", path=self.directory
+            )
+        self.manifest = manifest
+        self.key = _read_json(self.directory / "key.json") or {}
+        self._starts = np.array([s["start"] for s in manifest["shards"]], dtype=np.int64)
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return int(self.manifest["num_examples"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.manifest["num_layers"])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.manifest["hidden_size"])
+
+    @property
+    def granularity(self) -> str:
+        return str(self.manifest["granularity"])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s["data"]["bytes"] + s["offsets"]["bytes"] for s in self.manifest["shards"])
+
+    def _shard(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        if position not in self._arrays:
+            shard = self.manifest["shards"][position]
+            try:
+                data = np.load(self.directory / shard["data"]["file"], mmap_mode="r")
+                offsets = np.load(self.directory / shard["offsets"]["file"])
+            except (OSError, ValueError) as exc:
+                raise CacheError(
+                    f"unreadable shard ({exc}); run 'lmtransfer cache verify'", path=self.directory
+                ) from None
+            self._arrays[position] = (data, offsets)
+        return self._arrays[position]
+
+    def example(self, index: int) -> np.ndarray:
+        """(rows_i, L, H) for example ``index``: 1 row per text, or one per word or token."""
+        position = int(np.searchsorted(self._starts, index, side="right")) - 1
+        data, offsets = self._shard(position)
+        local = index - int(self._starts[position])
+        return data[offsets[local] : offsets[local + 1]]
+
+    def gather_pooled(self, indices: np.ndarray) -> np.ndarray:
+        """(B, L, H) for sentence-granularity caches, in the order of ``indices``."""
+        if self.granularity != "sentence":
+            raise CacheError("gather_pooled needs a sentence-level cache", path=self.directory)
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(indices), self.num_layers, self.hidden_size), dtype=np.float32)
+        positions = np.searchsorted(self._starts, indices, side="right") - 1
+        for position in np.unique(positions):
+            chosen = np.nonzero(positions == position)[0]
+            data, _ = self._shard(int(position))
+            local = indices[chosen] - self._starts[position]
+            order = np.argsort(local)  # sorted reads are kinder to the page cache
+            out[chosen[order]] = data[local[order]]
+        return out
+
+
+def cache_dir_for(root: Path, key: CacheKey) -> Path:
+    return Path(root) / "features" / key.digest()
+
+
+def _shard_count(manifest: dict[str, Any]) -> int:
+    return max(1, -(-manifest.get("num_examples", 0) // max(manifest.get("shard_size", 1), 1)))
+
+
+def list_caches(root: Path) -> list[dict[str, Any]]:
+    """One summary dict per cache directory under ``root``."""
+    rows = []
+    base = Path(root) / "features"
+    for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        manifest = _read_json(directory / "manifest.json") or {}
+        key = _read_json(directory / "key.json") or {}
+        size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+        rows.append(
+            {
+                "digest": directory.name,
+                "model": key.get("model", "?"),
+                "layers": key.get("layers", []),
+                "granularity": key.get("granularity", "?"),
+                "pooling": key.get("pooling", "?"),
+                "dtype": key.get("dtype", "?"),
+                "examples": manifest.get("num_examples", 0),
+                "shards": f"{len(manifest.get('shards', []))}/{_shard_count(manifest)}",
+                "complete": bool(manifest.get("complete")),
+                "bytes": size,
+                "path": str(directory),
+            }
+        )
+    return rows
+
+
+def _shard_problems(directory: Path, shard: dict[str, Any]) -> list[str]:
+    problems = []
+    for part in ("data", "offsets"):
+        entry = shard[part]
+        path = directory / entry["file"]
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size != entry["bytes"]:
+            problems.append(f"{path}: {path.stat().st_size} bytes, manifest says {entry['bytes']}")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{path}: checksum mismatch")
+    return problems
+
+
+def verify_cache(directory: Path, repair: bool = False) -> list[str]:
+    """Problems found in one cache (empty when every shard's size and checksum match).
+
+    With ``repair``, bad shards are dropped from the manifest, so the next extraction redoes only those.
+    """
+    manifest = _read_json(directory / "manifest.json")
+    if manifest is None:
+        return [f"{directory}: no readable manifest.json"]
+    problems, good = [], []
+    for shard in manifest["shards"]:
+        found = _shard_problems(directory, shard)
+        problems += found
+        if not found:
+            good.append(shard)
+    if not manifest.get("complete"):
+        problems.append(f"{directory}: incomplete ({len(manifest['shards'])} shards written)")
+    if repair and len(good) < len(manifest["shards"]):
+        manifest.update(shards=good, complete=False)
+        atomic_write_json(directory / "manifest.json", manifest)
+    return problems
+
+
+def remove_cache(directory: Path) -> None:
+    shutil.rmtree(directory)

@@ -1,0 +1,266 @@
+"""The ``lmtransfer`` command line: extract, train, evaluate, predict, and cache management."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lmtransfer.errors import LmtError
+
+SET_HELP = "override a config field, e.g. --set head.type=mlp --set train.lr=3e-4 (repeatable)"
+
+
+def _config(config_path: str | None, overrides: tuple[str, ...], **shortcuts: str | None):
+    from lmtransfer.config import load_config
+
+    extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
+    return load_config(config_path, [*extra, *overrides])
+
+
+def _echo_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def _common(func):
+    """Options shared by the commands that read a run config."""
+    options = [
+        click.argument("config_path", required=False, metavar="[CONFIG]"),
+        click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP),
+        click.option("--model", "-m", default=None, help="encoder: local dir, hub id, or alias (minilm, mpnet)"),
+        click.option("--layers", default=None, help="'all', 'last4', an index or a list such as '[-1,-2]'"),
+        click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="feature cache root"),
+        click.option("--quiet", "-q", is_flag=True, help="no progress bars"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="lmtransfer")
+def cli() -> None:
+    """Take a pretrained language model to a labelled NLP task, feature-based or fine-tuned.
+
+    With no CONFIG, every command uses the embedded defaults: MiniLM (alias 'minilm') on the BBC News
+    demo data, mean-pooled features of all layers, a scalar mix and a linear head.
+    """
+
+
+@cli.command()
+@_common
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    type=click.Choice(["train", "dev", "test"]),
+    help="which splits (default: all three)",
+)
+def extract(config_path, overrides, model, layers, cache_dir, quiet, splits) -> None:
+    """Extract features of the config's data into the cache (resumes; cached work is not redone)."""
+    from lmtransfer import pipeline
+
+    config = _config(
+        config_path, overrides, **{"encoder.model": model, "features.layers": layers, "cache_dir": cache_dir}
+    )
+    done = pipeline.extract(config, splits or ("train", "dev", "test"), progress=not quiet)
+    _echo_json(
+        {
+            name: {
+                "cache": str(ex.cache.directory),
+                "examples": len(ex.cache),
+                "bytes": ex.cache.nbytes,
+                "extracted_now": ex.examples,
+                "tokens_per_second": round(ex.tokens_per_second, 1),
+            }
+            for name, ex in done.items()
+        }
+    )
+
+
+@cli.command()
+@_common
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default=None, help="task head")
+@click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
+def train(config_path, overrides, model, layers, cache_dir, quiet, head, output_dir) -> None:
+    """Train a head on cached features of a frozen encoder, evaluate on dev and test, write a run directory."""
+    from lmtransfer import pipeline
+
+    config = _config(
+        config_path,
+        overrides,
+        **{
+            "encoder.model": model,
+            "features.layers": layers,
+            "cache_dir": cache_dir,
+            "head.type": head,
+            "output_dir": output_dir,
+        },
+    )
+    result = pipeline.train(config, progress=not quiet)
+    m = result.metrics
+    click.echo(f"run written to {result.directory}")
+    for split in ("dev", "test"):
+        click.echo(
+            f"{split}: accuracy {m[split]['accuracy']:.4f}  macro-F1 {m[split]['macro_f1']:.4f}  "
+            f"({m[split]['examples']} examples)"
+        )
+    weights = json.loads((result.directory / "layer_weights.json").read_text())
+    mix = "  ".join(f"{layer}:{w:.2f}" for layer, w in zip(weights["layers"], weights["softmax"]))
+    click.echo(f"layer weights: {mix}  gamma {weights['gamma']:.2f}")
+
+
+def _read_input(path: str, text_column: str, label_column: str | None):
+    from lmtransfer.data import read_table
+
+    return read_table(path, text_column, label_column)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_path", default=None, help="labelled CSV/TSV/JSONL (default: the run's test split)")
+@click.option("--text-column", default=None, help="default: the run config's")
+@click.option("--label-column", default=None, help="default: the run config's")
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="also write the metrics here (JSON)")
+@click.option("--quiet", "-q", is_flag=True)
+def evaluate(run_dir, data_path, text_column, label_column, output, quiet) -> None:
+    """Evaluate a trained run: accuracy, macro-F1 and per-class precision / recall / F1."""
+    from lmtransfer import pipeline
+    from lmtransfer.atomic import atomic_write_json
+    from lmtransfer.runs import Run
+
+    split = None
+    if data_path:
+        data_config = Run.load(run_dir).config.data
+        split = _read_input(data_path, text_column or data_config.text_column, label_column or data_config.label_column)
+    metrics = pipeline.evaluate(run_dir, split, progress=not quiet)
+    _echo_json(metrics)
+    if output:
+        atomic_write_json(output, metrics)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_path", default=None, help="CSV/TSV/JSONL of texts to label")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="write JSONL here instead of stdout")
+def predict(run_dir, texts, input_path, text_column, output) -> None:
+    """Label TEXTS (or the texts of --input): one JSON line each with label and probabilities."""
+    from lmtransfer import pipeline
+    from lmtransfer.atomic import atomic_write_text
+
+    items = list(texts)
+    if input_path:
+        items += _read_input(input_path, text_column, None).texts
+    if not items:
+        raise click.UsageError("give TEXTS or --input")
+    rows = [{"text": text, **row} for text, row in zip(items, pipeline.predict(run_dir, items))]
+    lines = "".join(json.dumps(row) + "\n" for row in rows)
+    if output:
+        atomic_write_text(output, lines)
+    else:
+        click.echo(lines, nl=False)
+
+
+@cli.group()
+def cache() -> None:
+    """List, verify and remove feature caches."""
+
+
+def _root(cache_dir: str | None) -> Path:
+    from lmtransfer.config import default_cache_dir
+
+    return default_cache_dir(cache_dir)
+
+
+@cache.command("ls")
+@click.option("--cache-dir", default=None, help="default $LMTRANSFER_CACHE or ~/.cache/lmtransfer")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def cache_ls(cache_dir, as_json) -> None:
+    """One line per cache: digest, model, layers, granularity, examples, size, state."""
+    from lmtransfer.cache import list_caches
+    from lmtransfer.extraction import human_bytes
+
+    rows = list_caches(_root(cache_dir))
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no feature caches under {_root(cache_dir)}")
+    for r in rows:
+        state = "complete" if r["complete"] else f"partial {r['shards']}"
+        click.echo(
+            f"{r['digest']}  {Path(r['model']).name:<28} layers={r['layers']} {r['granularity']}/"
+            f"{r['pooling']} {r['dtype']}  {r['examples']:>8,} ex  {human_bytes(r['bytes']):>9}  {state}"
+        )
+
+
+def _selected(cache_dir: str | None, digests: tuple[str, ...], everything: bool) -> list[Path]:
+    from lmtransfer.cache import list_caches
+
+    rows = list_caches(_root(cache_dir))
+    if everything or not digests:
+        return [Path(r["path"]) for r in rows]
+    chosen = []
+    for digest in digests:
+        hits = [Path(r["path"]) for r in rows if r["digest"].startswith(digest)]
+        if len(hits) != 1:
+            raise LmtError(f"{'no' if not hits else 'more than one'} cache matches '{digest}'", field="digest")
+        chosen += hits
+    return chosen
+
+
+@cache.command("verify")
+@click.argument("digests", nargs=-1)
+@click.option("--cache-dir", default=None)
+@click.option("--no-repair", is_flag=True, help="only report; by default bad shards are dropped from the manifest")
+def cache_verify(digests, cache_dir, no_repair) -> None:
+    """Check sizes and sha256 checksums of every shard (all caches, or those whose digest starts with DIGESTS).
+
+    Bad shards are dropped from the cache's manifest, so that the next extraction redoes only those.
+    Exits 1 when anything was wrong.
+    """
+    from lmtransfer.cache import verify_cache
+
+    bad = 0
+    for directory in _selected(cache_dir, digests, False):
+        problems = verify_cache(directory, repair=not no_repair)
+        bad += bool(problems)
+        click.echo(f"{directory.name}: {'ok' if not problems else 'BAD'}")
+        for problem in problems:
+            click.echo(f"  {problem}")
+    sys.exit(1 if bad else 0)
+
+
+@cache.command("rm")
+@click.argument("digests", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="remove every cache")
+@click.option("--cache-dir", default=None)
+def cache_rm(digests, everything, cache_dir) -> None:
+    """Remove caches by digest prefix (or --all)."""
+    from lmtransfer.cache import remove_cache
+
+    if not digests and not everything:
+        raise click.UsageError("name DIGESTS or give --all")
+    for directory in _selected(cache_dir, digests, everything):
+        remove_cache(directory)
+        click.echo(f"removed {directory}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LmtError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; finished cache shards are kept and the next run resumes", err=True)
+        sys.exit(130)

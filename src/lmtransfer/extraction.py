@@ -1,0 +1,159 @@
+"""Feature extraction: run texts once through a frozen encoder and store the chosen layers in the cache.
+
+Texts are tokenised a shard at a time and batched by length, so little compute goes to padding and
+memory stays bounded by one shard's token ids plus one batch of hidden states, whatever the data size.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lmtransfer.cache import CacheKey, CacheWriter, FeatureCache, cache_dir_for, data_fingerprint
+from lmtransfer.encoders import Encoder
+from lmtransfer.features import FeatureSpec, encoder_inputs, pool_sentence, pool_words, stack_layers, token_rows
+
+Example = str | Sequence[str]  # a text, or a pre-split list of words
+
+
+@dataclass
+class Extraction:
+    cache: FeatureCache
+    examples: int  # extracted in this call (0 when everything was cached already)
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def make_key(encoder: Encoder, spec: FeatureSpec, dtype: str, examples: Sequence[Example]) -> CacheKey:
+    return CacheKey(
+        model=encoder.source,
+        weights_sha256=encoder.weights_hash(),
+        tokenizer_sha256=encoder.tokenizer_hash(),
+        max_length=spec.max_length,
+        layers=tuple(spec.layers),
+        granularity=spec.granularity,
+        pooling=spec.pooling,
+        dtype=dtype,
+        data_fingerprint=data_fingerprint(list(examples)),
+    )
+
+
+def _tokenize(encoder: Encoder, examples: Sequence[Example], max_length: int) -> dict:
+    pre_split = bool(examples) and not isinstance(examples[0], str)
+    return encoder.tokenizer(
+        list(examples), truncation=True, max_length=max_length, is_split_into_words=pre_split, verbose=False
+    )
+
+
+def _rows_per_example(encoding, granularity: str) -> list[int]:
+    if granularity == "sentence":
+        return [1] * len(encoding["input_ids"])
+    if granularity == "token":
+        return [len(ids) for ids in encoding["input_ids"]]
+    return [len({w for w in encoding.word_ids(i) if w is not None}) for i in range(len(encoding["input_ids"]))]
+
+
+def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureSpec, dtype: str) -> tuple[int, bool]:
+    """Bytes the cache will take, and whether that is exact (sentence level) or sampled."""
+    per_row = len(spec.layers) * encoder.hidden_size * np.dtype(dtype).itemsize
+    if spec.granularity == "sentence":
+        return len(examples) * per_row, True
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(examples), size=min(len(examples), 1000), replace=False)
+    rows = _rows_per_example(_tokenize(encoder, [examples[i] for i in sample], spec.max_length), spec.granularity)
+    return int(np.mean(rows) * len(examples) * per_row), False
+
+
+def _forward_rows(encoder: Encoder, batch: dict, spec: FeatureSpec, word_ids: list) -> list[torch.Tensor]:
+    out = encoder.model(**encoder_inputs(batch, encoder.uses_token_type_ids), output_hidden_states=True)
+    h = stack_layers(out.hidden_states, spec.layers)  # (B, L, T, H)
+    if spec.granularity == "sentence":
+        return list(pool_sentence(h, batch["attention_mask"], spec.pooling)[:, None])  # B x (1, L, H)
+    if spec.granularity == "token":
+        return token_rows(h, batch["attention_mask"])  # B x (T_i, L, H)
+    return pool_words(h, word_ids, spec.pooling)  # B x (W_i, L, H)
+
+
+def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar) -> int:
+    start, stop = writer.shard_range(index)
+    encoding = _tokenize(encoder, examples[start:stop], spec.max_length)
+    lengths = np.array([len(ids) for ids in encoding["input_ids"]])
+    offsets = np.concatenate([[0], np.cumsum(_rows_per_example(encoding, spec.granularity))])
+    data = writer.open_shard(index, int(offsets[-1]))
+    order = np.argsort(lengths, kind="stable")  # length buckets: neighbours pad little
+    names = [n for n in encoder.tokenizer.model_input_names if n in encoding]
+    for first in range(0, len(order), batch_size):
+        chosen = order[first : first + batch_size]
+        batch = encoder.tokenizer.pad({n: [encoding[n][i] for i in chosen] for n in names}, return_tensors="pt")
+        word_ids = [encoding.word_ids(int(i)) for i in chosen] if spec.granularity == "word" else []
+        with torch.inference_mode():
+            rows = _forward_rows(encoder, batch, spec, word_ids)
+        for i, value in zip(chosen, rows):
+            data[offsets[i] : offsets[i + 1]] = value.float().numpy()
+        bar.update(len(chosen))
+        bar.tokens += int(lengths[chosen].sum())
+        bar.set_postfix_str(f"{bar.tokens / max(bar.format_dict['elapsed'], 1e-9):,.0f} tok/s", refresh=False)
+    writer.commit_shard(index, data, offsets, int(lengths.sum()))
+    return int(lengths.sum())
+
+
+def extract(
+    encoder: Encoder,
+    examples: Sequence[Example],
+    spec: FeatureSpec,
+    cache_root: str | Path,
+    *,
+    dtype: str = "float16",
+    batch_size: int = 64,
+    shard_size: int = 4096,
+    progress: bool = True,
+    desc: str = "extract",
+) -> Extraction:
+    """Extract ``spec`` features of ``examples`` into the cache under ``cache_root`` (resuming if needed)."""
+    encoder.freeze()
+    key = make_key(encoder, spec, dtype, examples)
+    writer = CacheWriter(cache_dir_for(Path(cache_root), key), key, len(examples), shard_size, encoder.hidden_size)
+    writer.open()
+    if writer.complete:
+        return Extraction(FeatureCache(writer.directory), 0, 0, 0.0)
+    todo = [i for i in range(writer.num_shards) if not writer.done(i)]
+    remaining = sum(writer.shard_range(i)[1] - writer.shard_range(i)[0] for i in todo)
+    if progress:
+        size, exact = estimate_bytes(encoder, examples, spec, dtype)
+        resumed = (
+            f", resuming: {writer.num_shards - len(todo)}/{writer.num_shards} shards done"
+            if len(todo) < writer.num_shards
+            else ""
+        )
+        print(
+            f"[{desc}] {len(examples):,} examples, layers {list(spec.layers)}, {spec.granularity}/{spec.pooling}, "
+            f"{dtype}: will write {'' if exact else '~'}{human_bytes(size)} to {writer.directory}{resumed}",
+            file=sys.stderr,
+        )
+    began = time.perf_counter()
+    tokens = 0
+    with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        bar.tokens = 0
+        for index in todo:
+            tokens += _extract_shard(encoder, writer, index, examples, spec, batch_size, bar)
+    writer.finish()
+    return Extraction(FeatureCache(writer.directory), remaining, tokens, time.perf_counter() - began)

