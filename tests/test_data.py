@@ -118,3 +118,16 @@ def test_bbc_demo():
     data = load_classification(DataConfig())
     assert len(data.train) + len(data.dev) + len(data.test) == 2225
     assert json.dumps(data.dev.texts[:3]) == json.dumps(load_classification(DataConfig()).dev.texts[:3])
+
+
+def test_hf_dataset_from_local_data_files(tmp_path):
+    import datasets
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    train = {"text": [f"text {i}" for i in range(10)], "label": ["pos", "neg"] * 5}
+    datasets.Dataset.from_dict(train).to_parquet(folder / "train.parquet")
+    datasets.Dataset.from_dict({"text": ["fine"], "label": ["pos"]}).to_parquet(folder / "validation.parquet")
+    assert read_hf(str(folder), None, "validation", "text", "label").texts == ["fine"]
+    data = load_classification(DataConfig(hf=str(folder), test_fraction=0.2))
+    assert data.dev.labels == ["pos"] and (len(data.train), len(data.test)) == (8, 2)

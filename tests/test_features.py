@@ -79,3 +79,11 @@ def test_mpnet_has_no_token_type_ids(tiny_mpnet_dir, tmp_path):
     assert not encoder.uses_token_type_ids
     cache = extract(encoder, SENTENCES[:5], FeatureSpec((0, 1, 2), max_length=32), tmp_path, progress=False).cache
     assert len(cache) == 5 and cache.example(0).shape == (1, 3, 32)
+
+
+def test_truncation_is_counted(tiny_encoder, tmp_path):
+    texts = ["the movie was great and the plot was good", "shares"]
+    spec = FeatureSpec((2,), "sentence", "mean", max_length=6)
+    result = extract(tiny_encoder, texts, spec, tmp_path, progress=False)
+    assert result.truncated == 1
+    assert result.cache.manifest["shards"][0]["truncated"] == 1

@@ -126,7 +126,7 @@ class CacheWriter:
         shape = (rows, len(self.key.layers), self.hidden_size)
         return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(self.key.dtype), shape=shape)
 
-    def commit_shard(self, index: int, data: np.memmap, offsets: np.ndarray, tokens: int) -> None:
+    def commit_shard(self, index: int, data: np.memmap, offsets: np.ndarray, tokens: int, truncated: int = 0) -> None:
         data.flush()
         files = {}
         for part in ("data", "offsets"):
@@ -138,7 +138,15 @@ class CacheWriter:
             commit_file(tmp, final)
             files[part] = {"file": final.name, "bytes": final.stat().st_size, "sha256": sha256_file(final)}
         start, stop = self.shard_range(index)
-        entry = {"index": index, "start": start, "stop": stop, "rows": int(offsets[-1]), "tokens": tokens, **files}
+        entry = {
+            "index": index,
+            "start": start,
+            "stop": stop,
+            "rows": int(offsets[-1]),
+            "tokens": tokens,
+            "truncated": truncated,
+            **files,
+        }
         self.manifest["shards"] = sorted(self.manifest["shards"] + [entry], key=lambda s: s["index"])
         atomic_write_json(self.directory / "manifest.json", self.manifest)
 

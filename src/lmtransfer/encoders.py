@@ -75,7 +75,7 @@ class Encoder:
             digest = hashlib.sha256()
             for key, tensor in sorted(self.model.state_dict().items()):
                 digest.update(key.encode())
-                digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+                digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy())  # no copy
             self._weights_hash = digest.hexdigest()
         return self._weights_hash
 

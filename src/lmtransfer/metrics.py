@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, object]:
     """Metrics over class ids; ``labels[i]`` names class i. Per-class scores are keyed by label name."""
+    # imported here: scikit-learn (with scipy) adds ~140 MB to a process that only extracts features
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
     ids = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
     return {
