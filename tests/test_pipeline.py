@@ -14,11 +14,12 @@ from lmtransfer.errors import ConfigError, DataError
 from lmtransfer.extraction import extract
 from lmtransfer.features import EncoderFeatures, FeatureSpec
 from lmtransfer.heads import MixClassifier
-from lmtransfer.loop import LoopArgs, fit
+from lmtransfer.loop import LoopArgs, fit, predict_outputs
 from lmtransfer.metrics import classification_metrics
-from lmtransfer.pipeline import LiveClassifier, evaluate
+from lmtransfer.pipeline import evaluate
 from lmtransfer.runs import Run
-from lmtransfer.sources import CachedFeatureSource, TextSource
+from lmtransfer.sources import CachedFeatureDataset, TextDataset
+from lmtransfer.strategies import LiveClassifier
 from tests.conftest import SENTENCES, write_csv
 
 SPEC = FeatureSpec(layers=(0, 1, 2), pooling="mean", max_length=32)
@@ -31,16 +32,14 @@ def test_head_on_cached_features_equals_head_on_live_features(tiny_encoder, tmp_
     classifier = MixClassifier(3, 32, 4, head=head).eval()
     with torch.no_grad():
         classifier.mix.weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
-    from lmtransfer.loop import predict_outputs
-
-    cached, _ = predict_outputs(classifier, CachedFeatureSource(cache), batch_size=5)
+    cached, _ = predict_outputs(classifier, CachedFeatureDataset(cache), batch_size=5)
     live = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier)
-    live_out, _ = predict_outputs(live, TextSource(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
+    live_out, _ = predict_outputs(live, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
     np.testing.assert_allclose(cached, live_out, atol=1e-5)
     half = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, progress=False).cache  # float16 storage
     rounded = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier, "float16")
-    half_live, _ = predict_outputs(rounded, TextSource(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
-    np.testing.assert_allclose(predict_outputs(classifier, CachedFeatureSource(half), 5)[0], half_live, atol=1e-3)
+    half_live, _ = predict_outputs(rounded, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
+    np.testing.assert_allclose(predict_outputs(classifier, CachedFeatureDataset(half), 5)[0], half_live, atol=1e-3)
 
 
 def test_no_gradient_reaches_the_frozen_encoder(tiny_encoder, tmp_path):
@@ -50,13 +49,10 @@ def test_no_gradient_reaches_the_frozen_encoder(tiny_encoder, tmp_path):
     assert all(not p.requires_grad for p in tiny_encoder.model.parameters())
     labels = np.arange(len(SENTENCES)) % 3
     model = MixClassifier(3, 32, 3)
-    source = CachedFeatureSource(cache, labels)
+    source = CachedFeatureDataset(cache, labels)
 
-    def evaluate_dev(m, s):
-        from lmtransfer.loop import predict_outputs
-
-        logits, y = predict_outputs(m, s, 4)
-        return classification_metrics(y, logits.argmax(1), ["a", "b", "c"])
+    def evaluate_dev(outputs, y):
+        return classification_metrics(y, outputs.argmax(1), ["a", "b", "c"])
 
     fit(
         model,
@@ -82,6 +78,7 @@ def test_train_writes_a_reloadable_run(run_overrides, tmp_path):
     run_dir = result.directory
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == [
+        "checkpoints",
         "config.yaml",
         "encoder.json",
         "labels.json",

@@ -82,16 +82,29 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, splits) -> 
 
 @cli.command()
 @_common
+@click.option(
+    "--strategy",
+    type=click.Choice(["feature", "finetune", "lora"]),
+    default=None,
+    help="feature: head on cached features of a frozen encoder (default); finetune: encoder and head "
+    "train; lora: LoRA adapters and head train",
+)
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default=None, help="task head")
 @click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
-def train(config_path, overrides, model, layers, cache_dir, quiet, head, output_dir) -> None:
-    """Train a head on cached features of a frozen encoder, evaluate on dev and test, write a run directory."""
+@click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
+def train(config_path, overrides, model, layers, cache_dir, quiet, strategy, head, output_dir, resume) -> None:
+    """Train, evaluate on dev and test, and write a run directory.
+
+    Runs on a CPU or one GPU as it is, and on several processes (DDP, DeepSpeed) under
+    `accelerate launch -m lmtransfer train ...`; train.batch_size is the total per optimizer step.
+    """
     from lmtransfer import pipeline
 
     config = _config(
         config_path,
         overrides,
         **{
+            "strategy": strategy,
             "encoder.model": model,
             "features.layers": layers,
             "cache_dir": cache_dir,
@@ -99,7 +112,11 @@ def train(config_path, overrides, model, layers, cache_dir, quiet, head, output_
             "output_dir": output_dir,
         },
     )
-    result = pipeline.train(config, progress=not quiet)
+    result = pipeline.train(config, progress=not quiet, resume=resume)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return  # under accelerate launch, one process reports
     m = result.metrics
     click.echo(f"run written to {result.directory}")
     for split in ("dev", "test"):
@@ -110,6 +127,12 @@ def train(config_path, overrides, model, layers, cache_dir, quiet, head, output_
     weights = json.loads((result.directory / "layer_weights.json").read_text())
     mix = "  ".join(f"{layer}:{w:.2f}" for layer, w in zip(weights["layers"], weights["softmax"]))
     click.echo(f"layer weights: {mix}  gamma {weights['gamma']:.2f}")
+    c = m["costs"]
+    speed = f", {c['train_tokens_per_second']:,.0f} tokens/s" if c.get("train_tokens_per_second") else ""
+    click.echo(
+        f"{c['strategy']}: {c['trainable_parameters']:,} trainable parameters, training {c['train_seconds']:.1f} s"
+        f"{speed}, wall {c['wall_seconds']:.1f} s, peak RSS {c['peak_rss_bytes'] / 2**20:,.0f} MiB"
+    )
 
 
 def _read_input(path: str, text_column: str, label_column: str | None):

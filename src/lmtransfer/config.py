@@ -89,31 +89,67 @@ class HeadConfig(_Section):
     layer_norm: bool = Field(False, description="normalise each layer before the scalar mix")
 
 
+# The learning rate a strategy gets when the config names none.
+DEFAULT_LR = {"feature": 5e-3, "finetune": 5e-5, "lora": 5e-4}
+
+
 class TrainConfig(_Section):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(5e-3, gt=0, description="AdamW learning rate (heads on frozen features like it high)")
+    epochs: int | None = Field(None, ge=1, description="upper bound; default 20 (feature) or 3 (finetune, lora)")
+    batch_size: int = Field(64, ge=1, description="examples per optimizer step, across processes and accumulation")
+    lr: float | None = Field(None, gt=0, description="AdamW lr; default 5e-3 feature, 5e-5 finetune, 5e-4 lora")
+    head_lr: float | None = Field(None, gt=0, description="lr of scalar mix + head; default: lr")
     weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warmup, then linear decay")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     max_grad_norm: float | None = Field(1.0, gt=0)
+    mixed_precision: Literal["auto", "no", "bf16"] = Field("auto", description="auto: bf16 on a GPU that has it")
+    checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N optimizer steps (0: epoch ends only)")
+    keep_checkpoints: int = Field(2, ge=1, description="periodic checkpoints kept (the best is kept apart)")
     seed: int = 13
+
+
+class FinetuneConfig(_Section):
+    freeze_embeddings: bool = False
+    freeze_layers: int = Field(0, ge=0, description="freeze the bottom k transformer blocks")
+    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="block l gets lr * decay^(top - l)")
+
+
+class LoraConfig(_Section):
+    r: int = Field(8, ge=1, description="adapter rank")
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="default: the attention projections of the model")
 
 
 class RunConfig(_Section):
     task: Literal["classification"] = "classification"
-    strategy: Literal["feature"] = "feature"
+    strategy: Literal["feature", "finetune", "lora"] = "feature"
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
     output_dir: str = "runs/latest"
     cache_dir: str | None = Field(
         None, description="feature cache root; default $LMTRANSFER_CACHE or ~/.cache/lmtransfer"
     )
 
     _source: ConfigSource | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _strategy_defaults(self) -> RunConfig:
+        """Fill what depends on the strategy, so that the saved config says what actually ran."""
+        if self.train.lr is None:
+            self.train.lr = DEFAULT_LR[self.strategy]
+        if self.train.epochs is None:
+            self.train.epochs = 20 if self.strategy == "feature" else 3
+        if self.strategy != "feature" and self.features.granularity != "sentence":
+            raise ValueError("fine-tuning a classifier uses sentence features (features.granularity: sentence)")
+        return self
 
     def error(self, field: str, message: str) -> ConfigError:
         """A ConfigError for ``field`` (dotted), located in the file this config came from."""

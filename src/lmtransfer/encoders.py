@@ -155,4 +155,8 @@ def _load(name: str, source: str, *, local_files_only: bool, trust_remote_code: 
         model = AutoModel.from_pretrained(source, use_safetensors=True, **common)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
+    if getattr(model, "pooler", None) is not None:
+        # features come from the hidden states; the pooler's output is never used, so it is dropped:
+        # no compute for it, and no parameters that get no gradient (which multi-process training rejects)
+        model.pooler = None
     return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)

@@ -1,53 +1,62 @@
-"""The one training loop, outside the models: AdamW, gradient clipping, early stopping on a dev metric.
+"""The one training loop, outside the models, for every task and both ways.
 
-It knows nothing about tasks or strategies. A model maps ``batch["inputs"]`` to outputs; the caller
-supplies the loss and the dev evaluation, and a ``BatchSource`` yields the batches (from the feature
-cache for the feature-based way, from tokenised text for fine-tuning).
+It knows nothing of tasks or strategies: a model maps ``batch["inputs"]`` to outputs, the caller
+supplies the loss, the dev metrics and the parameter groups (which decide what trains, at which
+learning rate). Devices, mixed precision, gradient accumulation and several processes come from
+Hugging Face ``accelerate``: the same call runs on a CPU, a GPU, or under ``accelerate launch``.
 """
 
 from __future__ import annotations
 
-import copy
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
-
-class BatchSource(Protocol):
-    def __len__(self) -> int: ...
-
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[dict[str, Any]]:
-        """Yield ``{"inputs": {...}, "labels": (B,), "index": (B,)}``; shuffled when ``rng`` is given."""
-        ...
+from lmtransfer.checkpoint import Checkpoints, rng_state
+from lmtransfer.sources import EpochSampler, as_is
 
 
 @dataclass
 class LoopArgs:
     epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
+    batch_size: int = 64  # examples per optimizer step, over all processes and accumulation steps
+    lr: float = 1e-3  # used when no parameter groups are given
     weight_decay: float = 0.01
+    warmup_ratio: float = 0.0
+    grad_accum: int = 1
     patience: int = 3
     metric: str = "accuracy"
     max_grad_norm: float | None = 1.0
     seed: int = 13
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int = 0  # optimizer steps; 0 = at epoch ends only
+    keep_checkpoints: int = 2
+    resume: bool = False
     progress: bool = True
 
 
 @dataclass
 class FitResult:
-    best_metric: float
-    best_epoch: int
+    best_metric: float = -float("inf")
+    best_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-    examples_seen: int = 0
+    train_seconds: float = 0.0  # optimizer steps only, dev evaluation excluded
+    seconds: float = 0.0  # the whole fit, dev evaluation included
+    examples: int = 0
+    tokens: int = 0  # real (unpadded) tokens that went through a live encoder
+    steps: int = 0
 
 
 def seed_everything(seed: int) -> None:
@@ -56,74 +65,195 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices only; biases, norms and scalar-mix weights are left alone."""
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+def param_groups(params: nn.Module | Iterable[nn.Parameter], lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups at one rate: decay on matrices only; biases, norms and scalar-mix weights are spared."""
+    trainable = [p for p in (params.parameters() if isinstance(params, nn.Module) else params) if p.requires_grad]
     return [
-        {"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for p in trainable if p.ndim >= 2], "lr": lr, "weight_decay": weight_decay},
+        {"params": [p for p in trainable if p.ndim < 2], "lr": lr, "weight_decay": 0.0},
     ]
 
 
-def predict_outputs(model: nn.Module, source: BatchSource, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Model outputs for every example of ``source`` in order, and the labels if the batches carry them."""
+def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+    order = dataset.eval_order() if hasattr(dataset, "eval_order") else range(len(dataset))
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=list(order), collate_fn=as_is, generator=torch.Generator()
+    )
+
+
+def predict_outputs(
+    model: nn.Module, loader: DataLoader | Dataset, batch_size: int = 64, accelerator: Accelerator | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Outputs for every example in input order (gathered over processes), and labels if there are any."""
+    if not isinstance(loader, DataLoader):
+        loader = eval_loader(loader, batch_size)
+        if accelerator is not None:
+            loader = accelerator.prepare(loader)
     model.eval()
     outputs, labels, index = [], [], []
     with torch.inference_mode():
-        for batch in source.batches(batch_size):
-            outputs.append(model(**batch["inputs"]).float().numpy())
-            index.append(batch["index"].numpy())
-            if "labels" in batch:
-                labels.append(batch["labels"].numpy())
-    order = np.argsort(np.concatenate(index))  # batches may come length-sorted: restore input order
-    return np.concatenate(outputs)[order], (np.concatenate(labels)[order] if labels else None)
+        for batch in loader:
+            out, idx = model(**batch["inputs"]).float(), batch["index"]
+            lab = batch.get("labels", torch.zeros_like(idx))
+            if accelerator is not None:
+                out, idx, lab = accelerator.gather_for_metrics((out, idx, lab))
+            outputs.append(out.cpu().numpy())
+            index.append(idx.cpu().numpy())
+            labels.append(lab.cpu().numpy())
+    order = np.argsort(np.concatenate(index))
+    has_labels = "labels" in batch
+    return np.concatenate(outputs)[order], (np.concatenate(labels)[order] if has_labels else None)
+
+
+@dataclass
+class _State:
+    epoch: int = 1  # the epoch in progress
+    batches_done: int = 0  # micro-batches of that epoch already trained
+    step: int = 0  # optimizer steps so far
+    stale: int = 0  # epochs since the dev metric last improved
+    loss_sum: float = 0.0  # this epoch's training loss so far (this process)
+    loss_count: int = 0
+    result: FitResult = field(default_factory=FitResult)
 
 
 def fit(
     model: nn.Module,
-    train: BatchSource,
-    dev: BatchSource,
+    train: Dataset,
+    dev: Dataset,
     *,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
-    evaluate: Callable[[nn.Module, BatchSource], dict[str, Any]],
+    evaluate: Callable[[np.ndarray, np.ndarray], dict[str, Any]],
     args: LoopArgs,
+    groups: list[dict[str, Any]] | None = None,
+    accelerator: Accelerator | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; it ends holding the weights of its best dev epoch."""
+    """Train ``model`` in place; it ends holding the weights of its best dev epoch.
+
+    ``evaluate(outputs, labels)`` turns dev outputs into metrics; ``args.metric`` picks the one
+    that early stopping and the best checkpoint watch.
+    """
+    acc = accelerator or Accelerator(
+        gradient_accumulation_steps=args.grad_accum, cpu=not torch.accelerator.is_available()
+    )
     seed_everything(args.seed)
-    rng = np.random.default_rng(args.seed)
-    optimizer = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.lr)
-    result = FitResult(best_metric=-float("inf"), best_epoch=0)
-    best_state, stale, began = None, 0, time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        total, count = 0.0, 0
-        steps = -(-len(train) // args.batch_size)
-        with tqdm(total=steps, desc=f"epoch {epoch}", unit="batch", disable=not args.progress, leave=False) as bar:
-            for batch in train.batches(args.batch_size, rng):
-                loss = loss_fn(model(**batch["inputs"]), batch["labels"])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if args.max_grad_norm:
-                    nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                total += loss.item() * len(batch["labels"])
-                count += len(batch["labels"])
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
-        scores = evaluate(model, dev)
-        score = float(scores[args.metric])
-        result.history.append({"epoch": epoch, "train_loss": total / max(count, 1), f"dev_{args.metric}": score})
-        result.examples_seen += count
-        if args.progress:
-            tqdm.write(f"epoch {epoch}: train loss {total / max(count, 1):.4f}, dev {args.metric} {score:.4f}")
+    world = acc.num_processes
+    micro = max(1, args.batch_size // (world * args.grad_accum))
+    sampler = EpochSampler(len(train), args.seed)
+    # the loaders get their own generator: creating an iterator must not draw from the global RNG,
+    # or a resumed run would see other dropout masks than an uninterrupted one
+    generator = torch.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(train, batch_size=micro, sampler=sampler, collate_fn=as_is, generator=generator)
+    optimizer = torch.optim.AdamW(groups or param_groups(model, args.lr, args.weight_decay))
+    model, optimizer, train_loader, dev_loader = acc.prepare(model, optimizer, train_loader, eval_loader(dev, micro))
+    steps_per_epoch = -(-len(train_loader) // args.grad_accum)
+    total = steps_per_epoch * args.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
+    ckpt = Checkpoints(args.checkpoint_dir, args.keep_checkpoints) if args.checkpoint_dir else None
+    state, best = _State(), None
+    if ckpt is not None and args.resume and ckpt.latest() is not None:
+        state, best = _resume(ckpt, acc, model, optimizer, scheduler)
+    elif ckpt is not None and acc.is_main_process:
+        ckpt.clear()  # a fresh run: old checkpoints must not be mistaken for this run's
+    began = time.perf_counter() - state.result.seconds
+    while state.epoch <= args.epochs and state.stale < args.patience:
+        sampler.start(state.epoch, skip=state.batches_done * micro * world)
+        _train_epoch(model, optimizer, scheduler, train_loader, loss_fn, args, acc, state, ckpt, began)
+        outputs, labels = predict_outputs(model, dev_loader, accelerator=acc)
+        score = float(evaluate(outputs, labels)[args.metric])
+        result = state.result
+        train_loss = state.loss_sum / max(state.loss_count, 1)
+        result.history.append({"epoch": state.epoch, "train_loss": train_loss, f"dev_{args.metric}": score})
+        if acc.is_main_process and args.progress:
+            tqdm.write(
+                f"epoch {state.epoch}: train loss {result.history[-1]['train_loss']:.4f}, dev {args.metric} {score:.4f}"
+            )
         if score > result.best_metric:
-            result.best_metric, result.best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            result.best_metric, result.best_epoch, state.stale = score, state.epoch, 0
+            best = {k: v.detach().cpu().clone() for k, v in acc.unwrap_model(model).state_dict().items()}
+            if ckpt is not None and acc.is_main_process:
+                ckpt.save_best(best, {"epoch": state.epoch, args.metric: score})
         else:
-            stale += 1
-            if stale >= args.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.seconds = time.perf_counter() - began
-    return result
+            state.stale += 1
+        state.epoch, state.batches_done, state.loss_sum, state.loss_count = state.epoch + 1, 0, 0.0, 0
+        result.seconds = time.perf_counter() - began
+        if ckpt is not None:
+            _checkpoint(ckpt, acc, model, optimizer, scheduler, state)
+    if best is not None:
+        acc.unwrap_model(model).load_state_dict(best)
+    state.result.seconds = time.perf_counter() - began
+    return state.result
+
+
+def _train_epoch(
+    model,
+    optimizer,
+    scheduler,
+    loader,
+    loss_fn,
+    args: LoopArgs,
+    acc: Accelerator,
+    state: _State,
+    ckpt: Checkpoints | None,
+    began: float,
+) -> None:
+    model.train()
+    result = state.result
+    show = args.progress and acc.is_main_process
+    with tqdm(
+        total=state.batches_done + len(loader),
+        initial=state.batches_done,
+        desc=f"epoch {state.epoch}",
+        unit="batch",
+        disable=not show,
+        leave=False,
+        dynamic_ncols=True,
+    ) as bar:
+        for batch in loader:
+            step_began = time.perf_counter()
+            with acc.accumulate(model):
+                with acc.autocast():
+                    outputs = model(**batch["inputs"])
+                loss = loss_fn(outputs.float(), batch["labels"])
+                acc.backward(loss)
+                if acc.sync_gradients and args.max_grad_norm:
+                    acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            stepped = acc.sync_gradients
+            if stepped:
+                scheduler.step()
+                state.step += 1
+            n = len(batch["labels"])
+            state.loss_sum += loss.item() * n
+            state.loss_count += n
+            state.batches_done += 1
+            result.examples += n * acc.num_processes
+            mask = batch["inputs"].get("attention_mask")
+            result.tokens += 0 if mask is None else int(mask.sum()) * acc.num_processes
+            result.steps = state.step
+            result.train_seconds += time.perf_counter() - step_began
+            bar.update(1)
+            bar.set_postfix(loss=f"{state.loss_sum / state.loss_count:.4f}", refresh=False)
+            if ckpt is not None and stepped and args.checkpoint_every and state.step % args.checkpoint_every == 0:
+                result.seconds = time.perf_counter() - began
+                _checkpoint(ckpt, acc, model, optimizer, scheduler, state)
+
+
+def _checkpoint(ckpt: Checkpoints, acc: Accelerator, model, optimizer, scheduler, state: _State) -> None:
+    """Save where the loop is; every process takes part (their RNG states are gathered), one writes."""
+    rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
+    if acc.is_main_process:
+        loop_state = {k: v for k, v in asdict(state).items() if k != "result"}
+        loop_state["result"] = asdict(state.result)
+        ckpt.save(state.step, acc.unwrap_model(model), optimizer, scheduler, loop_state, dict(enumerate(rngs)))
+    acc.wait_for_everyone()
+
+
+def _resume(ckpt: Checkpoints, acc: Accelerator, model, optimizer, scheduler) -> tuple[_State, dict | None]:
+    path = ckpt.latest()
+    saved = Checkpoints.load(path, acc.unwrap_model(model), optimizer, scheduler, acc.process_index)
+    result = FitResult(**saved.pop("result"))
+    state = _State(**saved, result=result)
+    if acc.is_main_process:
+        tqdm.write(f"resuming from {path} (epoch {state.epoch}, {state.batches_done} batches into it)")
+    return state, ckpt.best_state()

@@ -1,7 +1,7 @@
 """The Python API, one function per CLI command: extract, train, evaluate, predict.
 
 from lmtransfer import load_config, train, evaluate, predict
-result = train(load_config("configs/bbc.yaml", ["head.type=mlp"]))
+result = train(load_config("configs/bbc.yaml", ["strategy=finetune"]))
 predict(result.directory, ["Shares rose sharply in early trading."])
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 
 from lmtransfer.config import RunConfig
 from lmtransfer.data import ClassificationData, Split, check_labels, load_classification
@@ -24,16 +25,26 @@ from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.extraction import Extraction
 from lmtransfer.extraction import extract as extract_to_cache
 from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.heads import MixClassifier
 from lmtransfer.layers import resolve_layers
 from lmtransfer.loop import LoopArgs, fit, predict_outputs, seed_everything
 from lmtransfer.metrics import classification_metrics
-from lmtransfer.runs import Run, build_classifier, save_run
-from lmtransfer.sources import CachedFeatureSource, TextSource
+from lmtransfer.runs import Run, save_run
+from lmtransfer.sources import CachedFeatureDataset, TextDataset
+from lmtransfer.strategies import LiveClassifier, build_model, export_encoder, trainable_parameters
+
+SPLITS = ("train", "dev", "test")
+
+
+def peak_memory() -> dict[str, int]:
+    """Peak resident memory of this process, and of the GPU where there is one (bytes)."""
+    peak = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # Linux: KiB
+    if torch.cuda.is_available():
+        peak["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
+    return peak
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return peak_memory()["peak_rss_bytes"]
 
 
 def feature_spec(config: RunConfig, encoder: Encoder) -> FeatureSpec:
@@ -49,6 +60,22 @@ def feature_spec(config: RunConfig, encoder: Encoder) -> FeatureSpec:
 def _encoder(config: RunConfig) -> Encoder:
     enc = config.encoder
     return load_encoder(enc.model, trust_remote_code=enc.trust_remote_code, revision=enc.revision)
+
+
+def make_accelerator(config: RunConfig) -> Accelerator:
+    """Devices and processes from accelerate; bf16 autocast where the GPU has it (``mixed_precision: auto``).
+
+    Without a GPU the processes run on the CPU and talk over gloo, so that
+    ``accelerate launch --multi_gpu --num_processes 2 -m lmtransfer train ...`` also works on a CPU machine.
+    """
+    precision = config.train.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(
+        mixed_precision=precision,
+        gradient_accumulation_steps=config.train.grad_accum,
+        cpu=not torch.accelerator.is_available(),
+    )
 
 
 def _extract(
@@ -68,9 +95,7 @@ def _extract(
     )
 
 
-def extract(
-    config: RunConfig, splits: Sequence[str] = ("train", "dev", "test"), progress: bool = True
-) -> dict[str, Extraction]:
+def extract(config: RunConfig, splits: Sequence[str] = SPLITS, progress: bool = True) -> dict[str, Extraction]:
     """Extract (or find cached) features for the config's data splits."""
     data = load_classification(config.data)
     encoder = _encoder(config)
@@ -82,6 +107,7 @@ def extract(
 class TrainResult:
     directory: Path
     metrics: dict[str, Any]
+    model: torch.nn.Module  # the trained model, in memory (mix + head, with its encoder when live)
 
 
 def _label_ids(split: Split, labels: list[str]) -> np.ndarray:
@@ -89,65 +115,141 @@ def _label_ids(split: Split, labels: list[str]) -> np.ndarray:
     return np.array([lookup[label] for label in split.labels or []], dtype=np.int64)
 
 
-def _evaluate(model: MixClassifier, source: CachedFeatureSource, labels: list[str], batch_size: int) -> dict:
-    logits, y_true = predict_outputs(model, source, batch_size)
-    return classification_metrics(y_true, logits.argmax(axis=1), labels)
+def _datasets(config, data, encoder, spec, acc, progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per split: cached features (feature-based) or tokenised text (live encoder); extraction costs."""
+    labels = {name: _label_ids(getattr(data, name), data.labels) for name in SPLITS}
+    if config.strategy != "feature":
+        return {
+            n: TextDataset(encoder.tokenizer, getattr(data, n).texts, spec.max_length, labels[n]) for n in SPLITS
+        }, {}
+    began = time.perf_counter()
+    with acc.main_process_first():  # one process extracts; the others then find the cache complete
+        done = {
+            n: _extract(encoder, getattr(data, n), spec, config, n, progress and acc.is_main_process) for n in SPLITS
+        }
+    tokens = sum(ex.tokens for ex in done.values())
+    seconds = time.perf_counter() - began
+    costs = {
+        "extract_seconds": seconds,
+        "extract_tokens": tokens,
+        "extract_tokens_per_second": tokens / seconds if tokens else None,
+        "cache_bytes": sum(ex.cache.nbytes for ex in done.values()),
+        "caches": {n: str(ex.cache.directory) for n, ex in done.items()},
+    }
+    return {n: CachedFeatureDataset(ex.cache, labels[n]) for n, ex in done.items()}, costs
 
 
-def train(config: RunConfig, progress: bool = True) -> TrainResult:
-    """Feature-based training: extract (cached) features, train scalar mix + head, write the run."""
-    if config.features.granularity != "sentence":
-        raise config.error("features.granularity", "text classification trains on sentence features")
+def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
+    t = config.train
+    return LoopArgs(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_ratio=t.warmup_ratio,
+        grad_accum=t.grad_accum,
+        patience=t.patience,
+        metric=t.metric,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        checkpoint_dir=Path(config.output_dir) / "checkpoints",
+        checkpoint_every=t.checkpoint_every,
+        keep_checkpoints=t.keep_checkpoints,
+        resume=resume,
+        progress=progress,
+    )
+
+
+def train(
+    config: RunConfig, progress: bool = True, resume: bool = False, accelerator: Accelerator | None = None
+) -> TrainResult:
+    """Train the config's strategy end to end, evaluate on dev and test, write the run directory.
+
+    With ``resume``, a run killed midway continues from its latest checkpoint.
+    """
     data: ClassificationData = load_classification(config.data)  # all input checks happen before any write
     encoder = _encoder(config)
     spec = feature_spec(config, encoder)
+    acc = accelerator or make_accelerator(config)
     began = time.perf_counter()
-    extractions = {
-        name: _extract(encoder, getattr(data, name), spec, config, name, progress) for name in ("train", "dev", "test")
-    }
-    extract_seconds = time.perf_counter() - began
-    sources = {
-        name: CachedFeatureSource(ex.cache, _label_ids(getattr(data, name), data.labels))
-        for name, ex in extractions.items()
-    }
-    t = config.train
-    seed_everything(t.seed)  # the head's initial weights are part of what the seed fixes
-    model = build_classifier(config, len(spec.layers), encoder.hidden_size, len(data.labels))
-    args = LoopArgs(
-        t.epochs, t.batch_size, t.lr, t.weight_decay, t.patience, t.metric, t.max_grad_norm, t.seed, progress
+    datasets, costs = _datasets(config, data, encoder, spec, acc, progress)
+    seed_everything(config.train.seed)  # the head's initial weights are part of what the seed fixes
+    model, groups = build_model(config, encoder, spec, len(data.labels))
+    score = lambda out, y: classification_metrics(y, out.argmax(axis=1), data.labels)  # noqa: E731
+    fitted = fit(
+        model,
+        datasets["train"],
+        datasets["dev"],
+        loss_fn=F.cross_entropy,
+        evaluate=score,
+        args=loop_args(config, progress and acc.is_main_process, resume),
+        groups=groups,
+        accelerator=acc,
     )
-    evaluate_dev = lambda m, s: _evaluate(m, s, data.labels, t.batch_size)  # noqa: E731
-    fitted = fit(model, sources["train"], sources["dev"], loss_fn=F.cross_entropy, evaluate=evaluate_dev, args=args)
     eval_began = time.perf_counter()
-    metrics = {split: evaluate_dev(model, sources[split]) for split in ("dev", "test")}
-    tokens = sum(ex.tokens for ex in extractions.values())
+    metrics = {n: score(*predict_outputs(model, datasets[n], config.train.batch_size, acc)) for n in ("dev", "test")}
+    classifier = model.classifier if isinstance(model, LiveClassifier) else model
+    costs.update(
+        strategy=config.strategy,
+        trainable_parameters=trainable_parameters(model),
+        train_seconds=fitted.train_seconds,
+        fit_seconds=fitted.seconds,
+        eval_seconds=time.perf_counter() - eval_began,
+        wall_seconds=time.perf_counter() - began,
+        train_examples=fitted.examples,
+        train_tokens=fitted.tokens,
+        optimizer_steps=fitted.steps,
+        train_examples_per_second=fitted.examples / fitted.train_seconds if fitted.train_seconds else None,
+        train_tokens_per_second=fitted.tokens / fitted.train_seconds if fitted.tokens else None,
+        processes=acc.num_processes,
+        mixed_precision=acc.mixed_precision,
+        **peak_memory(),
+    )
     metrics.update(
         best_epoch=fitted.best_epoch,
         history=fitted.history,
-        sizes={name: len(getattr(data, name)) for name in ("train", "dev", "test")},
-        costs={
-            "extract_seconds": extract_seconds,
-            "extract_tokens": tokens,
-            "extract_tokens_per_second": tokens / extract_seconds if tokens else None,
-            "train_seconds": fitted.seconds,
-            "eval_seconds": time.perf_counter() - eval_began,
-            "cache_bytes": sum(ex.cache.nbytes for ex in extractions.values()),
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "peak_rss_bytes": peak_rss_bytes(),
-        },
+        sizes={n: len(getattr(data, n)) for n in SPLITS},
+        costs=costs,
     )
-    encoder_info = {
+    directory = Path(config.output_dir)
+    if acc.is_main_process:
+        directory = _save(config, encoder, spec, classifier, data.labels, metrics)
+    acc.wait_for_everyone()
+    return TrainResult(directory, metrics, model)
+
+
+def _save(config, encoder, spec, classifier, labels, metrics) -> Path:
+    info = {
         "name": encoder.name,
         "source": encoder.source,
-        "weights_sha256": encoder.weights_hash(),
         "tokenizer_sha256": encoder.tokenizer_hash(),
         "num_layers": encoder.num_layers,
         "hidden_size": encoder.hidden_size,
         "layers": list(spec.layers),
-        "caches": {name: str(ex.cache.directory) for name, ex in extractions.items()},
+        "weights_sha256": encoder.weights_hash() if config.strategy == "feature" else None,
     }
-    directory = save_run(config.output_dir, config, model, data.labels, encoder_info, metrics)
-    return TrainResult(directory, metrics)
+
+    def export(folder: Path) -> None:  # fine-tuned weights go beside the head, in Hugging Face format
+        info["weights_sha256"] = export_encoder(encoder, folder / "encoder").weights_hash()
+
+    return save_run(
+        config.output_dir,
+        config,
+        classifier,
+        labels,
+        info,
+        metrics,
+        export=None if config.strategy == "feature" else export,
+    )
+
+
+def _live(run: Run, encoder: Encoder) -> LiveClassifier:
+    """The run's head on its encoder, live; a feature run's features are rounded as in its cache."""
+    spec = feature_spec(run.config, encoder)
+    rounding = run.config.features.dtype if run.own_encoder is None else None
+    return LiveClassifier(
+        EncoderFeatures(encoder.freeze().model, spec, encoder.uses_token_type_ids), run.model, rounding
+    )
 
 
 def evaluate(run_dir: str | Path, data: Split | None = None, progress: bool = True) -> dict[str, Any]:
@@ -157,36 +259,23 @@ def evaluate(run_dir: str | Path, data: Split | None = None, progress: bool = Tr
         data = load_classification(run.config.data).test
     check_labels(data, run.labels, run.config.data.label_column)
     encoder = run.load_encoder()
-    spec = feature_spec(run.config, encoder)
-    cache = _extract(encoder, data, spec, run.config, "evaluate", progress).cache
-    source = CachedFeatureSource(cache, _label_ids(data, run.labels))
-    return _evaluate(run.model, source, run.labels, run.config.train.batch_size)
-
-
-class LiveClassifier(torch.nn.Module):
-    """Encoder features computed live, fed to the same mix + head (rounded like the cache when asked)."""
-
-    def __init__(self, features: EncoderFeatures, classifier: MixClassifier, storage_dtype: str | None = None):
-        super().__init__()
-        self.features, self.classifier = features, classifier
-        self.storage_dtype = None if storage_dtype is None else getattr(torch, storage_dtype)
-
-    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        h = self.features(**batch)  # (B, L, H)
-        if self.storage_dtype is not None:
-            h = h.to(self.storage_dtype).float()  # the rounding a cached feature went through
-        return self.classifier(h)  # (B, C)
+    labels = _label_ids(data, run.labels)
+    batch = run.config.train.batch_size
+    if run.own_encoder is None:  # feature-based: features come from (and go to) the cache
+        cache = _extract(encoder, data, feature_spec(run.config, encoder), run.config, "evaluate", progress).cache
+        outputs, y = predict_outputs(run.model, CachedFeatureDataset(cache, labels), batch)
+    else:  # a fine-tuned encoder is the run's own: no point caching its features
+        dataset = TextDataset(encoder.tokenizer, data.texts, run.config.encoder.max_length, labels)
+        outputs, y = predict_outputs(_live(run, encoder), dataset, batch)
+    return classification_metrics(y, outputs.argmax(axis=1), run.labels)
 
 
 def predict(run_dir: str | Path, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, Any]]:
-    """Label and class probabilities for each text, from live features of the run's frozen encoder."""
+    """Label and class probabilities for each text, computed live with the run's encoder."""
     run = Run.load(run_dir)
-    encoder = run.load_encoder().freeze()
-    spec = feature_spec(run.config, encoder)
-    live = LiveClassifier(
-        EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids), run.model, run.config.features.dtype
-    )
-    logits, _ = predict_outputs(live, TextSource(encoder.tokenizer, texts, spec.max_length), batch_size)
+    encoder = run.load_encoder()
+    dataset = TextDataset(encoder.tokenizer, texts, run.config.encoder.max_length)
+    logits, _ = predict_outputs(_live(run, encoder), dataset, batch_size)
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     return [
         {"label": run.labels[int(p.argmax())], "probabilities": dict(zip(run.labels, map(float, p)))} for p in probs

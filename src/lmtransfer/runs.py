@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,18 @@ def save_run(
     labels: list[str],
     encoder_info: dict[str, Any],
     metrics: dict[str, Any],
+    export: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write the run into a temporary sibling folder, then rename it into place (replacing an old run)."""
+    """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
+
+    ``export(folder)`` may add files (a fine-tuned encoder); the old run's ``checkpoints/`` are kept.
+    """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
+        if export is not None:
+            export(tmp)
         (tmp / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
         layer_weights = {"layers": encoder_info["layers"], **model.mix.layer_weights()}
@@ -59,11 +66,14 @@ def save_run(
             ("metrics", metrics),
         ):
             (tmp / f"{name}.json").write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-        for path in tmp.iterdir():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
         old = None
         if target.exists():
+            if (target / "checkpoints").is_dir():
+                (target / "checkpoints").rename(tmp / "checkpoints")
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             target.rename(old)
@@ -105,10 +115,17 @@ class Run:
         metrics = read("metrics.json") if (directory / "metrics.json").is_file() else {}
         return cls(directory, config, labels, encoder_info["layers"], encoder_info, model, metrics)
 
+    @property
+    def own_encoder(self) -> Path | None:
+        """The run's trained encoder (fine-tuning, LoRA merged), or None for a feature-based run."""
+        folder = self.directory / "encoder"
+        return folder if folder.is_dir() else None
+
     def load_encoder(self) -> Encoder:
         """The run's encoder; warns when its weights are not the ones the run was trained on."""
         enc = self.config.encoder
-        encoder = load_encoder(enc.model, trust_remote_code=enc.trust_remote_code, revision=enc.revision)
+        source = str(self.own_encoder) if self.own_encoder else enc.model
+        encoder = load_encoder(source, trust_remote_code=enc.trust_remote_code, revision=enc.revision)
         if encoder.weights_hash() != self.encoder_info["weights_sha256"]:
             warnings.warn(
                 f"{self.directory}: encoder '{enc.model}' has other weights than at training time", stacklevel=2

@@ -1,6 +1,8 @@
-"""Batch sources for the training loop: cached features, or tokenised text for a live encoder.
+"""Datasets for the training loop: cached features (feature-based) or tokenised text (live encoder).
 
-Both yield ``{"inputs": {...}, "labels": (B,), "index": (B,)}``; the model decides what the inputs mean.
+Both hand the DataLoader a whole batch at once (``__getitems__``), as
+``{"inputs": {...}, "labels": (B,), "index": (B,)}``; the model decides what the inputs mean.
+``index`` lets outputs be put back in input order after length-sorted or multi-process evaluation.
 """
 
 from __future__ import annotations
@@ -10,13 +12,26 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
 from lmtransfer.cache import FeatureCache
 
 
-class CachedFeatureSource:
-    """Sentence-level cached features (B, L, H) with optional class ids."""
+def as_is(batch: dict[str, Any]) -> dict[str, Any]:
+    """collate_fn for datasets whose ``__getitems__`` already returns a batch."""
+    return batch
+
+
+def _with_labels(batch: dict[str, Any], labels: np.ndarray | None, chosen: np.ndarray) -> dict[str, Any]:
+    batch["index"] = torch.from_numpy(chosen)
+    if labels is not None:
+        batch["labels"] = torch.from_numpy(labels[chosen])
+    return batch
+
+
+class CachedFeatureDataset(Dataset):
+    """Sentence-level cached features (B, L, H), read from the memory-mapped cache a batch at a time."""
 
     def __init__(self, cache: FeatureCache, labels: np.ndarray | None = None) -> None:
         self.cache = cache
@@ -25,25 +40,20 @@ class CachedFeatureSource:
     def __len__(self) -> int:
         return len(self.cache)
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[dict[str, Any]]:
-        order = rng.permutation(len(self)) if rng is not None else np.arange(len(self))
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
-            batch: dict[str, Any] = {
-                "inputs": {"features": torch.from_numpy(self.cache.gather_pooled(chosen))},  # (B, L, H)
-                "index": torch.from_numpy(chosen),
-            }
-            if self.labels is not None:
-                batch["labels"] = torch.from_numpy(self.labels[chosen])
-            yield batch
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        chosen = np.asarray(indices, dtype=np.int64)
+        features = torch.from_numpy(self.cache.gather_pooled(chosen))  # (B, L, H) float32
+        return _with_labels({"inputs": {"features": features}}, self.labels, chosen)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])
+
+    def eval_order(self) -> np.ndarray:
+        return np.arange(len(self))
 
 
-class TextSource:
-    """Texts tokenised once; batches padded to their longest member.
-
-    In evaluation order (no ``rng``) batches are formed from length-sorted texts, so little compute goes
-    to padding; ``index`` lets the caller put outputs back in the original order.
-    """
+class TextDataset(Dataset):
+    """Texts tokenised once; a batch is padded to its longest member."""
 
     def __init__(
         self,
@@ -61,14 +71,37 @@ class TextSource:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[dict[str, Any]]:
-        order = rng.permutation(len(self)) if rng is not None else np.argsort(self.lengths, kind="stable")
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
-            inputs = self.tokenizer.pad(
-                {n: [self.encoding[n][i] for i in chosen] for n in self.names}, return_tensors="pt"
-            )
-            batch: dict[str, Any] = {"inputs": dict(inputs), "index": torch.from_numpy(chosen)}
-            if self.labels is not None:
-                batch["labels"] = torch.from_numpy(self.labels[chosen])
-            yield batch
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        chosen = np.asarray(indices, dtype=np.int64)
+        rows = {n: [self.encoding[n][i] for i in chosen] for n in self.names}
+        inputs = dict(self.tokenizer.pad(rows, return_tensors="pt"))
+        return _with_labels({"inputs": inputs}, self.labels, chosen)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])
+
+    def eval_order(self) -> np.ndarray:
+        """Longest first: batches of similar length pad little."""
+        return np.argsort(-self.lengths, kind="stable")
+
+
+class EpochSampler(Sampler[int]):
+    """A fresh permutation each epoch, fixed by (seed, epoch), optionally without its first ``skip`` items.
+
+    A resumed run sees the same order and skips what it already trained on. (Deliberately no
+    ``set_epoch``: accelerate would call it with its own count of finished passes, which restarts
+    at zero in a resumed process.)
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch, self.skip = size, seed, 0, 0
+
+    def start(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        return iter(order[self.skip :].tolist())
+
+    def __len__(self) -> int:
+        return self.size - self.skip
