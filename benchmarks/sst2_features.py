@@ -81,10 +81,9 @@ def child(kind: str, overrides: list[str], cache_dir: str) -> dict:
 
 
 def record(row: dict, out: Path) -> None:
-    from lmtransfer.atomic import atomic_write_text
+    from lmtransfer.atomic import append_jsonl
 
-    old = out.read_text() if out.exists() else ""
-    atomic_write_text(out, old + json.dumps(row) + "\n")  # a kill never leaves half a row
+    append_jsonl(out, row)
     print(json.dumps(row), flush=True)
 
 

@@ -53,37 +53,28 @@ def _vocab(specials: list[str]) -> dict[str, int]:
     return {token: i for i, token in enumerate(tokens)}
 
 
-def build_tiny_bert(directory: Path) -> Path:
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
+
+
+def _build_tiny(directory: Path, config_class, model_class, tokenizer_class, specials: list[str], **extra) -> Path:
     torch.manual_seed(0)
-    vocab = _vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(directory)
-    BertTokenizer(vocab=vocab, model_max_length=64).save_pretrained(directory)
+    vocab = _vocab(specials)
+    model_class(config_class(vocab_size=len(vocab), **TINY, **extra)).save_pretrained(directory)
+    tokenizer_class(vocab=vocab, model_max_length=64).save_pretrained(directory)
     return directory
+
+
+def build_tiny_bert(directory: Path) -> Path:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    return _build_tiny(directory, BertConfig, BertModel, BertTokenizer, specials, max_position_embeddings=64)
 
 
 def build_tiny_mpnet(directory: Path) -> Path:
-    torch.manual_seed(0)
-    vocab = _vocab(["<s>", "<pad>", "</s>", "[UNK]", "<mask>"])
-    config = MPNetConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=66,
-        pad_token_id=1,
+    """MPNet has no token_type_ids; its positions start after the padding index, hence 66."""
+    specials = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
+    return _build_tiny(
+        directory, MPNetConfig, MPNetModel, MPNetTokenizer, specials, max_position_embeddings=66, pad_token_id=1
     )
-    MPNetModel(config).save_pretrained(directory)
-    MPNetTokenizer(vocab=vocab, model_max_length=64).save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="session")

@@ -186,3 +186,58 @@ def test_two_processes_train_one_model(run_overrides, tmp_path):
     assert [r["dev_examples"] for r in ranks] == [6, 6]  # dev metrics gathered over both halves
     assert ranks[0]["train_examples"] == 48
     assert (tmp_path / "ddp" / "encoder" / "model.safetensors").is_file()
+
+
+def test_bf16_autocast_and_gradient_accumulation(run_overrides):
+    overrides = [
+        *run_overrides,
+        "strategy=finetune",
+        "train.epochs=1",
+        "train.mixed_precision=bf16",
+        "train.grad_accum=2",
+        "train.batch_size=8",
+    ]
+    result = train(load_config(None, overrides), progress=False)
+    costs = result.metrics["costs"]
+    assert costs["mixed_precision"] == "bf16"
+    assert costs["optimizer_steps"] == 6  # 48 examples, micro-batches of 4, two per step
+    again = train(load_config(None, [*run_overrides, "train.epochs=1"]), progress=False)  # other settings, same process
+    assert again.metrics["costs"]["mixed_precision"] == "no"
+
+
+def test_sigkilled_cli_run_resumes_to_the_same_metrics(run_overrides, tmp_path):
+    common = [
+        *run_overrides,
+        "strategy=finetune",
+        "train.epochs=6",
+        "train.patience=10",
+        "train.lr=1e-3",
+        "train.checkpoint_every=1",
+        "train.keep_checkpoints=2",
+    ]
+    sets = lambda items: [a for item in items for a in ("--set", item)]  # noqa: E731
+    cli = [sys.executable, "-m", "lmtransfer", "train", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    whole = tmp_path / "whole"
+    subprocess.run([*cli, *sets([*common, f"output_dir={whole}"])], env=env, check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*cli, *sets([*common, f"output_dir={killed}"])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ckpts = Checkpoints(killed / "checkpoints")
+    while proc.poll() is None and (ckpts.latest() is None or ckpts.latest().name < "step-0000008"):
+        pass  # busy-wait: the run is short, and a kill must land in the middle of it
+    proc.kill()
+    proc.wait()
+    if (killed / "metrics.json").exists():
+        pytest.skip("the run finished before it could be killed")
+    subprocess.run(
+        [*cli, "--resume", *sets([*common, f"output_dir={killed}"])], env=env, check=True, capture_output=True
+    )
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (whole, killed))
+    assert second["dev"] == first["dev"] and second["test"] == first["test"]
+    assert [h["train_loss"] for h in second["history"]] == pytest.approx(
+        [h["train_loss"] for h in first["history"]], rel=1e-5
+    )
+    kept = sorted(p.name for p in (whole / "checkpoints").iterdir())
+    assert kept == ["best", "step-0000035", "step-0000036"]  # keep_checkpoints=2 periodic ones, and the best

@@ -62,3 +62,13 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
+    """Append one JSON row: the file is rewritten whole and renamed, so a kill never leaves half a row.
+
+    Fine for the small result files it serves (one row per benchmark or compare variant).
+    """
+    target = Path(path)
+    old = target.read_text(encoding="utf-8") if target.exists() else ""
+    atomic_write_text(target, old + json.dumps(row) + "\n")

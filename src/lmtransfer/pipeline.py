@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 
 from lmtransfer.config import RunConfig
 from lmtransfer.data import ClassificationData, Split, check_labels, load_classification
@@ -71,6 +72,10 @@ def make_accelerator(config: RunConfig) -> Accelerator:
     precision = config.train.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # accelerate keeps its settings in process-wide singletons; a second run in the same process (the
+    # Python API, a notebook) may ask for other ones. The process group itself (PartialState) is kept.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     return Accelerator(
         mixed_precision=precision,
         gradient_accumulation_steps=config.train.grad_accum,
