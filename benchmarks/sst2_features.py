@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from _bench import handled
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "sst2"
 OUT = HERE / "results" / "sst2_features.jsonl"
@@ -96,14 +98,8 @@ def main() -> None:
     parser.add_argument("--child", choices=["extract", "train"], help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(step(args.child, args.overrides, args.cache_dir)))
+    if handled(args, lambda: step(args.child, args.overrides, args.cache_dir), table):
         return
-    if args.table:
-        print(table(args.out))
-        return
-    if not (args.data / "train.tsv").is_file():
-        sys.exit(f"skipped: SST-2 not found at {args.data} (see ../shared/data/README.md)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     common = {
         "date": datetime.date.today().isoformat(),

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from _bench import handled
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "sst2"
 OUT = HERE / "results" / "sst2_finetune.jsonl"
@@ -177,19 +179,14 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     results = args.out.parent
-    if args.child:
-        row = (
-            run_trainer(args.data, results)
-            if args.child == "hf-trainer"
-            else run_variant(args.child, args.data, results)
-        )
-        print(json.dumps(row))
+
+    def child_row() -> dict:
+        if args.child == "hf-trainer":
+            return run_trainer(args.data, results)
+        return run_variant(args.child, args.data, results)
+
+    if handled(args, child_row, table):
         return
-    if args.table:
-        print(table(args.out))
-        return
-    if not (args.data / "train.tsv").is_file():
-        sys.exit(f"skipped: SST-2 not found at {args.data} (see ../shared/data/README.md)")
     from lmtransfer.atomic import append_jsonl
 
     common = {
