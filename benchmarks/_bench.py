@@ -9,6 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def parser(doc: str, data: Path, out: Path, only_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: --data, --out, --table, --only, and the hidden --child."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=data)
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--table", action="store_true", help="print the tables from --out and stop")
+    parser.add_argument("--only", nargs="*", help=only_help)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    return parser
+
+
 def handled(args: argparse.Namespace, child_row: Callable[[], dict], table: Callable[[Path], str]) -> bool:
     """True when this call was a child step (one JSON line printed) or --table; exits if the data is missing."""
     if args.child:

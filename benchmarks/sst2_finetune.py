@@ -12,7 +12,6 @@ batch size, max length, epochs, learning rate and schedule. Each variant runs in
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import platform
@@ -21,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import handled
+from _bench import handled, parser
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "sst2"
@@ -52,13 +51,13 @@ VARIANTS = {
 }
 
 
-def overrides(data: Path, variant: str, results: Path) -> list[str]:
+def overrides(data: Path, variant: str, results: Path, subset: int = SUBSET) -> list[str]:
     return [
         f"data.train={data / 'train.tsv'}",
         f"data.dev={data / 'dev.tsv'}",
         f"data.test={data / 'test_labeled.tsv'}",
         "data.text_column=sentence",
-        f"data.max_train_examples={SUBSET}",
+        f"data.max_train_examples={subset}",
         f"data.split_seed={SEED}",
         "encoder.model=minilm",
         f"encoder.max_length={MAX_LENGTH}",
@@ -70,10 +69,10 @@ def overrides(data: Path, variant: str, results: Path) -> list[str]:
     ]
 
 
-def run_variant(variant: str, data: Path, results: Path) -> dict:
+def run_variant(variant: str, data: Path, results: Path, subset: int = SUBSET, extra: tuple[str, ...] = ()) -> dict:
     from lmtransfer import load_config, train
 
-    config = load_config(None, overrides(data, variant, results))
+    config = load_config(None, [*overrides(data, variant, results, subset), *extra])
     m = train(config, progress=False).metrics
     c = m["costs"]
     return {
@@ -93,7 +92,9 @@ def run_variant(variant: str, data: Path, results: Path) -> dict:
     }
 
 
-def run_trainer(data: Path, results: Path) -> dict:
+def run_trainer(
+    data: Path, results: Path, subset: int = SUBSET, epochs: int = EPOCHS, group_by_length: bool = False
+) -> dict:
     """The HF Trainer on the same subset, batch, length, epochs, lr and schedule: the speed reference."""
     import numpy as np
     import torch
@@ -116,7 +117,7 @@ def run_trainer(data: Path, results: Path) -> dict:
             dev=str(data / "dev.tsv"),
             test=str(data / "test_labeled.tsv"),
             text_column="sentence",
-            max_train_examples=SUBSET,
+            max_train_examples=subset,
             split_seed=SEED,
         )
     )
@@ -135,7 +136,8 @@ def run_trainer(data: Path, results: Path) -> dict:
         output_dir=str(results / "hf-trainer"),
         per_device_train_batch_size=BATCH,
         per_device_eval_batch_size=64,
-        num_train_epochs=EPOCHS,
+        num_train_epochs=epochs,
+        group_by_length=group_by_length,
         learning_rate=5e-5,
         warmup_steps=0.1,  # transformers 5: a float below 1 is a ratio of all steps
         weight_decay=0.01,
@@ -157,7 +159,7 @@ def run_trainer(data: Path, results: Path) -> dict:
     seconds = time.perf_counter() - began
     logits = trainer.predict(dev_rows).predictions
     accuracy = float((np.argmax(logits, axis=1) == np.array([r["labels"] for r in dev_rows])).mean())
-    tokens = EPOCHS * sum(len(r["input_ids"]) for r in train_rows)
+    tokens = epochs * sum(len(r["input_ids"]) for r in train_rows)
     return {
         "variant": "hf-trainer",
         "dev_accuracy": accuracy,
@@ -171,13 +173,7 @@ def run_trainer(data: Path, results: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--table", action="store_true")
-    parser.add_argument("--only", nargs="*", help="run just these variants")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser(__doc__, DATA, OUT, "run just these variants").parse_args()
     results = args.out.parent
 
     def child_row() -> dict:

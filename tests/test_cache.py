@@ -62,8 +62,34 @@ def test_cache_rows_match_direct_forward(tiny_encoder, tmp_path):
 def test_float16_is_the_default_and_memory_mapped(tiny_encoder, tmp_path):
     cache = extract(tiny_encoder, TEXTS[:10], SPEC, tmp_path, progress=False).cache
     assert cache.example(0).dtype == np.float16
-    data, _ = cache._shard(0)
-    assert isinstance(data, np.memmap)
+    data, _, scales = cache._shard(0)
+    assert isinstance(data, np.memmap) and scales is None
+
+
+def test_int8_cache_is_close_to_float32_and_small(tiny_encoder, tmp_path):
+    exact = extract(tiny_encoder, TEXTS, SPEC, tmp_path, dtype="float32", shard_size=16, progress=False).cache
+    small = extract(tiny_encoder, TEXTS, SPEC, tmp_path, dtype="int8", shard_size=16, progress=False).cache
+    want, got = exact.gather_pooled(np.arange(len(TEXTS))), small.gather_pooled(np.arange(len(TEXTS)))
+    assert got.dtype == np.float32 and small.example(3).dtype == np.float32
+    np.testing.assert_array_equal(small.example(3), got[3:4])
+    step = np.abs(want).max(axis=-1, keepdims=True) / 127  # one quantisation step per stored vector
+    assert np.all(np.abs(got - want) <= step / 2 + 1e-6)  # rounding to the nearest step, never more
+    data_bytes = sum(s["data"]["bytes"] for s in small.manifest["shards"])
+    assert data_bytes < 0.3 * sum(s["data"]["bytes"] for s in exact.manifest["shards"])
+    assert verify_cache(small.directory) == []
+    (small.directory / "shard-00002.scales.npy").write_bytes(b"")
+    assert any("shard-00002.scales.npy" in p for p in verify_cache(small.directory))
+    again = extract(tiny_encoder, TEXTS, SPEC, tmp_path, dtype="int8", shard_size=16, progress=False)
+    assert again.examples == 16  # the shard whose scales were lost is redone, alone
+
+
+def test_bfloat16_compute_is_keyed_and_close(tiny_encoder, tmp_path):
+    exact = extract(tiny_encoder, TEXTS[:16], SPEC, tmp_path, dtype="float32", progress=False).cache
+    bf16 = extract(tiny_encoder, TEXTS[:16], SPEC, tmp_path, dtype="float32", compute="bfloat16", progress=False)
+    assert bf16.cache.directory != exact.directory and bf16.cache.key["compute"] == "bfloat16"
+    want, got = exact.gather_pooled(np.arange(16)), bf16.cache.gather_pooled(np.arange(16))
+    assert not np.array_equal(want, got)  # it really ran in bfloat16
+    np.testing.assert_allclose(got, want, atol=0.05 * np.abs(want).max())
 
 
 KILLED_EXTRACTION = textwrap.dedent(

@@ -36,10 +36,11 @@ def test_head_on_cached_features_equals_head_on_live_features(tiny_encoder, tmp_
     live = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier)
     live_out, _ = predict_outputs(live, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
     np.testing.assert_allclose(cached, live_out, atol=1e-5)
-    half = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, progress=False).cache  # float16 storage
-    rounded = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier, "float16")
-    half_live, _ = predict_outputs(rounded, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
-    np.testing.assert_allclose(predict_outputs(classifier, CachedFeatureDataset(half), 5)[0], half_live, atol=1e-3)
+    for storage in ("float16", "int8"):  # live features rounded as the cache stores them give the same outputs
+        stored = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, dtype=storage, progress=False).cache
+        rounded = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier, storage)
+        live_out, _ = predict_outputs(rounded, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
+        np.testing.assert_allclose(predict_outputs(classifier, CachedFeatureDataset(stored), 5)[0], live_out, atol=1e-3)
 
 
 def test_no_gradient_reaches_the_frozen_encoder(tiny_encoder, tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel
@@ -241,3 +242,24 @@ def test_sigkilled_cli_run_resumes_to_the_same_metrics(run_overrides, tmp_path):
     )
     kept = sorted(p.name for p in (whole / "checkpoints").iterdir())
     assert kept == ["best", "step-0000035", "step-0000036"]  # keep_checkpoints=2 periodic ones, and the best
+
+
+def test_length_grouped_batches_pad_less_and_cover_every_example_once():
+    from lmtransfer.sources import EpochSampler
+
+    lengths = np.random.default_rng(0).integers(3, 60, size=1003)
+    grouped = EpochSampler(len(lengths), seed=5, lengths=lengths, group=8)
+    plain = EpochSampler(len(lengths), seed=5)
+
+    def padded(order):
+        return sum(lengths[order[i : i + 8]].max() * len(order[i : i + 8]) for i in range(0, len(order), 8))
+
+    grouped.start(epoch=2)
+    order = grouped.order()
+    assert sorted(order.tolist()) == list(range(len(lengths)))
+    assert padded(order) < 0.75 * padded(plain.order())
+    assert padded(order) < 1.1 * lengths.sum()  # nearly no padding left
+    grouped.start(epoch=3)
+    assert not np.array_equal(grouped.order(), order)  # a new order each epoch
+    grouped.start(epoch=2, skip=24)
+    assert list(grouped) == order[24:].tolist()  # a resumed epoch continues the same order

@@ -2,6 +2,7 @@
 
 from lmtransfer.cache import CacheKey, FeatureCache
 from lmtransfer.config import RunConfig, load_config
+from lmtransfer.crf import CRF
 from lmtransfer.data import Split, load_classification, read_table
 from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.errors import CacheError, ConfigError, DataError, LmtError, ModelError
@@ -11,10 +12,13 @@ from lmtransfer.heads import LinearHead, MixClassifier, MLPHead
 from lmtransfer.layers import resolve_layers
 from lmtransfer.loop import LoopArgs, fit
 from lmtransfer.pipeline import evaluate, extract, predict, train
+from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
 from lmtransfer.runs import Run
 from lmtransfer.scalar_mix import ScalarMix
+from lmtransfer.tagging import Sentence, convert, detect_scheme, read_conll, write_conll
 
 __all__ = [
+    "CRF",
     "CacheError",
     "CacheKey",
     "ConfigError",
@@ -29,10 +33,14 @@ __all__ = [
     "MLPHead",
     "MixClassifier",
     "ModelError",
+    "QAExample",
     "Run",
     "RunConfig",
     "ScalarMix",
+    "Sentence",
     "Split",
+    "convert",
+    "detect_scheme",
     "evaluate",
     "extract",
     "extract_features",
@@ -40,9 +48,15 @@ __all__ = [
     "load_classification",
     "load_config",
     "load_encoder",
+    "make_windows",
     "predict",
+    "predict_answers",
+    "read_conll",
+    "read_squad",
     "read_table",
     "resolve_layers",
+    "squad_metrics",
     "train",
+    "write_conll",
 ]
 __version__ = "0.1.0"

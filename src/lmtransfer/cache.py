@@ -4,8 +4,13 @@ Layout of one cache (``<root>/features/<digest>/``)::
 
     key.json                   the CacheKey, in full
     manifest.json              shards written so far, with sizes and sha256; "complete" at the end
-    shard-00000.data.npy       (rows, L, H) float16/float32 rows of shard 0
+    shard-00000.data.npy       (rows, L, H) float16 / float32 / int8 rows of shard 0
     shard-00000.offsets.npy    (n + 1,) int64: example i of the shard owns rows offsets[i]:offsets[i+1]
+    shard-00000.scales.npy     (rows, L) float32, int8 caches only: row vector = data * scale
+
+int8 storage quantises each stored vector (one layer of one row) on its own, symmetric around zero:
+scale = max|x| / 127. It takes a quarter of float32 and half of float16, and its rounding error
+(at most half a step, max|x| / 254) is far below what a trained head can notice.
 
 A shard covers a fixed range of examples, so a resumed extraction redoes only the shards that are
 missing from the manifest. Every file is renamed into place only when complete.
@@ -22,11 +27,56 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from lmtransfer.atomic import atomic_write_json, commit_file, sha256_file
 from lmtransfer.errors import CacheError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+STORAGE_DTYPES = ("float16", "float32", "int8")
+
+
+def quantize_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., H) float -> int8 values and one float32 scale per vector (shape (...)), symmetric."""
+    x = x.float()
+    scale = x.abs().amax(dim=-1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    values = torch.round(x / scale[..., None]).clamp_(-127, 127).to(torch.int8)
+    return values, scale
+
+
+def dequantize_int8(values: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    return values.astype(np.float32) * scales[..., None]
+
+
+def storage_round(x: torch.Tensor, dtype: str) -> torch.Tensor:
+    """What a float32 feature tensor becomes after a round trip through a cache of ``dtype``."""
+    if dtype == "int8":
+        values, scale = quantize_int8(x)
+        return values.float() * scale[..., None]  # the same float32 product as dequantize_int8
+    return x.to(getattr(torch, dtype)).float()
+
+
+class ShardBuffer:
+    """The arrays of one shard being written (data, and scales for int8), backed by temporary files."""
+
+    def __init__(self, data: np.memmap, scales: np.memmap | None) -> None:
+        self.data, self.scales = data, scales
+
+    def put(self, rows: np.ndarray | slice, values: torch.Tensor) -> None:
+        """Store float ``values`` (n, L, H) at ``rows``, rounded or quantised to the shard's dtype."""
+        if self.scales is None:
+            self.data[rows] = values.float().numpy()
+        else:
+            quantized, scale = quantize_int8(values)
+            self.data[rows] = quantized.numpy()
+            self.scales[rows] = scale.numpy()
+
+    def flush(self) -> None:
+        self.data.flush()
+        if self.scales is not None:
+            self.scales.flush()
 
 
 @dataclass(frozen=True)
@@ -42,6 +92,7 @@ class CacheKey:
     pooling: str
     dtype: str
     data_fingerprint: str
+    compute: str = "float32"  # the encoder's arithmetic during extraction: float32 or bfloat16
     format_version: int = FORMAT_VERSION
 
     def digest(self) -> str:
@@ -110,7 +161,7 @@ class CacheWriter:
     def _intact(self, shard: dict[str, Any]) -> bool:
         return all(
             (self.directory / f["file"]).is_file() and (self.directory / f["file"]).stat().st_size == f["bytes"]
-            for f in (shard["data"], shard["offsets"])
+            for f in (shard[part] for part in shard_parts(shard))
         )
 
     def done(self, index: int) -> bool:
@@ -120,16 +171,27 @@ class CacheWriter:
     def complete(self) -> bool:
         return bool(self.manifest.get("complete"))
 
-    def open_shard(self, index: int, rows: int) -> np.memmap:
-        """A (rows, L, H) array backed by a temporary file; fill it, then call ``commit_shard``."""
-        tmp = self.directory / f".{shard_name(index, 'data')}.tmp"
-        shape = (rows, len(self.key.layers), self.hidden_size)
-        return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(self.key.dtype), shape=shape)
+    def _parts(self) -> tuple[str, ...]:
+        return ("data", "offsets", "scales") if self.key.dtype == "int8" else ("data", "offsets")
 
-    def commit_shard(self, index: int, data: np.memmap, offsets: np.ndarray, tokens: int, truncated: int = 0) -> None:
-        data.flush()
+    def open_shard(self, index: int, rows: int) -> ShardBuffer:
+        """(rows, L, H) arrays backed by temporary files; fill them, then call ``commit_shard``."""
+        shape = (rows, len(self.key.layers), self.hidden_size)
+
+        def temporary(part: str, dtype: str, shape: tuple[int, ...]) -> np.memmap:
+            tmp = self.directory / f".{shard_name(index, part)}.tmp"
+            return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
+
+        if self.key.dtype == "int8":
+            return ShardBuffer(temporary("data", "int8", shape), temporary("scales", "float32", shape[:2]))
+        return ShardBuffer(temporary("data", self.key.dtype, shape), None)
+
+    def commit_shard(
+        self, index: int, buffer: ShardBuffer, offsets: np.ndarray, tokens: int, truncated: int = 0
+    ) -> None:
+        buffer.flush()
         files = {}
-        for part in ("data", "offsets"):
+        for part in self._parts():
             final = self.directory / shard_name(index, part)
             tmp = self.directory / f".{final.name}.tmp"
             if part == "offsets":
@@ -197,27 +259,32 @@ class FeatureCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(s["data"]["bytes"] + s["offsets"]["bytes"] for s in self.manifest["shards"])
+        return sum(s[part]["bytes"] for s in self.manifest["shards"] for part in shard_parts(s))
 
-    def _shard(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+    def _shard(self, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if position not in self._arrays:
             shard = self.manifest["shards"][position]
             try:
                 data = np.load(self.directory / shard["data"]["file"], mmap_mode="r")
                 offsets = np.load(self.directory / shard["offsets"]["file"])
+                scales = np.load(self.directory / shard["scales"]["file"], mmap_mode="r") if "scales" in shard else None
             except (OSError, ValueError) as exc:
                 raise CacheError(
                     f"unreadable shard ({exc}); run 'lmtransfer cache verify'", path=self.directory
                 ) from None
-            self._arrays[position] = (data, offsets)
+            self._arrays[position] = (data, offsets, scales)
         return self._arrays[position]
 
     def example(self, index: int) -> np.ndarray:
-        """(rows_i, L, H) for example ``index``: 1 row per text, or one per word or token."""
+        """(rows_i, L, H) for example ``index``: 1 row per text, or one per word or token.
+
+        float16 and float32 caches give their stored rows as they are; int8 ones give float32.
+        """
         position = int(np.searchsorted(self._starts, index, side="right")) - 1
-        data, offsets = self._shard(position)
+        data, offsets, scales = self._shard(position)
         local = index - int(self._starts[position])
-        return data[offsets[local] : offsets[local + 1]]
+        rows = slice(offsets[local], offsets[local + 1])
+        return data[rows] if scales is None else dequantize_int8(data[rows], scales[rows])
 
     def gather_pooled(self, indices: np.ndarray) -> np.ndarray:
         """(B, L, H) for sentence-granularity caches, in the order of ``indices``."""
@@ -228,10 +295,11 @@ class FeatureCache:
         positions = np.searchsorted(self._starts, indices, side="right") - 1
         for position in np.unique(positions):
             chosen = np.nonzero(positions == position)[0]
-            data, _ = self._shard(int(position))
+            data, _, scales = self._shard(int(position))
             local = indices[chosen] - self._starts[position]
             order = np.argsort(local)  # sorted reads are kinder to the page cache
-            out[chosen[order]] = data[local[order]]
+            rows = local[order]
+            out[chosen[order]] = data[rows] if scales is None else dequantize_int8(data[rows], scales[rows])
         return out
 
 
@@ -269,9 +337,14 @@ def list_caches(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def shard_parts(shard: dict[str, Any]) -> list[str]:
+    """The files a manifest entry lists: data and offsets, and scales for int8 shards."""
+    return [part for part in ("data", "offsets", "scales") if part in shard]
+
+
 def _shard_problems(directory: Path, shard: dict[str, Any]) -> list[str]:
     problems = []
-    for part in ("data", "offsets"):
+    for part in shard_parts(shard):
         entry = shard[part]
         path = directory / entry["file"]
         if not path.is_file():

@@ -34,7 +34,12 @@ class FeatureConfig(_Section):
     layers: str | int | list[int] = Field("all", description="'all', 'last4', an index or a list; 0 = embeddings")
     granularity: Literal["sentence", "word", "token"] = "sentence"
     pooling: Literal["cls", "mean", "max", "first", "last"] = "mean"
-    dtype: Literal["float16", "float32"] = "float16"
+    dtype: Literal["float16", "float32", "int8"] = Field(
+        "float16", description="how cached features are stored; int8 = per-vector scaled, half of float16"
+    )
+    compute: Literal["float32", "bfloat16"] = Field(
+        "float32", description="encoder arithmetic during extraction; bfloat16 pays off on GPUs and AMX CPUs only"
+    )
     batch_size: int = Field(64, ge=1, description="texts per forward pass during extraction")
     shard_size: int = Field(4096, ge=1, description="texts per cache shard (the unit of resume)")
 
@@ -101,6 +106,9 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warmup, then linear decay")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    group_by_length: bool = Field(
+        True, description="fine-tuning: batch texts of similar length together (less padding, faster steps)"
+    )
     patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
     max_grad_norm: float | None = Field(1.0, gt=0)

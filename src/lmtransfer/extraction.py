@@ -19,9 +19,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lmtransfer.cache import CacheKey, CacheWriter, FeatureCache, cache_dir_for, data_fingerprint
+from lmtransfer.cache import CacheKey, CacheWriter, FeatureCache, ShardBuffer, cache_dir_for, data_fingerprint
 from lmtransfer.encoders import Encoder
-from lmtransfer.features import FeatureSpec, encoder_inputs, pool_sentence, pool_words, stack_layers, token_rows
+from lmtransfer.features import (
+    FeatureSpec,
+    encoder_inputs,
+    hidden_states,
+    pool_sentence,
+    pool_words,
+    stack_layers,
+    token_rows,
+)
 
 Example = str | Sequence[str]  # a text, or a pre-split list of words
 
@@ -47,7 +55,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def make_key(encoder: Encoder, spec: FeatureSpec, dtype: str, examples: Sequence[Example]) -> CacheKey:
+def make_key(
+    encoder: Encoder, spec: FeatureSpec, dtype: str, examples: Sequence[Example], compute: str = "float32"
+) -> CacheKey:
     return CacheKey(
         model=encoder.source,
         weights_sha256=encoder.weights_hash(),
@@ -58,6 +68,7 @@ def make_key(encoder: Encoder, spec: FeatureSpec, dtype: str, examples: Sequence
         pooling=spec.pooling,
         dtype=dtype,
         data_fingerprint=data_fingerprint(list(examples)),
+        compute=compute,
     )
 
 
@@ -79,6 +90,8 @@ def _rows_per_example(encoding, granularity: str) -> list[int]:
 def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureSpec, dtype: str) -> tuple[int, bool]:
     """Bytes the cache will take, and whether that is exact (sentence level) or sampled."""
     per_row = len(spec.layers) * encoder.hidden_size * np.dtype(dtype).itemsize
+    if dtype == "int8":
+        per_row += len(spec.layers) * 4  # one float32 scale per stored vector
     if spec.granularity == "sentence":
         return len(examples) * per_row, True
     rng = np.random.default_rng(0)
@@ -87,11 +100,14 @@ def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureS
     return int(np.mean(rows) * len(examples) * per_row), False
 
 
-def _forward_rows(encoder: Encoder, batch: dict, spec: FeatureSpec, word_ids: list) -> list[torch.Tensor]:
-    out = encoder.model(**encoder_inputs(batch, encoder.uses_token_type_ids), output_hidden_states=True)
-    h = stack_layers(out.hidden_states, spec.layers)  # (B, L, T, H)
+def _forward_rows(
+    encoder: Encoder, batch: dict, spec: FeatureSpec, word_ids: list, compute: str
+) -> torch.Tensor | list[torch.Tensor]:
+    """(B, L, H) pooled sentence features, or one (rows_i, L, H) tensor per example."""
+    states = hidden_states(encoder.model, encoder_inputs(batch, encoder.uses_token_type_ids), compute)
+    h = stack_layers(states, spec.layers)  # (B, L, T, H)
     if spec.granularity == "sentence":
-        return list(pool_sentence(h, batch["attention_mask"], spec.pooling)[:, None])  # B x (1, L, H)
+        return pool_sentence(h, batch["attention_mask"], spec.pooling)  # (B, L, H)
     if spec.granularity == "token":
         return token_rows(h, batch["attention_mask"])  # B x (T_i, L, H)
     return pool_words(h, word_ids, spec.pooling)  # B x (W_i, L, H)
@@ -114,12 +130,20 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
-def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar) -> int:
+def _store(buffer: ShardBuffer, offsets: np.ndarray, chosen: np.ndarray, rows) -> None:
+    if isinstance(rows, torch.Tensor):  # one row per example: the whole batch in one write
+        buffer.put(offsets[chosen], rows)
+        return
+    for i, value in zip(chosen, rows):
+        buffer.put(slice(offsets[i], offsets[i + 1]), value)
+
+
+def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute) -> tuple[int, int]:
     start, stop = writer.shard_range(index)
     encoding = _tokenize(encoder, examples[start:stop], spec.max_length)
     lengths = np.array([len(ids) for ids in encoding["input_ids"]])
     offsets = np.concatenate([[0], np.cumsum(_rows_per_example(encoding, spec.granularity))])
-    data = writer.open_shard(index, int(offsets[-1]))
+    buffer = writer.open_shard(index, int(offsets[-1]))
     # Batches of similar length pad little. Longest first: later, smaller batches then fit into memory
     # the allocator already holds, where ascending sizes would fragment the heap a little more each batch.
     order = np.argsort(-lengths, kind="stable")
@@ -129,14 +153,13 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar) -> i
         batch = encoder.tokenizer.pad({n: [encoding[n][i] for i in chosen] for n in names}, return_tensors="pt")
         word_ids = [encoding.word_ids(int(i)) for i in chosen] if spec.granularity == "word" else []
         with torch.inference_mode():
-            rows = _forward_rows(encoder, batch, spec, word_ids)
-        for i, value in zip(chosen, rows):
-            data[offsets[i] : offsets[i + 1]] = value.float().numpy()
+            rows = _forward_rows(encoder, batch, spec, word_ids, compute)
+        _store(buffer, offsets, chosen, rows)
         bar.update(len(chosen))
         bar.tokens += int(lengths[chosen].sum())
         bar.set_postfix_str(f"{bar.tokens / max(bar.format_dict['elapsed'], 1e-9):,.0f} tok/s", refresh=False)
     truncated = sum(bool(e.overflowing) for e in encoding.encodings)
-    writer.commit_shard(index, data, offsets, int(lengths.sum()), truncated)
+    writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated)
     release_freed_memory()
     return int(lengths.sum()), truncated
 
@@ -152,10 +175,15 @@ def extract(
     shard_size: int = 4096,
     progress: bool = True,
     desc: str = "extract",
+    compute: str = "float32",
 ) -> Extraction:
-    """Extract ``spec`` features of ``examples`` into the cache under ``cache_root`` (resuming if needed)."""
+    """Extract ``spec`` features of ``examples`` into the cache under ``cache_root`` (resuming if needed).
+
+    ``dtype`` is how features are stored (float16, float32 or int8); ``compute`` the encoder's
+    arithmetic (float32, or bfloat16 autocast). Both are part of the cache key.
+    """
     encoder.freeze()
-    key = make_key(encoder, spec, dtype, examples)
+    key = make_key(encoder, spec, dtype, examples, compute)
     writer = CacheWriter(cache_dir_for(Path(cache_root), key), key, len(examples), shard_size, encoder.hidden_size)
     writer.open()
     if writer.complete:
@@ -169,9 +197,10 @@ def extract(
             if len(todo) < writer.num_shards
             else ""
         )
+        how = dtype if compute == "float32" else f"{dtype} ({compute} compute)"
         print(
             f"[{desc}] {len(examples):,} examples, layers {list(spec.layers)}, {spec.granularity}/{spec.pooling}, "
-            f"{dtype}: will write {'' if exact else '~'}{human_bytes(size)} to {writer.directory}{resumed}",
+            f"{how}: will write {'' if exact else '~'}{human_bytes(size)} to {writer.directory}{resumed}",
             file=sys.stderr,
         )
     began = time.perf_counter()
@@ -179,7 +208,9 @@ def extract(
     with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
         bar.tokens = 0
         for index in todo:
-            shard_tokens, shard_truncated = _extract_shard(encoder, writer, index, examples, spec, batch_size, bar)
+            shard_tokens, shard_truncated = _extract_shard(
+                encoder, writer, index, examples, spec, batch_size, bar, compute
+            )
             tokens += shard_tokens
             truncated += shard_truncated
     writer.finish()

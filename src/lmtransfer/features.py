@@ -74,6 +74,18 @@ def token_rows(h: Tensor, mask: Tensor) -> list[Tensor]:
     return [h[b, :, :n].transpose(0, 1) for b, n in enumerate(lengths)]
 
 
+def hidden_states(encoder: nn.Module, inputs: dict[str, Tensor], compute: str = "float32") -> list[Tensor]:
+    """All hidden states of ``encoder`` as float32, computed in float32 or under bfloat16 autocast.
+
+    bfloat16 roughly halves the time on hardware with bfloat16 matrix units (recent GPUs, CPUs with
+    AMX or AVX512-BF16); on other CPUs torch emulates it and it is several times slower than float32.
+    """
+    device = next(encoder.parameters()).device.type
+    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=compute == "bfloat16"):
+        out = encoder(**inputs, output_hidden_states=True)
+    return [h.float() for h in out.hidden_states]
+
+
 def encoder_inputs(batch: dict[str, Tensor], uses_token_type_ids: bool) -> dict[str, Tensor]:
     """The keyword arguments an encoder takes; ``token_type_ids`` only where the model has them."""
     keys = ("input_ids", "attention_mask", "token_type_ids") if uses_token_type_ids else ("input_ids", "attention_mask")
@@ -86,15 +98,18 @@ class EncoderFeatures(nn.Module):
     Whether the encoder trains is up to the caller; this module only routes tensors.
     """
 
-    def __init__(self, encoder: nn.Module, spec: FeatureSpec, uses_token_type_ids: bool) -> None:
+    def __init__(
+        self, encoder: nn.Module, spec: FeatureSpec, uses_token_type_ids: bool, compute: str = "float32"
+    ) -> None:
         super().__init__()
         if spec.granularity != "sentence":
             raise ValueError("live features are pooled per sentence; use the cache for word or token features")
         self.encoder = encoder
         self.spec = spec
         self.uses_token_type_ids = uses_token_type_ids
+        self.compute = compute
 
     def forward(self, **batch: Tensor) -> Tensor:
-        out = self.encoder(**encoder_inputs(batch, self.uses_token_type_ids), output_hidden_states=True)
-        h = stack_layers(out.hidden_states, self.spec.layers)  # (B, L, T, H)
+        states = hidden_states(self.encoder, encoder_inputs(batch, self.uses_token_type_ids), self.compute)
+        h = stack_layers(states, self.spec.layers)  # (B, L, T, H)
         return pool_sentence(h, batch["attention_mask"], self.spec.pooling)  # (B, L, H)

@@ -36,6 +36,7 @@ class LoopArgs:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.0
     grad_accum: int = 1
+    group_by_length: bool = True  # batches of similar length, where the training set knows its lengths
     patience: int = 3
     metric: str = "accuracy"
     max_grad_norm: float | None = 1.0
@@ -145,7 +146,8 @@ def fit(
     )
     seed_everything(args.seed)
     micro = max(1, args.batch_size // (acc.num_processes * args.grad_accum))  # per process, per micro-batch
-    sampler = EpochSampler(len(train), args.seed)
+    lengths = getattr(train, "lengths", None) if args.group_by_length else None
+    sampler = EpochSampler(len(train), args.seed, lengths, micro * acc.num_processes)
     # the loaders get their own generator: creating an iterator must not draw from the global RNG,
     # or a resumed run would see other dropout masks than an uninterrupted one
     generator = torch.Generator().manual_seed(args.seed)

@@ -97,6 +97,7 @@ def _extract(
         shard_size=f.shard_size,
         progress=progress,
         desc=name,
+        compute=f.compute,
     )
 
 
@@ -153,6 +154,7 @@ def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
         weight_decay=t.weight_decay,
         warmup_ratio=t.warmup_ratio,
         grad_accum=t.grad_accum,
+        group_by_length=t.group_by_length,
         patience=t.patience,
         metric=t.metric,
         max_grad_norm=t.max_grad_norm,
@@ -251,9 +253,11 @@ def _save(config, encoder, spec, classifier, labels, metrics) -> Path:
 def _live(run: Run, encoder: Encoder) -> LiveClassifier:
     """The run's head on its encoder, live; a feature run's features are rounded as in its cache."""
     spec = feature_spec(run.config, encoder)
-    rounding = run.config.features.dtype if run.own_encoder is None else None
+    feature_run = run.own_encoder is None
+    rounding = run.config.features.dtype if feature_run else None
+    compute = run.config.features.compute if feature_run else "float32"
     return LiveClassifier(
-        EncoderFeatures(encoder.freeze().model, spec, encoder.uses_token_type_ids), run.model, rounding
+        EncoderFeatures(encoder.freeze().model, spec, encoder.uses_token_type_ids, compute), run.model, rounding
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmtransfer.cache import storage_round
 from lmtransfer.config import RunConfig
 from lmtransfer.encoders import Encoder
 from lmtransfer.features import EncoderFeatures, FeatureSpec
@@ -36,12 +37,12 @@ class LiveClassifier(nn.Module):
     def __init__(self, features: EncoderFeatures, classifier: MixClassifier, storage_dtype: str | None = None):
         super().__init__()
         self.features, self.classifier = features, classifier
-        self.storage_dtype = None if storage_dtype is None else getattr(torch, storage_dtype)
+        self.storage_dtype = storage_dtype
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         h = self.features(**batch)  # (B, L, H)
         if self.storage_dtype is not None:
-            h = h.to(self.storage_dtype).float()
+            h = storage_round(h, self.storage_dtype)
         return self.classifier(h)  # (B, C)
 
 
