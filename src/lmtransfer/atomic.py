@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,55 @@ def commit_file(tmp: Path, target: Path) -> None:
         os.close(fd)
     os.replace(tmp, target)
     fsync_dir(target.parent)
+
+
+def _old(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Rename directory ``new`` to ``target``, replacing the directory there.
+
+    It takes two renames (the old one aside, the new one in). A kill between them leaves no ``target``
+    but the old directory, whole, at ``.<name>.old``: readers find it with ``existing_dir``, and the
+    next writer puts it back first with ``settle_dir``. Nobody ever sees half a directory.
+    """
+    settle_dir(target)
+    old = _old(target)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    fsync_dir(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def settle_dir(target: Path) -> None:
+    """Finish a ``replace_dir`` that a kill cut short: the old directory back, or its leftover gone."""
+    old = _old(target)
+    if not old.exists():
+        return
+    if target.exists():  # killed after the new one was in place
+        shutil.rmtree(old, ignore_errors=True)
+    else:  # killed between the two renames
+        old.rename(target)
+        fsync_dir(target.parent)
+
+
+def existing_dir(target: Path) -> Path:
+    """``target``, or the old directory that a cut-short ``replace_dir`` left beside it (for readers)."""
+    old = _old(target)
+    return old if not target.exists() and old.is_dir() else target
+
+
+def remove_dir(path: Path) -> None:
+    """Delete a directory so that a kill midway never leaves a part of it under its name."""
+    doomed = path.with_name(f".{path.name}.removing")
+    shutil.rmtree(doomed, ignore_errors=True)
+    try:
+        path.rename(doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:

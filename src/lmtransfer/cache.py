@@ -33,6 +33,7 @@ from lmtransfer.atomic import atomic_write_json, commit_file, sha256_file
 from lmtransfer.errors import CacheError
 
 FORMAT_VERSION = 2
+DIGEST_LENGTH = 24  # hex digits of a cache's directory name
 
 STORAGE_DTYPES = ("float16", "float32", "int8")
 
@@ -97,7 +98,7 @@ class CacheKey:
 
     def digest(self) -> str:
         text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:24]
+        return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
 
 
 def data_fingerprint(examples: list[str] | list[list[str]]) -> str:
@@ -136,6 +137,8 @@ class CacheWriter:
     def open(self) -> CacheWriter:
         """Create the directory, or pick up a manifest left by an interrupted run of the same key."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        for debris in self.directory.glob(".*.tmp"):  # temporary files of a killed writer
+            debris.unlink(missing_ok=True)
         fresh = {
             "format_version": FORMAT_VERSION,
             "key_digest": self.key.digest(),
@@ -316,6 +319,8 @@ def list_caches(root: Path) -> list[dict[str, Any]]:
     rows = []
     base = Path(root) / "features"
     for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        if directory.is_symlink() or not directory.is_dir() or directory.name.startswith("."):
+            continue  # only real cache folders: a link could lead 'cache rm' or 'verify' out of the cache
         manifest = _read_json(directory / "manifest.json") or {}
         key = _read_json(directory / "key.json") or {}
         size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())

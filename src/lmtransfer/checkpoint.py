@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from lmtransfer.atomic import fsync_dir
+from lmtransfer.atomic import existing_dir, remove_dir, replace_dir, settle_dir
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -46,7 +46,7 @@ class Checkpoints:
         self.keep = keep
 
     def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_dir(self.root)
 
     def periodic(self) -> list[Path]:
         return sorted(p for p in self.root.glob("step-*") if (p / "state.json").is_file())
@@ -67,14 +67,17 @@ class Checkpoints:
         for path in tmp.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-        old = self.root / f".{name}.old"
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-        tmp.rename(target)
-        fsync_dir(self.root)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
         return target
+
+    def _tidy(self) -> None:
+        """Keep the last ``keep`` periodic checkpoints and the best; drop older ones and killed writes' debris."""
+        settle_dir(self.root / "best")
+        kept = {p.name for p in self.periodic()[-self.keep :]} | {"best"}
+        for path in self.root.iterdir():
+            ours = path.name.startswith("step-") or path.name.endswith((".tmp", ".old", ".removing"))
+            if ours and path.name not in kept:
+                shutil.rmtree(path, ignore_errors=True)
 
     def save(
         self,
@@ -94,8 +97,7 @@ class Checkpoints:
         for rank, states in rng.items():
             files[f"rng-{rank}.pt"] = lambda p, s=states: torch.save(s, p)
         path = self._write(f"step-{step:07d}", files)
-        for stale in self.periodic()[: -self.keep]:
-            shutil.rmtree(stale, ignore_errors=True)
+        self._tidy()
         return path
 
     def save_best(self, model_state: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
@@ -108,7 +110,7 @@ class Checkpoints:
         )
 
     def best_state(self) -> dict[str, torch.Tensor] | None:
-        path = self.root / "best" / "model.safetensors"
+        path = existing_dir(self.root / "best") / "model.safetensors"
         return load_file(path) if path.is_file() else None
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def _common(func):
         click.option("--layers", default=None, help="'all', 'last4', an index or a list such as '[-1,-2]'"),
         click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="feature cache root"),
         click.option("--quiet", "-q", is_flag=True, help="no progress bars"),
+        click.option(
+            "--allow-pickle",
+            is_flag=True,
+            help="also load a model that has only pickle weights (pytorch_model.bin), with "
+            "torch.load(weights_only=True); sets encoder.allow_pickle",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -58,12 +65,19 @@ def cli() -> None:
     type=click.Choice(["train", "dev", "test"]),
     help="which splits (default: all three)",
 )
-def extract(config_path, overrides, model, layers, cache_dir, quiet, splits) -> None:
+def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, splits) -> None:
     """Extract features of the config's data into the cache (resumes; cached work is not redone)."""
     from lmtransfer import pipeline
 
     config = _config(
-        config_path, overrides, **{"encoder.model": model, "features.layers": layers, "cache_dir": cache_dir}
+        config_path,
+        overrides,
+        **{
+            "encoder.model": model,
+            "encoder.allow_pickle": True if allow_pickle else None,
+            "features.layers": layers,
+            "cache_dir": cache_dir,
+        },
     )
     done = pipeline.extract(config, splits or ("train", "dev", "test"), progress=not quiet)
     _echo_json(
@@ -92,7 +106,9 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, splits) -> 
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default=None, help="task head")
 @click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
 @click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
-def train(config_path, overrides, model, layers, cache_dir, quiet, strategy, head, output_dir, resume) -> None:
+def train(
+    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, head, output_dir, resume
+) -> None:
     """Train, evaluate on dev and test, and write a run directory.
 
     Runs on a CPU or one GPU as it is, and on several processes (DDP, DeepSpeed) under
@@ -106,6 +122,7 @@ def train(config_path, overrides, model, layers, cache_dir, quiet, strategy, hea
         **{
             "strategy": strategy,
             "encoder.model": model,
+            "encoder.allow_pickle": True if allow_pickle else None,
             "features.layers": layers,
             "cache_dir": cache_dir,
             "head.type": head,
@@ -222,8 +239,14 @@ def cache_ls(cache_dir, as_json) -> None:
 
 
 def _selected(cache_dir: str | None, digests: tuple[str, ...], everything: bool) -> list[Path]:
-    from lmtransfer.cache import list_caches
+    from lmtransfer.cache import DIGEST_LENGTH, list_caches
 
+    for digest in digests:  # never a path: '..', '/' or an empty prefix must not reach the file system
+        if not re.fullmatch(f"[0-9a-f]{{1,{DIGEST_LENGTH}}}", digest):
+            raise LmtError(
+                f"'{digest}' is not a cache digest: 1 to {DIGEST_LENGTH} hex digits, as 'cache ls' shows",
+                field="digest",
+            )
     rows = list_caches(_root(cache_dir))
     if everything or not digests:
         return [Path(r["path"]) for r in rows]

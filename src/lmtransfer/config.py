@@ -7,6 +7,7 @@ valid config that runs the embedded demo (MiniLM features on BBC News).
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,11 @@ class EncoderConfig(_Section):
     model: str = Field("minilm", description="local directory, Hugging Face hub id, or alias (minilm, mpnet)")
     max_length: int = Field(256, ge=8, description="tokens per text after truncation")
     trust_remote_code: bool = Field(False, description="run model code shipped with a hub checkpoint")
+    allow_pickle: bool = Field(
+        False,
+        description="also load a model that has only pickle weights (pytorch_model.bin), with "
+        "torch.load(weights_only=True); otherwise safetensors only",
+    )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
 
 
@@ -188,30 +194,87 @@ class ConfigSource:
         self.path, self.lines, self.overrides = path, lines, overrides
 
     def error(self, field: str, message: str) -> ConfigError:
-        if field in self.overrides:
-            return ConfigError(message, path="command line", field=f"{field}={self.overrides[field]}")
+        message = _shown(message)
+        # the override that set this field, or a section holding it (``nosuch.x=1`` makes section ``nosuch``)
+        related = (k for k in self.overrides if k.startswith(f"{field}.") or field.startswith(f"{k}."))
+        override = field if field in self.overrides else next(related, None)
+        if override is not None:
+            return ConfigError(message, path="command line", field=_shown(f"{override}={self.overrides[override]}"))
         key = field
         while key and key not in self.lines:  # fall back to the enclosing section's line
             key = key.rpartition(".")[0]
-        return ConfigError(message, path=self.path, line=self.lines.get(key), field=field)
+        return ConfigError(message, path=self.path, line=self.lines.get(key), field=_shown(field))
 
 
-def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
-    """Map dotted keys of a composed YAML mapping to 1-based line numbers."""
+def _shown(text: str) -> str:
+    """``text`` fit for a one-line message: line breaks, control characters and lone surrogates escaped.
+    (``data.shown`` is the same; data.py imports this module, so this one cannot import it.)"""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no python/* tags), whose bad values come as YAML errors with a line.
+
+    Plain SafeLoader raises a bare ValueError for ``2001-13-45`` or a 5000-digit int, KeyError for
+    ``!!bool x``, IndexError for ``!!int ''``, AttributeError for ``!!timestamp x``.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            value = node.value if isinstance(node.value, str) else ""
+            value = value if len(value) <= 40 else value[:37] + "..."
+            problem = f"{value!r} cannot be read as {node.tag.rpartition(':')[2]}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+def _yaml_error(exc: Exception, text: str, path: str | Path, field: str | None = None) -> ConfigError:
+    """A YAML library error (or RecursionError) as a one-line ConfigError with the line it points at, if any.
+    ``field`` is given for a command-line override, which has no lines."""
+    line = None
+    if isinstance(exc, RecursionError):
+        problem = "nested too deeply"
+    elif isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        problem = f"unacceptable character #x{exc.character:04x} ({exc.reason})"
+        line = text.count("\n", 0, exc.position) + 1
+    else:
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        mark = getattr(exc, "problem_mark", None)
+        line = None if mark is None else mark.line + 1
+    if field is not None:  # a command-line override has no lines
+        line = None
+    return ConfigError(f"not valid YAML: {_shown(problem)}", path=path, line=line, field=field)
+
+
+def _key_lines(node: yaml.Node) -> dict[str, int]:
+    """Map dotted keys of a composed YAML mapping to 1-based line numbers.
+
+    Each node is visited once: following every alias of a node that aliases repeat can take exponential
+    time ('billion laughs'); a key reached only through an alias falls back to its section's line.
+    """
     lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
+    queue, seen = deque([(node, "")]), set()
+    while queue:  # breadth first, so that of two equal keys the later one wins, as in the loaded data
+        current, prefix = queue.popleft()
+        if not isinstance(current, yaml.MappingNode) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        for key_node, value_node in current.value:
             key = f"{prefix}{key_node.value}"
             lines[key] = key_node.start_mark.line + 1
-            lines.update(_key_lines(value_node, key + "."))
+            queue.append((value_node, key + "."))
     return lines
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError("an override must look like section.field=value", path="command line", field=item)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+        raise ConfigError("an override must look like section.field=value", path="command line", field=_shown(item))
+    try:
+        return key.strip(), yaml.load(raw, Loader=_SafeLoader) if raw.strip() else None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise _yaml_error(exc, raw, "command line", field=_shown(item)) from None
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -220,7 +283,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"'{part}' is not a section", path="command line", field=key)
+            raise ConfigError(f"'{_shown(part)}' is not a section", path="command line", field=_shown(key))
         node = child
     node[last] = value
 
@@ -232,20 +295,21 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     src_path = None if path is None else Path(path)
     if src_path is not None:
         try:
-            text = src_path.read_text(encoding="utf-8")
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            loaded = yaml.safe_load(text)
+            raw = src_path.read_bytes()
         except FileNotFoundError:
             raise ConfigError("config file not found", path=src_path) from None
+        except OSError as exc:  # a directory, no permission
+            raise ConfigError(f"cannot read ({exc.strerror or exc})", path=src_path) from None
+        try:
+            text = raw.decode("utf-8")  # PyYAML skips a leading byte-order mark itself
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"not valid UTF-8 ({exc.reason})", path=src_path) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(
-                f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                path=src_path,
-                line=None if mark is None else mark.line + 1,
-            ) from None
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise ConfigError(f"not valid UTF-8 ({exc.reason})", path=src_path, line=line) from None
+        try:
+            node = yaml.compose(text, Loader=_SafeLoader)
+            loaded = yaml.load(text, Loader=_SafeLoader)
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise _yaml_error(exc, text, src_path) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError("the top level must be a mapping of sections", path=src_path, line=1)
         data = loaded or {}

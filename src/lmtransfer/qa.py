@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from lmtransfer.data import decode_utf8
+from lmtransfer.data import decode_utf8, lone_surrogate, shown
 from lmtransfer.errors import DataError
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -61,12 +61,16 @@ def _json_type(value: object) -> str:
 
 
 def _nearest_occurrence(context: str, text: str, start: int) -> int | None:
-    """The start of the occurrence of ``text`` in ``context`` nearest ``start`` (the earlier one on a tie)."""
-    found = []
-    position = context.find(text)
-    while position != -1:
-        found.append(position)
-        position = context.find(text, position + 1)  # overlapping occurrences count too
+    """The start of the occurrence of ``text`` in ``context`` nearest ``start`` (the earlier one on a tie).
+
+    Two linear-time ``str.find`` calls: the first occurrence from ``start`` on, and the last one before it (the
+    first of the reversed text in the reversed context). Listing every overlapping occurrence, or ``rfind``,
+    takes quadratic time on a long repetitive answer. Needs ``0 <= start <= len(context) - len(text)``.
+    """
+    after = context.find(text, start)
+    mirrored = context[::-1].find(text[::-1], len(context) - len(text) - start + 1)
+    before = -1 if mirrored == -1 else len(context) - len(text) - mirrored
+    found = [position for position in (before, after) if position != -1]
     return min(found, key=lambda p: (abs(p - start), p)) if found else None
 
 
@@ -89,6 +93,8 @@ def _load_json(path: Path) -> object:
         raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from None
     except RecursionError:
         raise DataError("JSON nested too deeply", path=path) from None
+    except ValueError as exc:  # a number of over 4300 digits, which Python will not convert
+        raise DataError(f"not valid JSON: {str(exc).partition(':')[0]}", path=path) from None
 
 
 @dataclass
@@ -107,6 +113,9 @@ class _SquadReader:
     def typed(self, value: object, kind: type, where: str | None) -> object:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.fail(f"expected {_TYPE_NAMES[kind]}, found {_json_type(value)}", where)
+        surrogate = lone_surrogate(value) if kind is str else None
+        if surrogate is not None:  # from a "\ud800" escape: not valid text, and the tokenizer would fail on it
+            raise self.fail(f"a lone surrogate ({shown(surrogate)}) is not valid text", where)
         return value
 
     def get(self, obj: dict, key: str, kind: type, where: str) -> object:
@@ -141,7 +150,7 @@ class _SquadReader:
         self.typed(qa, dict, where)
         qid = self.get(qa, "id", str, where)
         if qid in self.seen:
-            raise self.fail(f"duplicate question id '{qid}' (first at {self.seen[qid]})", f"{where}.id")
+            raise self.fail(f"duplicate question id '{shown(qid)}' (first at {self.seen[qid]})", f"{where}.id")
         self.seen[qid] = where
         question = self.get(qa, "question", str, where)
         if not question.strip():

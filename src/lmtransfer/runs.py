@@ -10,6 +10,7 @@ metrics.json         dev / test metrics, training history, costs
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 from safetensors.torch import load_file, save_file
 
-from lmtransfer.atomic import fsync_dir
+from lmtransfer.atomic import existing_dir, replace_dir, settle_dir
 from lmtransfer.config import RunConfig
 from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.errors import LmtError
@@ -49,9 +50,13 @@ def save_run(
     """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
 
     ``export(folder)`` may add files (a fine-tuned encoder); the old run's ``checkpoints/`` are kept.
+    A kill at any moment leaves the old run or the new one whole (see ``replace_dir``).
     """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
+    settle_dir(target)  # a replacement that a kill cut short: the old run back in place first
+    for debris in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):  # folders of killed saves
+        shutil.rmtree(debris, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         if export is not None:
@@ -70,21 +75,20 @@ def save_run(
             if path.is_file():
                 with open(path, "rb") as handle:
                     os.fsync(handle.fileno())
-        old = None
-        if target.exists():
-            if (target / "checkpoints").is_dir():
-                (target / "checkpoints").rename(tmp / "checkpoints")
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-        tmp.rename(target)
-        fsync_dir(target.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if (target / "checkpoints").is_dir():  # linked, not moved: the old run keeps its own until the swap
+            shutil.copytree(target / "checkpoints", tmp / "checkpoints", copy_function=_link_or_copy)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, destination)
 
 
 @dataclass
@@ -101,12 +105,16 @@ class Run:
 
     @classmethod
     def load(cls, directory: str | Path) -> Run:
-        directory = Path(directory)
+        directory = existing_dir(Path(directory))  # the old run, if a kill cut its replacement short
         needed = ("config.yaml", "model.safetensors", "labels.json", "encoder.json", "layer_weights.json")
         missing = [name for name in needed if not (directory / name).is_file()]
         if missing:
             raise LmtError(f"not a run directory (missing {', '.join(missing)})", path=directory)
-        config = RunConfig.model_validate(yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8")))
+        try:
+            raw = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise LmtError(f"config.yaml: not valid YAML ({getattr(exc, 'problem', exc)})", path=directory) from None
+        config = RunConfig.model_validate(raw)
         read = lambda name: json.loads((directory / name).read_text(encoding="utf-8"))  # noqa: E731
         labels, encoder_info = read("labels.json"), read("encoder.json")
         model = build_classifier(config, len(encoder_info["layers"]), encoder_info["hidden_size"], len(labels))
@@ -125,7 +133,9 @@ class Run:
         """The run's encoder; warns when its weights are not the ones the run was trained on."""
         enc = self.config.encoder
         source = str(self.own_encoder) if self.own_encoder else enc.model
-        encoder = load_encoder(source, trust_remote_code=enc.trust_remote_code, revision=enc.revision)
+        encoder = load_encoder(
+            source, trust_remote_code=enc.trust_remote_code, revision=enc.revision, allow_pickle=enc.allow_pickle
+        )
         if encoder.weights_hash() != self.encoder_info["weights_sha256"]:
             warnings.warn(
                 f"{self.directory}: encoder '{enc.model}' has other weights than at training time", stacklevel=2

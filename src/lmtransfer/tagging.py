@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lmtransfer.atomic import atomic_write_text
-from lmtransfer.data import decode_utf8
+from lmtransfer.data import decode_utf8, shown
 from lmtransfer.errors import DataError
 
 SCHEMES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES"}  # scheme -> the prefixes it uses
@@ -181,7 +181,7 @@ def _token(columns: list[str], word_column: int, tag_column: int, path: Path, nu
         raise DataError(message, path=path, line=number, field=_column_name(tag_column))
     word, tag = columns[word_column], columns[tag_column]
     if tag != "O" and not _TAG.fullmatch(tag):
-        message = f"tag '{tag}' is neither O nor B-, I-, E- or S- followed by a type"
+        message = f"tag '{shown(tag)}' is neither O nor B-, I-, E- or S- followed by a type"
         raise DataError(message, path=path, line=number, field=_column_name(tag_column))
     return word, tag
 
