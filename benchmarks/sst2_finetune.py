@@ -137,7 +137,8 @@ def run_trainer(
         per_device_train_batch_size=BATCH,
         per_device_eval_batch_size=64,
         num_train_epochs=epochs,
-        group_by_length=group_by_length,
+        # transformers 5 replaced group_by_length=True with this option
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
         learning_rate=5e-5,
         warmup_steps=0.1,  # transformers 5: a float below 1 is a ratio of all steps
         weight_decay=0.01,
