@@ -226,7 +226,7 @@ def finetuning(tool: str, data: Path) -> dict:
 
     results = HERE / "results"
     if tool == "lmtransfer":
-        ft.VARIANTS["finetune"] = [v for v in ft.VARIANTS["finetune"] if not v.startswith("train.epochs")]
+        # the later train.epochs override wins over the variant's own
         row = ft.run_variant("finetune", data / "sst2", results, subset=FT_SUBSET, extra=[f"train.epochs={FT_EPOCHS}"])
     else:
         row = ft.run_trainer(
@@ -304,8 +304,8 @@ def table(path: Path) -> str:
             f"Extraction, {corpus} ({found[0]['examples']:,} texts, {found[0]['tokens']:,} tokens):",
             "",
             "| tool | tokens/s | vs pipeline | vs best sentence-transformers | % of matmul peak | "
-            "cache bytes/text | cache vs naive float32 | peak RSS |",
-            "|---|---|---|---|---|---|---|---|",
+            "cache bytes/text | cache bytes/token | cache vs naive float32 | peak RSS |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in found:
             speed = r["tokens"] / r["seconds"]
@@ -313,12 +313,13 @@ def table(path: Path) -> str:
             cache = r.get("cache_bytes")
             naive = naive_per_token * r["tokens"]
             per_text_bytes = f"{cache / r['examples']:,.0f}" if cache else ""
+            per_token_bytes = f"{cache / r['tokens']:,.0f} (naive {naive_per_token:,})" if cache else ""
             vs_naive = f"1/{naive / cache:.1f}" if cache else ""
             out.append(
                 f"| {r['tool']} | {speed:,.0f} | {f'{speed / pipe:.2f}x' if pipe else ''} | "
                 f"{f'{speed / st:.2f}x' if st else ''} | "
                 f"{100 * speed * model_flops_per_token(False, per_text) / peak:.0f}% | "
-                f"{per_text_bytes} | {vs_naive} | "
+                f"{per_text_bytes} | {per_token_bytes} | {vs_naive} | "
                 f"{r['peak_rss'] / 2**20:,.0f} MiB |"
             )
         out.append("")

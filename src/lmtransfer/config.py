@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from lmtransfer.errors import ConfigError
+from lmtransfer.errors import ConfigError, shown
 
 SENTENCE_POOLING = ("cls", "mean", "max")
 WORD_POOLING = ("first", "last", "mean")
@@ -194,22 +194,16 @@ class ConfigSource:
         self.path, self.lines, self.overrides = path, lines, overrides
 
     def error(self, field: str, message: str) -> ConfigError:
-        message = _shown(message)
+        message = shown(message)
         # the override that set this field, or a section holding it (``nosuch.x=1`` makes section ``nosuch``)
         related = (k for k in self.overrides if k.startswith(f"{field}.") or field.startswith(f"{k}."))
         override = field if field in self.overrides else next(related, None)
         if override is not None:
-            return ConfigError(message, path="command line", field=_shown(f"{override}={self.overrides[override]}"))
+            return ConfigError(message, path="command line", field=shown(f"{override}={self.overrides[override]}"))
         key = field
         while key and key not in self.lines:  # fall back to the enclosing section's line
             key = key.rpartition(".")[0]
-        return ConfigError(message, path=self.path, line=self.lines.get(key), field=_shown(field))
-
-
-def _shown(text: str) -> str:
-    """``text`` fit for a one-line message: line breaks, control characters and lone surrogates escaped.
-    (``data.shown`` is the same; data.py imports this module, so this one cannot import it.)"""
-    return text if text.isprintable() else repr(text)[1:-1]
+        return ConfigError(message, path=self.path, line=self.lines.get(key), field=shown(field))
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -244,7 +238,7 @@ def _yaml_error(exc: Exception, text: str, path: str | Path, field: str | None =
         line = None if mark is None else mark.line + 1
     if field is not None:  # a command-line override has no lines
         line = None
-    return ConfigError(f"not valid YAML: {_shown(problem)}", path=path, line=line, field=field)
+    return ConfigError(f"not valid YAML: {shown(problem)}", path=path, line=line, field=field)
 
 
 def _key_lines(node: yaml.Node) -> dict[str, int]:
@@ -270,11 +264,11 @@ def _key_lines(node: yaml.Node) -> dict[str, int]:
 def _parse_override(item: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError("an override must look like section.field=value", path="command line", field=_shown(item))
+        raise ConfigError("an override must look like section.field=value", path="command line", field=shown(item))
     try:
         return key.strip(), yaml.load(raw, Loader=_SafeLoader) if raw.strip() else None
     except (yaml.YAMLError, RecursionError) as exc:
-        raise _yaml_error(exc, raw, "command line", field=_shown(item)) from None
+        raise _yaml_error(exc, raw, "command line", field=shown(item)) from None
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -283,7 +277,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"'{_shown(part)}' is not a section", path="command line", field=_shown(key))
+            raise ConfigError(f"'{shown(part)}' is not a section", path="command line", field=shown(key))
         node = child
     node[last] = value
 

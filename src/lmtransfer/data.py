@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lmtransfer.config import DataConfig
-from lmtransfer.errors import DataError
+from lmtransfer.errors import DataError, shown
 
 csv.field_size_limit(1 << 28)  # long documents are legitimate; the default limit is 128 KiB
 _LINE_END = re.compile(r"\r\n|\r|\n")  # JSON holds no raw CR or LF, but may hold U+2028 (a str.splitlines break)
@@ -63,11 +63,6 @@ def decode_utf8(raw: bytes, path: str | Path) -> str:
         raise DataError(
             f"bytes that are not UTF-8 (0x{raw[exc.start]:02x} at column {column})", path=path, line=line
         ) from None
-
-
-def shown(text: str) -> str:
-    """``text`` fit for a one-line message: line breaks, control characters and lone surrogates escaped."""
-    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def lone_surrogate(text: str) -> str | None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def shown(text: str) -> str:
+    """``text`` fit for a one-line message: line breaks, control characters and lone surrogates escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 class LmtError(Exception):
     """A user-facing error. ``str(err)`` is one line: ``file: line N: field 'f': message``."""
 

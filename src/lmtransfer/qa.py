@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from lmtransfer.data import decode_utf8, lone_surrogate, shown
-from lmtransfer.errors import DataError
+from lmtransfer.data import decode_utf8, lone_surrogate
+from lmtransfer.errors import DataError, shown
 
 # ---------------------------------------------------------------------------------------------- reading
 

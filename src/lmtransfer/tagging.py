@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from lmtransfer.atomic import atomic_write_text
-from lmtransfer.data import decode_utf8, shown
-from lmtransfer.errors import DataError
+from lmtransfer.data import decode_utf8
+from lmtransfer.errors import DataError, shown
 
 SCHEMES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES"}  # scheme -> the prefixes it uses
 DOCSTART = "-DOCSTART-"
