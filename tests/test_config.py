@@ -46,9 +46,18 @@ def test_unknown_field_and_bad_override(tmp_path):
         load_config(None, ["oops"])
 
 
-def test_pooling_must_fit_granularity():
-    with pytest.raises(ConfigError, match="pooling 'cls' does not apply to granularity 'word'"):
+def test_pooling_must_fit_granularity(tmp_path):
+    with pytest.raises(ConfigError, match=r"field 'features\.pooling=cls': 'cls' does not apply to granularity 'word'"):
         load_config(None, ["features.granularity=word", "features.pooling=cls"])
+    path = tmp_path / "tag.yaml"  # the task sets the granularity; the pooling must fit it
+    path.write_text("task: tagging\nfeatures:\n  pooling: max\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"{path}: line 3: field 'features.pooling': 'max' does not apply to granularity 'word' "
+        "(choose one of first, last, mean)"
+    )
+    assert load_config(path, ["features.pooling=mean"]).features.granularity == "word"
 
 
 def test_yaml_syntax_error_has_a_line(tmp_path):

@@ -13,13 +13,13 @@ from lmtransfer import load_config, predict, train
 from lmtransfer.errors import ConfigError, DataError
 from lmtransfer.extraction import extract
 from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.heads import MixClassifier
+from lmtransfer.heads import sentence_classifier
 from lmtransfer.loop import LoopArgs, fit, predict_outputs
 from lmtransfer.metrics import classification_metrics
 from lmtransfer.pipeline import evaluate
 from lmtransfer.runs import Run
 from lmtransfer.sources import CachedFeatureDataset, TextDataset
-from lmtransfer.strategies import LiveClassifier
+from lmtransfer.strategies import LiveModel
 from tests.conftest import SENTENCES, write_csv
 
 SPEC = FeatureSpec(layers=(0, 1, 2), pooling="mean", max_length=32)
@@ -29,16 +29,16 @@ SPEC = FeatureSpec(layers=(0, 1, 2), pooling="mean", max_length=32)
 def test_head_on_cached_features_equals_head_on_live_features(tiny_encoder, tmp_path, head):
     cache = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, dtype="float32", progress=False).cache
     torch.manual_seed(0)
-    classifier = MixClassifier(3, 32, 4, head=head).eval()
+    classifier = sentence_classifier(3, 32, 4, head=head).eval()
     with torch.no_grad():
         classifier.mix.weights.copy_(torch.tensor([0.3, -1.0, 2.0]))
     cached, _ = predict_outputs(classifier, CachedFeatureDataset(cache), batch_size=5)
-    live = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier)
+    live = LiveModel(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier)
     live_out, _ = predict_outputs(live, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
     np.testing.assert_allclose(cached, live_out, atol=1e-5)
     for storage in ("float16", "int8"):  # live features rounded as the cache stores them give the same outputs
         stored = extract(tiny_encoder, SENTENCES, SPEC, tmp_path, dtype=storage, progress=False).cache
-        rounded = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier, storage)
+        rounded = LiveModel(EncoderFeatures(tiny_encoder.model, SPEC, True), classifier, storage)
         live_out, _ = predict_outputs(rounded, TextDataset(tiny_encoder.tokenizer, SENTENCES, 32), batch_size=5)
         np.testing.assert_allclose(predict_outputs(classifier, CachedFeatureDataset(stored), 5)[0], live_out, atol=1e-3)
 
@@ -49,7 +49,7 @@ def test_no_gradient_reaches_the_frozen_encoder(tiny_encoder, tmp_path):
     assert not tiny_encoder.model.training
     assert all(not p.requires_grad for p in tiny_encoder.model.parameters())
     labels = np.arange(len(SENTENCES)) % 3
-    model = MixClassifier(3, 32, 3)
+    model = sentence_classifier(3, 32, 3)
     source = CachedFeatureDataset(cache, labels)
 
     def evaluate_dev(outputs, y):
@@ -64,7 +64,7 @@ def test_no_gradient_reaches_the_frozen_encoder(tiny_encoder, tmp_path):
         args=LoopArgs(epochs=2, batch_size=4, progress=False),
     )
     # live path with a frozen encoder: the head gets gradients, the encoder none
-    live = LiveClassifier(EncoderFeatures(tiny_encoder.model, SPEC, True), model)
+    live = LiveModel(EncoderFeatures(tiny_encoder.model, SPEC, True), model)
     batch = tiny_encoder.tokenizer(SENTENCES[:4], return_tensors="pt", padding=True)
     F.cross_entropy(live(**batch), torch.tensor([0, 1, 2, 0])).backward()
     assert all(p.grad is None for p in tiny_encoder.model.parameters())
@@ -86,7 +86,11 @@ def test_train_writes_a_reloadable_run(run_overrides, tmp_path):
         "layer_weights.json",
         "metrics.json",
         "model.safetensors",
+        "predictions",
     ]
+    written = (run_dir / "predictions" / "test.jsonl").read_text().splitlines()
+    assert len(written) == result.metrics["test"]["examples"]
+    assert set(json.loads(written[0])) == {"text", "label", "probabilities"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["dev"]) >= {"accuracy", "macro_f1", "per_class"}
     assert set(metrics["dev"]["per_class"]) == {"biz", "neg", "pos"}

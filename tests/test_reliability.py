@@ -42,7 +42,7 @@ from lmtransfer.encoders import load_encoder
 from lmtransfer.errors import ConfigError, LmtError, ModelError
 from lmtransfer.extraction import extract
 from lmtransfer.features import FeatureSpec
-from lmtransfer.heads import MixClassifier
+from lmtransfer.heads import sentence_classifier
 from lmtransfer.pipeline import evaluate, predict
 from lmtransfer.runs import Run, save_run
 from tests.conftest import SENTENCES, write_csv
@@ -130,7 +130,7 @@ def job_clear_checkpoints(encoder, root: str) -> None:
 
 def save_marked_run(directory: str | Path, marker: int, config: RunConfig | None = None) -> None:
     """A small run directory whose weights and metrics all say ``marker``."""
-    model = MixClassifier(2, 8, 3)
+    model = sentence_classifier(2, 8, 3)
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(marker)

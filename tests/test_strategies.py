@@ -73,7 +73,7 @@ def test_lora_changes_only_adapters_and_head(run_overrides, tiny_bert_dir):
     result = train(config, progress=False)
     model = result.model
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all("lora_" in n or n.startswith("classifier.") for n in trainable)
+    assert trainable and all("lora_" in n or n.startswith("model.") for n in trainable)
     base = encoder_weights(tiny_bert_dir)
     peft_model = model.features.encoder
     state = {

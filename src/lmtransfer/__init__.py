@@ -8,21 +8,26 @@ from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.errors import CacheError, ConfigError, DataError, LmtError, ModelError
 from lmtransfer.extraction import extract as extract_features
 from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.heads import LinearHead, MixClassifier, MLPHead
+from lmtransfer.heads import ConcatLayers, LinearHead, MLPHead, SequenceHead, TaskModel, sentence_classifier
+from lmtransfer.inputs import Encoded, TextPair
 from lmtransfer.layers import resolve_layers
 from lmtransfer.loop import LoopArgs, fit
-from lmtransfer.pipeline import evaluate, extract, predict, train
+from lmtransfer.pipeline import evaluate, extract, predict, predict_file, train
 from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
 from lmtransfer.runs import Run
 from lmtransfer.scalar_mix import ScalarMix
 from lmtransfer.tagging import Sentence, convert, detect_scheme, read_conll, write_conll
+from lmtransfer.tasks import TASKS, Task, task_for
 
 __all__ = [
     "CRF",
+    "TASKS",
     "CacheError",
     "CacheKey",
+    "ConcatLayers",
     "ConfigError",
     "DataError",
+    "Encoded",
     "Encoder",
     "EncoderFeatures",
     "FeatureCache",
@@ -31,14 +36,17 @@ __all__ = [
     "LmtError",
     "LoopArgs",
     "MLPHead",
-    "MixClassifier",
     "ModelError",
     "QAExample",
     "Run",
     "RunConfig",
     "ScalarMix",
     "Sentence",
+    "SequenceHead",
     "Split",
+    "Task",
+    "TaskModel",
+    "TextPair",
     "convert",
     "detect_scheme",
     "evaluate",
@@ -51,11 +59,14 @@ __all__ = [
     "make_windows",
     "predict",
     "predict_answers",
+    "predict_file",
     "read_conll",
     "read_squad",
     "read_table",
     "resolve_layers",
+    "sentence_classifier",
     "squad_metrics",
+    "task_for",
     "train",
     "write_conll",
 ]

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import torch
 
 from lmtransfer.atomic import atomic_write_json, commit_file, sha256_file
 from lmtransfer.errors import CacheError
+from lmtransfer.inputs import Example, fingerprint_text
 
 FORMAT_VERSION = 2
 DIGEST_LENGTH = 24  # hex digits of a cache's directory name
@@ -101,12 +103,11 @@ class CacheKey:
         return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
 
 
-def data_fingerprint(examples: list[str] | list[list[str]]) -> str:
-    """sha256 over the exact texts (or pre-split words), order included."""
+def data_fingerprint(examples: Sequence[Example]) -> str:
+    """sha256 over the exact examples (texts, pairs, pre-split words or token ids), order included."""
     digest = hashlib.sha256()
     for example in examples:
-        text = example if isinstance(example, str) else "\x1f".join(example)
-        digest.update(text.encode("utf-8"))
+        digest.update(fingerprint_text(example).encode("utf-8"))
         digest.update(b"\x1e")
     return digest.hexdigest()
 
@@ -288,6 +289,22 @@ class FeatureCache:
         local = index - int(self._starts[position])
         rows = slice(offsets[local], offsets[local + 1])
         return data[rows] if scales is None else dequantize_int8(data[rows], scales[rows])
+
+    def rows(self) -> np.ndarray:
+        """(N,) rows per example: 1 at sentence level, else its words or tokens."""
+        counts = [np.diff(self._shard(position)[1]) for position in range(len(self.manifest["shards"]))]
+        return np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+
+    def gather_rows(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, R, L, H) zero-padded rows of word- or token-level examples, and their (B, R) mask."""
+        parts = [self.example(int(i)) for i in indices]
+        width = max((len(p) for p in parts), default=0)
+        out = np.zeros((len(parts), width, self.num_layers, self.hidden_size), dtype=np.float32)
+        mask = np.zeros((len(parts), width), dtype=bool)
+        for b, part in enumerate(parts):
+            out[b, : len(part)] = part
+            mask[b, : len(part)] = True
+        return out, mask
 
     def gather_pooled(self, indices: np.ndarray) -> np.ndarray:
         """(B, L, H) for sentence-granularity caches, in the order of ``indices``."""

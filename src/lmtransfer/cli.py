@@ -103,11 +103,23 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickl
     help="feature: head on cached features of a frozen encoder (default); finetune: encoder and head "
     "train; lora: LoRA adapters and head train",
 )
-@click.option("--head", type=click.Choice(["linear", "mlp"]), default=None, help="task head")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "multilabel", "regression", "tagging", "qa"]),
+    default=None,
+    help="what to learn (default: the config's, else classification)",
+)
+@click.option(
+    "--head",
+    type=click.Choice(["linear", "mlp", "bilstm", "crf", "bilstm-crf"]),
+    default=None,
+    help="task head: linear or mlp for text tasks; linear, bilstm, crf or bilstm-crf for tagging; "
+    "linear or bilstm for qa",
+)
 @click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
 @click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
 def train(
-    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, head, output_dir, resume
+    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, task, head, output_dir, resume
 ) -> None:
     """Train, evaluate on dev and test, and write a run directory.
 
@@ -121,6 +133,7 @@ def train(
         overrides,
         **{
             "strategy": strategy,
+            "task": task,
             "encoder.model": model,
             "encoder.allow_pickle": True if allow_pickle else None,
             "features.layers": layers,
@@ -134,16 +147,20 @@ def train(
 
     if not PartialState().is_main_process:
         return  # under accelerate launch, one process reports
+    from lmtransfer.tasks import task_for
+
     m = result.metrics
+    summary = task_for(config).summary
     click.echo(f"run written to {result.directory}")
     for split in ("dev", "test"):
-        click.echo(
-            f"{split}: accuracy {m[split]['accuracy']:.4f}  macro-F1 {m[split]['macro_f1']:.4f}  "
-            f"({m[split]['examples']} examples)"
-        )
+        if split in m:
+            click.echo(f"{split}: {summary(m[split])}  ({m['sizes'][split]} {m['task']} examples)")
     weights = json.loads((result.directory / "layer_weights.json").read_text())
-    mix = "  ".join(f"{layer}:{w:.2f}" for layer, w in zip(weights["layers"], weights["softmax"]))
-    click.echo(f"layer weights: {mix}  gamma {weights['gamma']:.2f}")
+    if "softmax" in weights:
+        mix = "  ".join(f"{layer}:{w:.2f}" for layer, w in zip(weights["layers"], weights["softmax"]))
+        click.echo(f"layer weights: {mix}  gamma {weights['gamma']:.2f}")
+    else:
+        click.echo(f"layers {weights['layers']}, concatenated")
     c = m["costs"]
     speed = f", {c['train_tokens_per_second']:,.0f} tokens/s" if c.get("train_tokens_per_second") else ""
     click.echo(
@@ -152,30 +169,20 @@ def train(
     )
 
 
-def _read_input(path: str, text_column: str, label_column: str | None):
-    from lmtransfer.data import read_table
-
-    return read_table(path, text_column, label_column)
-
-
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", "data_path", default=None, help="labelled CSV/TSV/JSONL (default: the run's test split)")
-@click.option("--text-column", default=None, help="default: the run config's")
-@click.option("--label-column", default=None, help="default: the run config's")
+@click.option(
+    "--data", "data_path", default=None, help="labelled file in the run's task format (default: its test split)"
+)
 @click.option("--output", default=None, type=click.Path(dir_okay=False), help="also write the metrics here (JSON)")
 @click.option("--quiet", "-q", is_flag=True)
-def evaluate(run_dir, data_path, text_column, label_column, output, quiet) -> None:
-    """Evaluate a trained run: accuracy, macro-F1 and per-class precision / recall / F1."""
+def evaluate(run_dir, data_path, output, quiet) -> None:
+    """Evaluate a trained run on labelled data: the task's metrics (accuracy and per-class F1; micro-F1;
+    Pearson / Spearman; entity precision / recall / F1 overall and per type; SQuAD EM / F1)."""
     from lmtransfer import pipeline
     from lmtransfer.atomic import atomic_write_json
-    from lmtransfer.runs import Run
 
-    split = None
-    if data_path:
-        data_config = Run.load(run_dir).config.data
-        split = _read_input(data_path, text_column or data_config.text_column, label_column or data_config.label_column)
-    metrics = pipeline.evaluate(run_dir, split, progress=not quiet)
+    metrics = pipeline.evaluate(run_dir, data_path, progress=not quiet)
     _echo_json(metrics)
     if output:
         atomic_write_json(output, metrics)
@@ -183,26 +190,63 @@ def evaluate(run_dir, data_path, text_column, label_column, output, quiet) -> No
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("texts", nargs=-1)
-@click.option("--input", "input_path", default=None, help="CSV/TSV/JSONL of texts to label")
-@click.option("--text-column", default="text", show_default=True)
-@click.option("--output", default=None, type=click.Path(dir_okay=False), help="write JSONL here instead of stdout")
-def predict(run_dir, texts, input_path, text_column, output) -> None:
-    """Label TEXTS (or the texts of --input): one JSON line each with label and probabilities."""
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--input",
+    "input_path",
+    default=None,
+    help="a file in the run's task format (CSV/TSV/JSONL texts, CoNLL words, SQuAD JSON); labels are ignored",
+)
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="write here instead of stdout")
+def predict(run_dir, inputs, input_path, output) -> None:
+    """Predict for INPUTS or the file of --input.
+
+    INPUTS are texts (a pair task: the two texts separated by a tab; tagging: words separated by spaces)
+    or, for qa, JSON objects with "question" and "context". They give one JSON line each. An --input file
+    gives the task's own prediction file: JSONL, the CoNLL lines with the predicted tag appended, or the
+    SQuAD answers JSON.
+    """
     from lmtransfer import pipeline
     from lmtransfer.atomic import atomic_write_text
+    from lmtransfer.runs import Run
 
-    items = list(texts)
+    if bool(inputs) == bool(input_path):
+        raise click.UsageError("give INPUTS or --input (one of them)")
     if input_path:
-        items += _read_input(input_path, text_column, None).texts
-    if not items:
-        raise click.UsageError("give TEXTS or --input")
-    rows = [{"text": text, **row} for text, row in zip(items, pipeline.predict(run_dir, items))]
-    lines = "".join(json.dumps(row) + "\n" for row in rows)
-    if output:
-        atomic_write_text(output, lines)
+        text = pipeline.predict_file(run_dir, input_path)
     else:
-        click.echo(lines, nl=False)
+        config = Run.load(run_dir).config
+        items = [_parse_input(item, config.task, config.data.text_pair_column) for item in inputs]
+        rows = [_row(item, found, config.task) for item, found in zip(items, pipeline.predict(run_dir, items))]
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if output:
+        atomic_write_text(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _row(item, found, task: str) -> dict:
+    if task == "tagging":
+        return {"words": item.split(), "tags": found}
+    if task == "qa":
+        return {**item, **found}
+    if isinstance(item, tuple):
+        return {"text": item[0], "text_pair": item[1], **found}
+    return {"text": item, **found}
+
+
+def _parse_input(item: str, task: str, pair_column: str | None):
+    if task == "qa":
+        try:
+            return json.loads(item)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"qa inputs are JSON objects with question and context ({exc.msg})") from None
+    if pair_column is not None:
+        first, tab, second = item.partition("\t")
+        if not tab:
+            raise click.UsageError("this run reads sentence pairs: give each input as the two texts joined by a tab")
+        return (first, second)
+    return item
 
 
 @cli.group()

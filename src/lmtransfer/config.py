@@ -7,6 +7,7 @@ valid config that runs the embedded demo (MiniLM features on BBC News).
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,9 @@ class EncoderConfig(_Section):
 
 class FeatureConfig(_Section):
     layers: str | int | list[int] = Field("all", description="'all', 'last4', an index or a list; 0 = embeddings")
+    combine: Literal["mix", "concat"] = Field(
+        "mix", description="how the chosen layers meet the head: learned scalar mix, or concatenated side by side"
+    )
     granularity: Literal["sentence", "word", "token"] = "sentence"
     pooling: Literal["cls", "mean", "max", "first", "last"] = "mean"
     dtype: Literal["float16", "float32", "int8"] = Field(
@@ -51,13 +55,33 @@ class FeatureConfig(_Section):
 
     @model_validator(mode="after")
     def _pooling_fits_granularity(self) -> FeatureConfig:
-        allowed = {"sentence": SENTENCE_POOLING, "word": WORD_POOLING, "token": ("mean", "first", "last", "cls", "max")}
-        if self.pooling not in allowed[self.granularity]:
-            raise ValueError(
-                f"pooling '{self.pooling}' does not apply to granularity '{self.granularity}' "
-                f"(choose one of {', '.join(allowed[self.granularity])})"
-            )
+        if "granularity" in self.model_fields_set:  # else the task sets it, and the run config checks
+            check_pooling(self.granularity, self.pooling)
         return self
+
+
+def check_pooling(granularity: str, pooling: str) -> None:
+    allowed = {"sentence": SENTENCE_POOLING, "word": WORD_POOLING, "token": ("mean", "first", "last", "cls", "max")}
+    if pooling not in allowed[granularity]:
+        raise ValueError(
+            f"features.pooling: '{pooling}' does not apply to granularity '{granularity}' "
+            f"(choose one of {', '.join(allowed[granularity])})"
+        )
+
+
+# GLUE's TSV layouts: (first text, second text, label) columns, for ``data.glue``.
+GLUE_COLUMNS = {
+    "cola": ("sentence", None, "label"),
+    "sst2": ("sentence", None, "label"),
+    "mrpc": ("#1 String", "#2 String", "Quality"),
+    "qqp": ("question1", "question2", "is_duplicate"),
+    "stsb": ("sentence1", "sentence2", "score"),
+    "mnli": ("sentence1", "sentence2", "gold_label"),
+    "qnli": ("question", "sentence", "label"),
+    "rte": ("sentence1", "sentence2", "label"),
+    "wnli": ("sentence1", "sentence2", "label"),
+}
+TAG_SCHEMES = ("IOB1", "IOB2", "BIOES")
 
 
 class DataConfig(_Section):
@@ -68,15 +92,34 @@ class DataConfig(_Section):
     hf: str | None = Field(None, description="Hugging Face dataset name or a local datasets directory")
     hf_config: str | None = None
     format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    glue: Literal[tuple(GLUE_COLUMNS)] | None = Field(  # type: ignore[valid-type]
+        None, description="a GLUE TSV layout (mrpc, rte, ...): sets the text, pair and label columns"
+    )
     text_column: str = "text"
+    text_pair_column: str | None = Field(None, description="second text of a sentence pair (e.g. sentence2)")
     label_column: str = "label"
+    label_separator: str = Field(",", description="multilabel: separates the labels of one example")
+    word_column: int = Field(0, description="tagging: CoNLL column of the words (0 = first, -1 = last)")
+    tag_column: int = Field(-1, description="tagging: CoNLL column of the tags (-1 = last)")
+    tag_scheme: Literal["auto", *TAG_SCHEMES] = Field(  # type: ignore[valid-type]
+        "auto", description="tagging: the files' tag scheme; auto detects IOB1, IOB2 or BIOES"
+    )
     dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out of train when no dev file is given")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out of train when no test file is given")
     split_seed: int = 13
     max_train_examples: int | None = Field(None, ge=1, description="use a fixed random subset of train")
+    max_eval_examples: int | None = Field(
+        None, ge=1, description="use a fixed random subset of dev and of test (quick benchmarks)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
+        if self.glue:  # a layout fills the columns the config does not name itself
+            text, pair, label = GLUE_COLUMNS[self.glue]
+            given = self.model_fields_set  # (object.__setattr__: assignment would validate, and so recurse)
+            for name, value in (("text_column", text), ("text_pair_column", pair), ("label_column", label)):
+                if name not in given:
+                    object.__setattr__(self, name, value)
         if sum(bool(x) for x in (self.demo, self.train, self.hf)) > 1:
             raise ValueError("give one of 'demo', 'train' (files) or 'hf'")
         if (self.dev or self.test) and not self.train:
@@ -94,10 +137,30 @@ class DataConfig(_Section):
 
 
 class HeadConfig(_Section):
-    type: Literal["linear", "mlp"] = "linear"
+    type: Literal["linear", "mlp", "bilstm", "crf", "bilstm-crf"] = Field(
+        "linear",
+        description="sentence tasks: linear, mlp; tagging: linear, bilstm, crf, bilstm-crf; qa: linear, bilstm",
+    )
     hidden_size: int = Field(256, ge=1, description="MLP hidden width")
+    lstm_hidden: int = Field(256, ge=1, description="BiLSTM hidden size per direction")
+    lstm_layers: int = Field(1, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
-    layer_norm: bool = Field(False, description="normalise each layer before the scalar mix")
+    layer_norm: bool = Field(False, description="normalise each layer before combining them")
+    tag_scheme: Literal["IOB2", "BIOES"] = Field(
+        "BIOES",
+        description="tagging: the scheme the head learns (the CRF's constraints follow it); "
+        "predictions are written back in the files' own scheme",
+    )
+
+
+class QAConfig(_Section):
+    stride: int = Field(128, ge=0, description="context tokens shared by consecutive windows of a long context")
+    max_query_length: int = Field(64, ge=1, description="questions are cut after this many tokens")
+    max_answer_length: int = Field(30, ge=1, description="longest answer span, in tokens")
+    n_best: int = Field(20, ge=1, description="spans considered per window")
+    null_threshold: float | None = Field(
+        None, description="SQuAD v2: answer '' when the null score beats the best span by more (default 0.0 on v2 data)"
+    )
 
 
 # The learning rate a strategy gets when the config names none.
@@ -116,7 +179,11 @@ class TrainConfig(_Section):
         True, description="fine-tuning: batch texts of similar length together (less padding, faster steps)"
     )
     patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
-    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    metric: str | None = Field(
+        None,
+        description="dev metric for early stopping and the best checkpoint; default per task: accuracy "
+        "(classification), micro_f1 (multilabel), pearson (regression), f1 (tagging, qa)",
+    )
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["auto", "no", "bf16"] = Field("auto", description="auto: bf16 on a GPU that has it")
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N optimizer steps (0: epoch ends only)")
@@ -137,8 +204,15 @@ class LoraConfig(_Section):
     target_modules: list[str] | None = Field(None, description="default: the attention projections of the model")
 
 
+TASK_GRANULARITY = {"classification": "sentence", "multilabel": "sentence", "regression": "sentence"}
+TASK_GRANULARITY |= {"tagging": "word", "qa": "token"}
+
+
 class RunConfig(_Section):
-    task: Literal["classification"] = "classification"
+    task: Literal[tuple(TASK_GRANULARITY)] = Field(  # type: ignore[valid-type]
+        "classification",
+        description="classification, multilabel, regression (texts or pairs), tagging (CoNLL), qa (SQuAD)",
+    )
     strategy: Literal["feature", "finetune", "lora"] = "feature"
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -147,6 +221,7 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    qa: QAConfig = Field(default_factory=QAConfig)
     output_dir: str = "runs/latest"
     cache_dir: str | None = Field(
         None, description="feature cache root; default $LMTRANSFER_CACHE or ~/.cache/lmtransfer"
@@ -161,8 +236,19 @@ class RunConfig(_Section):
             self.train.lr = DEFAULT_LR[self.strategy]
         if self.train.epochs is None:
             self.train.epochs = 20 if self.strategy == "feature" else 3
-        if self.strategy != "feature" and self.features.granularity != "sentence":
-            raise ValueError("fine-tuning a classifier uses sentence features (features.granularity: sentence)")
+        granularity = TASK_GRANULARITY[self.task]
+        if self.features.granularity != granularity:
+            if "granularity" in self.features.model_fields_set and (self.task, self.strategy) != (
+                "classification",
+                "feature",
+            ):  # only feature extraction for classification may take word or token features
+                raise ValueError(f"features.granularity: task '{self.task}' uses {granularity} features")
+            pooling = self.features.pooling if "pooling" in self.features.model_fields_set else None
+            if pooling is None:
+                pooling = "first" if granularity == "word" else "mean"
+            fields = self.features.model_dump(exclude={"granularity", "pooling"})
+            object.__setattr__(self, "features", FeatureConfig(**fields, granularity=granularity, pooling=pooling))
+        check_pooling(self.features.granularity, self.features.pooling)
         return self
 
     def error(self, field: str, message: str) -> ConfigError:
@@ -318,7 +404,11 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "(top level)"
-        raise source.error(field, first["msg"].removeprefix("Value error, ")) from None
+        field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+        message = first["msg"].removeprefix("Value error, ")
+        named = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", message)  # a cross-field check names its field
+        if named and (not field or named.group(1).startswith(f"{field}.")):
+            field, message = named.groups()
+        raise source.error(field or "(top level)", message) from None
     config._source = source
     return config

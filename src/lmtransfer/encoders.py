@@ -57,6 +57,7 @@ class Encoder:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     _weights_hash: str | None = field(default=None, repr=False)
+    pooler: torch.nn.Module | None = field(default=None, repr=False)  # the checkpoint's, set aside (see _load)
 
     @property
     def num_layers(self) -> int:
@@ -182,11 +183,13 @@ def _load(
             model = _load_pickled(source, common)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
-    if getattr(model, "pooler", None) is not None:
-        # features come from the hidden states; the pooler's output is never used, so it is dropped:
-        # no compute for it, and no parameters that get no gradient (which multi-process training rejects)
+    pooler = getattr(model, "pooler", None)
+    if pooler is not None:
+        # features come from the hidden states; the pooler's output is never used, so it is set aside:
+        # no compute for it, and no parameters that get no gradient (which multi-process training rejects).
+        # An exported fine-tuned encoder gets it back, so that it loads without a "missing weights" report.
         model.pooler = None
-    return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)
+    return Encoder(name=name, source=source, model=model, tokenizer=tokenizer, pooler=pooler)
 
 
 def _load_pickled(source: str, common: dict) -> PreTrainedModel:

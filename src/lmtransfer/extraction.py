@@ -26,12 +26,11 @@ from lmtransfer.features import (
     encoder_inputs,
     hidden_states,
     pool_sentence,
-    pool_words,
+    pool_word_spans,
     stack_layers,
     token_rows,
 )
-
-Example = str | Sequence[str]  # a text, or a pre-split list of words
+from lmtransfer.inputs import Encoding, Example, encode, padded_spans
 
 
 @dataclass
@@ -72,19 +71,8 @@ def make_key(
     )
 
 
-def _tokenize(encoder: Encoder, examples: Sequence[Example], max_length: int) -> dict:
-    pre_split = bool(examples) and not isinstance(examples[0], str)
-    return encoder.tokenizer(
-        list(examples), truncation=True, max_length=max_length, is_split_into_words=pre_split, verbose=False
-    )
-
-
-def _rows_per_example(encoding, granularity: str) -> list[int]:
-    if granularity == "sentence":
-        return [1] * len(encoding["input_ids"])
-    if granularity == "token":
-        return [len(ids) for ids in encoding["input_ids"]]
-    return [len({w for w in encoding.word_ids(i) if w is not None}) for i in range(len(encoding["input_ids"]))]
+def _tokenize(encoder: Encoder, examples: Sequence[Example], max_length: int) -> Encoding:
+    return encode(encoder.tokenizer, examples, max_length)
 
 
 def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureSpec, dtype: str) -> tuple[int, bool]:
@@ -96,12 +84,13 @@ def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureS
         return len(examples) * per_row, True
     rng = np.random.default_rng(0)
     sample = rng.choice(len(examples), size=min(len(examples), 1000), replace=False)
-    rows = _rows_per_example(_tokenize(encoder, [examples[i] for i in sample], spec.max_length), spec.granularity)
+    encoding = _tokenize(encoder, [examples[i] for i in sample], spec.max_length)
+    rows = [encoding.rows(i, spec.granularity) for i in range(len(sample))]
     return int(np.mean(rows) * len(examples) * per_row), False
 
 
 def _forward_rows(
-    encoder: Encoder, batch: dict, spec: FeatureSpec, word_ids: list, compute: str
+    encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, compute: str
 ) -> torch.Tensor | list[torch.Tensor]:
     """(B, L, H) pooled sentence features, or one (rows_i, L, H) tensor per example."""
     states = hidden_states(encoder.model, encoder_inputs(batch, encoder.uses_token_type_ids), compute)
@@ -110,7 +99,8 @@ def _forward_rows(
         return pool_sentence(h, batch["attention_mask"], spec.pooling)  # (B, L, H)
     if spec.granularity == "token":
         return token_rows(h, batch["attention_mask"])  # B x (T_i, L, H)
-    return pool_words(h, word_ids, spec.pooling)  # B x (W_i, L, H)
+    words = pool_word_spans(h, padded_spans(spans), spec.pooling)  # (B, W, L, H)
+    return [words[b, : len(s)] for b, s in enumerate(spans)]  # B x (W_i, L, H)
 
 
 @functools.cache
@@ -141,24 +131,24 @@ def _store(buffer: ShardBuffer, offsets: np.ndarray, chosen: np.ndarray, rows) -
 def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute) -> tuple[int, int]:
     start, stop = writer.shard_range(index)
     encoding = _tokenize(encoder, examples[start:stop], spec.max_length)
-    lengths = np.array([len(ids) for ids in encoding["input_ids"]])
-    offsets = np.concatenate([[0], np.cumsum(_rows_per_example(encoding, spec.granularity))])
+    lengths = np.array(encoding.lengths)
+    offsets = np.concatenate([[0], np.cumsum([encoding.rows(i, spec.granularity) for i in range(stop - start)])])
     buffer = writer.open_shard(index, int(offsets[-1]))
     # Batches of similar length pad little. Longest first: later, smaller batches then fit into memory
     # the allocator already holds, where ascending sizes would fragment the heap a little more each batch.
     order = np.argsort(-lengths, kind="stable")
-    names = [n for n in encoder.tokenizer.model_input_names if n in encoding]
+    columns = encoding.columns
     for first in range(0, len(order), batch_size):
         chosen = order[first : first + batch_size]
-        batch = encoder.tokenizer.pad({n: [encoding[n][i] for i in chosen] for n in names}, return_tensors="pt")
-        word_ids = [encoding.word_ids(int(i)) for i in chosen] if spec.granularity == "word" else []
+        batch = encoder.tokenizer.pad({n: [columns[n][i] for i in chosen] for n in columns}, return_tensors="pt")
+        spans = [encoding.spans[i] for i in chosen] if spec.granularity == "word" else []
         with torch.inference_mode():
-            rows = _forward_rows(encoder, batch, spec, word_ids, compute)
+            rows = _forward_rows(encoder, batch, spec, spans, compute)
         _store(buffer, offsets, chosen, rows)
         bar.update(len(chosen))
         bar.tokens += int(lengths[chosen].sum())
         bar.set_postfix_str(f"{bar.tokens / max(bar.format_dict['elapsed'], 1e-9):,.0f} tok/s", refresh=False)
-    truncated = sum(bool(e.overflowing) for e in encoding.encodings)
+    truncated = encoding.truncated
     writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated)
     release_freed_memory()
     return int(lengths.sum()), truncated

@@ -40,32 +40,51 @@ def pool_sentence(h: Tensor, mask: Tensor, how: str) -> Tensor:
     raise ValueError(f"unknown sentence pooling '{how}'")
 
 
-def pool_words(h: Tensor, word_ids: Sequence[Sequence[int | None]], how: str) -> list[Tensor]:
-    """(B, L, T, H) and per-example token->word maps -> one (W_i, L, H) tensor per example.
+def word_spans(word_ids: Sequence[int | None]) -> list[tuple[int, int]]:
+    """First and last token (inclusive) of each word present in a token->word map, in word order.
 
-    Special tokens (word id None) are dropped; a word whose subwords were all truncated away is absent.
+    A word whose subwords were all cut away by truncation is absent (the caller checks for that).
     """
-    out = []
-    for b, ids in enumerate(word_ids):
-        positions = [t for t, w in enumerate(ids) if w is not None]
-        words = torch.tensor([ids[t] for t in positions], dtype=torch.long)  # (T',)
-        tokens = h[b, :, positions].transpose(0, 1)  # (T', L, H)
-        n_words = int(words.max()) + 1 if len(positions) else 0
-        if how == "mean":
-            sums = tokens.new_zeros(n_words, *tokens.shape[1:]).index_add_(0, words, tokens)  # (W, L, H)
-            counts = torch.bincount(words, minlength=n_words).clamp(min=1).to(tokens.dtype)  # (W,)
-            pooled = sums / counts[:, None, None]
-        elif how in ("first", "last"):
-            order = range(len(positions)) if how == "last" else reversed(range(len(positions)))
-            pick = torch.zeros(n_words, dtype=torch.long)
-            for t in order:  # the last write wins: the last subword, or (reversed) the first
-                pick[words[t]] = t
-            pooled = tokens[pick]  # (W, L, H)
-        else:
-            raise ValueError(f"unknown word pooling '{how}'")
-        present = torch.bincount(words, minlength=n_words) > 0
-        out.append(pooled[present])
-    return out
+    spans: dict[int, list[int]] = {}
+    for t, w in enumerate(word_ids):
+        if w is not None:
+            spans.setdefault(w, [t, t])[1] = t
+    return [tuple(spans[w]) for w in sorted(spans)]
+
+
+def pool_word_spans(h: Tensor, spans: Tensor, how: str) -> Tensor:
+    """(B, L, T, H) and (B, W, 2) first/last token of each word -> (B, W, L, H) word vectors.
+
+    A word's subwords are consecutive tokens, so its mean is a difference of prefix sums; padding words
+    (span (0, 0)) get the first token's vector, which the word mask then ignores.
+    """
+    first, last = spans[..., 0], spans[..., 1]  # (B, W), (B, W)
+    if how == "mean":
+        prefix = torch.nn.functional.pad(h.cumsum(dim=2), (0, 0, 1, 0))  # (B, L, T+1, H): prefix[t] = sum of h[:t]
+        total = _take(prefix, last + 1) - _take(prefix, first)  # (B, W, L, H)
+        return total / (last - first + 1).clamp(min=1)[:, :, None, None].to(h.dtype)
+    if how in ("first", "last"):
+        return _take(h, first if how == "first" else last)  # (B, W, L, H)
+    raise ValueError(f"unknown word pooling '{how}'")
+
+
+def _take(h: Tensor, positions: Tensor) -> Tensor:
+    """(B, L, T, H) at (B, W) token positions -> (B, W, L, H)."""
+    batch, layers, _, dim = h.shape
+    index = positions[:, None, :, None].expand(batch, layers, positions.shape[1], dim)  # (B, L, W, H)
+    return h.gather(2, index).transpose(1, 2)  # (B, W, L, H)
+
+
+def pool_words(h: Tensor, word_ids: Sequence[Sequence[int | None]], how: str) -> list[Tensor]:
+    """(B, L, T, H) and per-example token->word maps -> one (W_i, L, H) tensor per example."""
+    spans = [word_spans(ids) for ids in word_ids]
+    width = max((len(s) for s in spans), default=0)
+    padded = torch.zeros(len(spans), width, 2, dtype=torch.long)  # (B, W, 2)
+    for b, s in enumerate(spans):
+        if s:
+            padded[b, : len(s)] = torch.tensor(s)
+    pooled = pool_word_spans(h, padded.to(h.device), how)  # (B, W, L, H)
+    return [pooled[b, : len(s)] for b, s in enumerate(spans)]
 
 
 def token_rows(h: Tensor, mask: Tensor) -> list[Tensor]:
@@ -93,7 +112,8 @@ def encoder_inputs(batch: dict[str, Tensor], uses_token_type_ids: bool) -> dict[
 
 
 class EncoderFeatures(nn.Module):
-    """Live sentence features: encoder -> chosen layers -> pooled (B, L, H).
+    """Live features, shaped as the cache stores them, batched: per sentence (B, L, H), per word
+    (B, W, L, H) from the batch's ``word_spans``, or per token (B, T, L, H).
 
     Whether the encoder trains is up to the caller; this module only routes tensors.
     """
@@ -102,8 +122,6 @@ class EncoderFeatures(nn.Module):
         self, encoder: nn.Module, spec: FeatureSpec, uses_token_type_ids: bool, compute: str = "float32"
     ) -> None:
         super().__init__()
-        if spec.granularity != "sentence":
-            raise ValueError("live features are pooled per sentence; use the cache for word or token features")
         self.encoder = encoder
         self.spec = spec
         self.uses_token_type_ids = uses_token_type_ids
@@ -112,4 +130,8 @@ class EncoderFeatures(nn.Module):
     def forward(self, **batch: Tensor) -> Tensor:
         states = hidden_states(self.encoder, encoder_inputs(batch, self.uses_token_type_ids), self.compute)
         h = stack_layers(states, self.spec.layers)  # (B, L, T, H)
-        return pool_sentence(h, batch["attention_mask"], self.spec.pooling)  # (B, L, H)
+        if self.spec.granularity == "sentence":
+            return pool_sentence(h, batch["attention_mask"], self.spec.pooling)  # (B, L, H)
+        if self.spec.granularity == "word":
+            return pool_word_spans(h, batch["word_spans"], self.spec.pooling)  # (B, W, L, H)
+        return h.transpose(1, 2)  # (B, T, L, H)

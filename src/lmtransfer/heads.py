@@ -1,14 +1,19 @@
-"""Task heads and the classifier built from them.
+"""Task heads, and the task model built from them: a layer combination, then a head.
 
-A head maps a vector per example (B, H) to label scores (B, C). The classifier puts a scalar mix in
-front, so it takes (B, L, H) layer features, whether they come from the cache (feature-based) or
-from a live encoder (fine-tuning): the head code is the same either way.
+A sentence head maps a vector per example (B, D) to scores (B, C); a sequence head maps a vector
+per word or token (B, T, D) with its mask to scores per position (B, T, K), optionally through a
+BiLSTM and with a CRF on top. The layer combination in front (ELMo's scalar mix, or a concatenation)
+takes (..., L, H) layer features, whether they come from the cache (feature-based) or from a live
+encoder (fine-tuning): the head code is the same either way.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lmtransfer.crf import CRF
 from lmtransfer.scalar_mix import ScalarMix
 
 
@@ -41,30 +46,129 @@ class MLPHead(nn.Module):
         return self.net(x)  # (B, C)
 
 
+SENTENCE_HEADS = ("linear", "mlp")
+SEQUENCE_HEADS = ("linear", "bilstm", "crf", "bilstm-crf")
+
+
 def build_head(kind: str, in_dim: int, num_labels: int, hidden_size: int = 256, dropout: float = 0.1) -> nn.Module:
     if kind == "linear":
         return LinearHead(in_dim, num_labels, dropout)
     if kind == "mlp":
         return MLPHead(in_dim, num_labels, hidden_size, dropout)
-    raise ValueError(f"unknown head '{kind}' (choose linear or mlp)")
+    raise ValueError(f"unknown sentence head '{kind}' (choose {' or '.join(SENTENCE_HEADS)})")
 
 
-class MixClassifier(nn.Module):
-    """(B, L, H) layer features -> scalar mix -> head -> (B, C) logits."""
+class ConcatLayers(nn.Module):
+    """(..., L, H) -> (..., L * H): the layers side by side (BERT's "concat last four" feature)."""
+
+    def __init__(self, num_layers: int, layer_norm: bool = False) -> None:
+        super().__init__()
+        self.num_layers, self.layer_norm = num_layers, layer_norm
+
+    def forward(self, h: Tensor) -> Tensor:
+        if self.layer_norm:
+            h = F.layer_norm(h, h.shape[-1:])  # (..., L, H)
+        return h.flatten(-2)  # (..., L * H)
+
+    def layer_weights(self) -> dict[str, object]:
+        return {"concat": True}
+
+
+def build_combination(kind: str, num_layers: int, layer_norm: bool = False) -> nn.Module:
+    if kind == "mix":
+        return ScalarMix(num_layers, layer_norm=layer_norm)
+    if kind == "concat":
+        return ConcatLayers(num_layers, layer_norm=layer_norm)
+    raise ValueError(f"unknown layer combination '{kind}' (choose mix or concat)")
+
+
+class SequenceHead(nn.Module):
+    """(B, T, D) and a (B, T) mask of real positions -> (B, T, K) scores.
+
+    ``lstm_hidden > 0`` puts a BiLSTM (packed, so padding never reaches it) under the output layer;
+    ``crf`` adds a linear-chain CRF whose loss and Viterbi decoding replace per-position softmax.
+    ``pad_score`` (if set) is written at padding positions, so that a softmax over positions (QA
+    start / end) ignores them.
+    """
 
     def __init__(
         self,
-        num_layers: int,
-        hidden_size: int,
-        num_labels: int,
-        head: str = "linear",
-        head_hidden: int = 256,
+        in_dim: int,
+        num_outputs: int,
+        lstm_hidden: int = 0,
+        lstm_layers: int = 1,
         dropout: float = 0.1,
-        layer_norm: bool = False,
+        crf: CRF | None = None,
+        pad_score: float | None = None,
     ) -> None:
         super().__init__()
-        self.mix = ScalarMix(num_layers, layer_norm=layer_norm)
-        self.head = build_head(head, hidden_size, num_labels, head_hidden, dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = (
+            nn.LSTM(in_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True)
+            if lstm_hidden
+            else None
+        )
+        self.out = nn.Linear(2 * lstm_hidden if lstm_hidden else in_dim, num_outputs)
+        self.crf = crf
+        self.pad_score = pad_score
 
-    def forward(self, features: Tensor) -> Tensor:
-        return self.head(self.mix(features))  # (B, L, H) -> (B, H) -> (B, C)
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        if self.lstm is not None:
+            lengths = mask.sum(dim=1).clamp(min=1).cpu()  # (B,)
+            packed = pack_padded_sequence(self.dropout(x), lengths, batch_first=True, enforce_sorted=False)
+            x, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])  # (B, T, 2h)
+        scores = self.out(self.dropout(x))  # (B, T, K)
+        if self.pad_score is not None:
+            scores = scores.masked_fill(~mask[..., None], self.pad_score)
+        return scores
+
+    def loss(self, scores: Tensor, labels: Tensor) -> Tensor:
+        """Mean CRF negative log-likelihood per sequence, or mean cross-entropy per real position;
+        ``labels`` hold -100 at padding."""
+        if self.crf is not None:
+            mask = labels != -100  # (B, T)
+            return self.crf(scores, labels.clamp(min=0), mask, reduction="mean")
+        return F.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
+        """Best label per real position: Viterbi with a CRF, else the arg-max."""
+        if self.crf is not None:
+            return self.crf.decode(scores, mask)
+        best = scores.argmax(dim=-1).tolist()  # (B, T)
+        return [row[:n] for row, n in zip(best, mask.sum(dim=1).tolist())]
+
+
+def build_sequence_head(
+    kind: str, in_dim: int, num_outputs: int, lstm_hidden: int, lstm_layers: int, dropout: float, **extra
+) -> SequenceHead:
+    """``linear``, ``bilstm``, ``crf`` or ``bilstm-crf``; ``extra['allowed']`` are the CRF's transition masks."""
+    if kind not in SEQUENCE_HEADS:
+        raise ValueError(f"unknown sequence head '{kind}' (choose {', '.join(SEQUENCE_HEADS)})")
+    crf = CRF(num_outputs, extra.get("allowed")) if kind.endswith("crf") else None
+    hidden = lstm_hidden if kind.startswith("bilstm") else 0
+    return SequenceHead(in_dim, num_outputs, hidden, lstm_layers, dropout, crf, extra.get("pad_score"))
+
+
+class TaskModel(nn.Module):
+    """Layer features -> combination -> head: (B, L, H) -> (B, C), or (B, T, L, H) + mask -> (B, T, K)."""
+
+    def __init__(self, mix: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.mix, self.head = mix, head
+
+    def forward(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
+        x = self.mix(features)  # (B, D) or (B, T, D)
+        return self.head(x) if mask is None else self.head(x, mask)
+
+
+def sentence_classifier(
+    num_layers: int,
+    hidden_size: int,
+    num_labels: int,
+    head: str = "linear",
+    head_hidden: int = 256,
+    dropout: float = 0.1,
+    layer_norm: bool = False,
+) -> TaskModel:
+    """(B, L, H) -> scalar mix -> head -> (B, C): the classic feature-based classifier."""
+    return TaskModel(ScalarMix(num_layers, layer_norm), build_head(head, hidden_size, num_labels, head_hidden, dropout))

@@ -105,13 +105,30 @@ def predict_outputs(
             out, idx = model(**batch["inputs"]).float(), batch["index"]
             lab = batch.get("labels", torch.zeros_like(idx))
             if accelerator is not None:
+                if out.ndim > 2:  # per word or token: processes' batches differ in length
+                    out = accelerator.pad_across_processes(out, dim=1)
+                if lab.ndim > 1:
+                    lab = accelerator.pad_across_processes(lab, dim=1, pad_index=-100)
                 out, idx, lab = accelerator.gather_for_metrics((out, idx, lab))
             outputs.append(out.cpu().numpy())
             index.append(idx.cpu().numpy())
             labels.append(lab.cpu().numpy())
     order = np.argsort(np.concatenate(index))
     has_labels = "labels" in batch
-    return np.concatenate(outputs)[order], (np.concatenate(labels)[order] if has_labels else None)
+    return _stack(outputs, 0.0)[order], (_stack(labels, -100)[order] if has_labels else None)
+
+
+def _stack(parts: list[np.ndarray], fill: float) -> np.ndarray:
+    """Concatenate batches along axis 0, padding axis 1 (words, tokens) to the longest with ``fill``."""
+    if not parts or parts[0].ndim < 2 or len({p.shape[1] for p in parts}) == 1:
+        return np.concatenate(parts)
+    width = max(p.shape[1] for p in parts)
+    out = np.full((sum(len(p) for p in parts), width, *parts[0].shape[2:]), fill, dtype=parts[0].dtype)
+    row = 0
+    for p in parts:
+        out[row : row + len(p), : p.shape[1]] = p
+        row += len(p)
+    return out
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Classification metrics: accuracy, macro-F1, and precision / recall / F1 per class."""
+"""Task metrics: classification (accuracy, F1 per class), multi-label, regression, entity-level F1."""
 
 from __future__ import annotations
 
@@ -20,4 +20,68 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(labels, precision, recall, f1, support)
         },
+    }
+
+
+def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, object]:
+    """(N, C) 0/1 gold and predicted label sets: micro and macro F1, subset accuracy, per-label scores."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    y_true, y_pred = np.asarray(y_true) > 0.5, np.asarray(y_pred).astype(bool)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    return {
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))) if len(y_true) else 0.0,
+        "examples": len(y_true),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(labels, precision, recall, f1, support)
+        },
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, object]:
+    """Pearson and Spearman correlation, mean squared error (and its negative, for "higher is better")."""
+    from scipy.stats import pearsonr, spearmanr
+
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    constant = len(y_true) < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0  # correlation undefined
+    mse = float(np.mean((y_true - y_pred) ** 2)) if len(y_true) else 0.0
+    return {
+        "pearson": 0.0 if constant else float(pearsonr(y_true, y_pred)[0]),
+        "spearman": 0.0 if constant else float(spearmanr(y_true, y_pred)[0]),
+        "mse": mse,
+        "neg_mse": -mse,
+        "examples": len(y_true),
+    }
+
+
+def entity_metrics(gold: list[list[str]], predicted: list[list[str]], scheme: str) -> dict[str, object]:
+    """Entity-level precision / recall / F1 (seqeval, strict: an entity counts only with exact bounds and type),
+    overall (micro) and per entity type. ``scheme`` is IOB2 or BIOES, the tags' scheme."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2, IOBES
+
+    report = classification_report(
+        gold, predicted, mode="strict", scheme=IOBES if scheme == "BIOES" else IOB2, output_dict=True, zero_division=0
+    )
+    total = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    per_type = {
+        kind: {
+            "precision": float(v["precision"]),
+            "recall": float(v["recall"]),
+            "f1": float(v["f1-score"]),
+            "support": int(v["support"]),
+        }
+        for kind, v in report.items()
+        if not kind.endswith(" avg")
+    }
+    return {
+        "precision": float(total["precision"]),
+        "recall": float(total["recall"]),
+        "f1": float(total["f1-score"]),
+        "entities": int(total["support"]),
+        "sentences": len(gold),
+        "per_type": per_type,
     }

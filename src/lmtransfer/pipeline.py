@@ -1,4 +1,4 @@
-"""The Python API, one function per CLI command: extract, train, evaluate, predict.
+"""The Python API, one function per CLI command: extract, train, evaluate, predict, for every task.
 
 from lmtransfer import load_config, train, evaluate, predict
 result = train(load_config("configs/bbc.yaml", ["strategy=finetune"]))
@@ -16,22 +16,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
 from lmtransfer.config import RunConfig
-from lmtransfer.data import ClassificationData, Split, check_labels, load_classification
 from lmtransfer.encoders import Encoder, load_encoder
+from lmtransfer.errors import LmtError
 from lmtransfer.extraction import Extraction
 from lmtransfer.extraction import extract as extract_to_cache
 from lmtransfer.features import EncoderFeatures, FeatureSpec
 from lmtransfer.layers import resolve_layers
 from lmtransfer.loop import LoopArgs, fit, predict_outputs, seed_everything
-from lmtransfer.metrics import classification_metrics
 from lmtransfer.runs import Run, save_run
 from lmtransfer.sources import CachedFeatureDataset, TextDataset
-from lmtransfer.strategies import LiveClassifier, build_model, export_encoder, trainable_parameters
+from lmtransfer.strategies import LiveModel, build_model, export_encoder, trainable_parameters
+from lmtransfer.tasks import Prepared, Task, task_for
 
 SPLITS = ("train", "dev", "test")
 
@@ -86,12 +85,12 @@ def make_accelerator(config: RunConfig) -> Accelerator:
 
 
 def _extract(
-    encoder: Encoder, split: Split, spec: FeatureSpec, config: RunConfig, name: str, progress: bool
+    encoder: Encoder, examples: Sequence[Any], spec: FeatureSpec, config: RunConfig, name: str, progress: bool
 ) -> Extraction:
     f = config.features
     return extract_to_cache(
         encoder,
-        split.texts,
+        examples,
         spec,
         config.resolved_cache_dir(),
         dtype=f.dtype,
@@ -103,12 +102,27 @@ def _extract(
     )
 
 
+def _read(config: RunConfig) -> tuple[Task, dict[str, Any], list[str]]:
+    """The task, its splits as read and checked, and its output labels: every input check, no writes."""
+    task = task_for(config)
+    raw = task.load()
+    labels = task.fit_labels(raw["train"])
+    for name, split in raw.items():
+        if name != "train":
+            task.check(split, labels)
+    return task, raw, labels
+
+
 def extract(config: RunConfig, splits: Sequence[str] = SPLITS, progress: bool = True) -> dict[str, Extraction]:
-    """Extract (or find cached) features for the config's data splits."""
-    data = load_classification(config.data)
+    """Extract (or find cached) features for the config's data splits, as its task feeds them to the encoder."""
+    task, raw, labels = _read(config)
     encoder = _encoder(config)
     spec = feature_spec(config, encoder)
-    return {name: _extract(encoder, getattr(data, name), spec, config, name, progress) for name in splits}
+    done = {}
+    for name in (n for n in splits if n in raw):
+        examples = task.prepare(raw[name], encoder.tokenizer, labels).examples
+        done[name] = _extract(encoder, examples, spec, config, name, progress)
+    return done
 
 
 @dataclass
@@ -118,23 +132,29 @@ class TrainResult:
     model: torch.nn.Module  # the trained model, in memory (mix + head, with its encoder when live)
 
 
-def _label_ids(split: Split, labels: list[str]) -> np.ndarray:
-    lookup = {label: i for i, label in enumerate(labels)}
-    return np.array([lookup[label] for label in split.labels or []], dtype=np.int64)
+def _check_words(prepared: Prepared, rows: Sequence[int] | np.ndarray, name: str) -> None:
+    """Every word of every tagging window must have come out of the encoder with a vector."""
+    for i, (example, count) in enumerate(zip(prepared.examples, rows)):
+        if len(example) != count:
+            raise LmtError(
+                f"{name}: window {i} has {len(example)} words but the encoder gave {count} word vectors "
+                "(a tokenizer that splits words differently alone and in context?); lower encoder.max_length"
+            )
 
 
-def _datasets(config, data, encoder, spec, acc, progress) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Per split: cached features (feature-based) or tokenised text (live encoder); extraction costs."""
-    labels = {name: _label_ids(getattr(data, name), data.labels) for name in SPLITS}
+def _datasets(config, task, prepared, encoder, spec, acc, progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per split: cached features (feature-based) or tokenised examples (live encoder); extraction costs."""
     if config.strategy != "feature":
-        return {
-            n: TextDataset(encoder.tokenizer, getattr(data, n).texts, spec.max_length, labels[n]) for n in SPLITS
-        }, {}
+        out = {}
+        for n, p in prepared.items():
+            out[n] = TextDataset(encoder.tokenizer, p.examples, spec.max_length, p.targets, spec.granularity)
+            if spec.granularity == "word":
+                _check_words(p, [len(s) for s in out[n].encoding.spans], n)
+        return out, {}
     began = time.perf_counter()
     with acc.main_process_first():  # one process extracts; the others then find the cache complete
-        done = {
-            n: _extract(encoder, getattr(data, n), spec, config, n, progress and acc.is_main_process) for n in SPLITS
-        }
+        show = progress and acc.is_main_process
+        done = {n: _extract(encoder, p.examples, spec, config, n, show) for n, p in prepared.items()}
     tokens = sum(ex.tokens for ex in done.values())
     seconds = time.perf_counter() - began
     costs = {
@@ -144,7 +164,11 @@ def _datasets(config, data, encoder, spec, acc, progress) -> tuple[dict[str, Any
         "cache_bytes": sum(ex.cache.nbytes for ex in done.values()),
         "caches": {n: str(ex.cache.directory) for n, ex in done.items()},
     }
-    return {n: CachedFeatureDataset(ex.cache, labels[n]) for n, ex in done.items()}, costs
+    datasets = {n: CachedFeatureDataset(ex.cache, prepared[n].targets) for n, ex in done.items()}
+    if spec.granularity == "word":
+        for n, d in datasets.items():
+            _check_words(prepared[n], d.lengths, n)
+    return datasets, costs
 
 
 def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
@@ -172,32 +196,39 @@ def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
 def train(
     config: RunConfig, progress: bool = True, resume: bool = False, accelerator: Accelerator | None = None
 ) -> TrainResult:
-    """Train the config's strategy end to end, evaluate on dev and test, write the run directory.
-
-    With ``resume``, a run killed midway continues from its latest checkpoint.
+    """Train the config's task and strategy end to end, evaluate on dev and test, write the run directory
+    (with dev and test predictions in the task's format). With ``resume``, a run killed midway continues
+    from its latest checkpoint.
     """
-    data: ClassificationData = load_classification(config.data)  # all input checks happen before any write
+    task, raw, labels = _read(config)  # all input checks happen before any write
     encoder = _encoder(config)
     spec = feature_spec(config, encoder)
+    if spec.granularity != task.granularity:
+        raise config.error("features.granularity", f"task '{task.name}' needs {task.granularity} features")
     acc = accelerator or make_accelerator(config)
     began = time.perf_counter()
-    datasets, costs = _datasets(config, data, encoder, spec, acc, progress)
+    prepared = {n: task.prepare(split, encoder.tokenizer, labels) for n, split in raw.items()}
+    datasets, costs = _datasets(config, task, prepared, encoder, spec, acc, progress)
     seed_everything(config.train.seed)  # the head's initial weights are part of what the seed fixes
-    model, groups = build_model(config, encoder, spec, len(data.labels))
-    score = lambda out, y: classification_metrics(y, out.argmax(axis=1), data.labels)  # noqa: E731
+    task_model = task.build_model(len(spec.layers), encoder.hidden_size, labels)
+    model, groups = build_model(config, encoder, spec, task_model)
     fitted = fit(
         model,
         datasets["train"],
         datasets["dev"],
-        loss_fn=F.cross_entropy,
-        evaluate=score,
+        loss_fn=task.loss(task_model),
+        evaluate=lambda out, _: task.score(prepared["dev"], out, task_model, labels),
         args=loop_args(config, progress and acc.is_main_process, resume),
         groups=groups,
         accelerator=acc,
     )
     eval_began = time.perf_counter()
-    metrics = {n: score(*predict_outputs(model, datasets[n], config.train.batch_size, acc)) for n in ("dev", "test")}
-    classifier = model.classifier if isinstance(model, LiveClassifier) else model
+    metrics, files = {}, {}
+    for name in (n for n in ("dev", "test") if n in prepared):
+        outputs, _ = predict_outputs(model, datasets[name], config.train.batch_size, acc)
+        metrics[name] = task.score(prepared[name], outputs, task_model, labels)
+        found = task.predictions(prepared[name], outputs, task_model, labels)
+        files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
     costs.update(
         strategy=config.strategy,
         trainable_parameters=trainable_parameters(model),
@@ -215,19 +246,21 @@ def train(
         **peak_memory(),
     )
     metrics.update(
+        task=task.name,
         best_epoch=fitted.best_epoch,
         history=fitted.history,
-        sizes={n: len(getattr(data, n)) for n in SPLITS},
+        sizes={n: p.size for n, p in prepared.items()},
+        encoder_inputs={n: len(p.examples) for n, p in prepared.items()},
         costs=costs,
     )
     directory = Path(config.output_dir)
     if acc.is_main_process:
-        directory = _save(config, encoder, spec, classifier, data.labels, metrics)
+        directory = _save(config, encoder, spec, task_model, labels, metrics, files)
     acc.wait_for_everyone()
     return TrainResult(directory, metrics, model)
 
 
-def _save(config, encoder, spec, classifier, labels, metrics) -> Path:
+def _save(config, encoder, spec, task_model, labels, metrics, files) -> Path:
     info = {
         "name": encoder.name,
         "source": encoder.source,
@@ -244,50 +277,75 @@ def _save(config, encoder, spec, classifier, labels, metrics) -> Path:
     return save_run(
         config.output_dir,
         config,
-        classifier,
+        task_model,
         labels,
         info,
         metrics,
         export=None if config.strategy == "feature" else export,
+        files=files,
     )
 
 
-def _live(run: Run, encoder: Encoder) -> LiveClassifier:
-    """The run's head on its encoder, live; a feature run's features are rounded as in its cache."""
+def _live(run: Run, encoder: Encoder) -> LiveModel:
+    """The run's task model on its encoder, live; a feature run's features are rounded as in its cache."""
     spec = feature_spec(run.config, encoder)
     feature_run = run.own_encoder is None
     rounding = run.config.features.dtype if feature_run else None
     compute = run.config.features.compute if feature_run else "float32"
-    return LiveClassifier(
+    return LiveModel(
         EncoderFeatures(encoder.freeze().model, spec, encoder.uses_token_type_ids, compute), run.model, rounding
     )
 
 
-def evaluate(run_dir: str | Path, data: Split | None = None, progress: bool = True) -> dict[str, Any]:
-    """Metrics of a trained run on ``data`` (default: the test split its config describes)."""
-    run = Run.load(run_dir)
-    if data is None:
-        data = load_classification(run.config.data).test
-    check_labels(data, run.labels, run.config.data.label_column)
-    encoder = run.load_encoder()
-    labels = _label_ids(data, run.labels)
+def _run_outputs(run: Run, encoder: Encoder, prepared: Prepared, progress: bool, cache: bool) -> np.ndarray:
+    """Outputs for prepared examples: from the feature cache (a feature-based run, when ``cache``) or live."""
     batch = run.config.train.batch_size
-    if run.own_encoder is None:  # feature-based: features come from (and go to) the cache
-        cache = _extract(encoder, data, feature_spec(run.config, encoder), run.config, "evaluate", progress).cache
-        outputs, y = predict_outputs(run.model, CachedFeatureDataset(cache, labels), batch)
-    else:  # a fine-tuned encoder is the run's own: no point caching its features
-        dataset = TextDataset(encoder.tokenizer, data.texts, run.config.encoder.max_length, labels)
-        outputs, y = predict_outputs(_live(run, encoder), dataset, batch)
-    return classification_metrics(y, outputs.argmax(axis=1), run.labels)
+    spec = feature_spec(run.config, encoder)
+    if cache and run.own_encoder is None:  # feature-based: features come from (and go to) the cache
+        stored = _extract(encoder, prepared.examples, spec, run.config, "evaluate", progress).cache
+        return predict_outputs(run.model, CachedFeatureDataset(stored, prepared.targets), batch)[0]
+    dataset = TextDataset(encoder.tokenizer, prepared.examples, spec.max_length, prepared.targets, spec.granularity)
+    return predict_outputs(_live(run, encoder), dataset, batch)[0]
 
 
-def predict(run_dir: str | Path, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, Any]]:
-    """Label and class probabilities for each text, computed live with the run's encoder."""
+def evaluate(run_dir: str | Path, data: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Metrics of a trained run on ``data``: a file in the task's format, a split as a task reads it, or
+    (default) the test split its config describes (dev where there is no test)."""
     run = Run.load(run_dir)
+    task = task_for(run.config)
+    if data is None:
+        splits = task.load()
+        data = splits.get("test", splits["dev"])
+    elif isinstance(data, str | Path):
+        data = task.read(data)
+    task.check(data, run.labels)
     encoder = run.load_encoder()
-    dataset = TextDataset(encoder.tokenizer, texts, run.config.encoder.max_length)
-    logits, _ = predict_outputs(_live(run, encoder), dataset, batch_size)
-    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    return [
-        {"label": run.labels[int(p.argmax())], "probabilities": dict(zip(run.labels, map(float, p)))} for p in probs
-    ]
+    prepared = task.prepare(data, encoder.tokenizer, run.labels)
+    outputs = _run_outputs(run, encoder, prepared, progress, cache=True)
+    return task.score(prepared, outputs, run.model, run.labels)
+
+
+def predict(run_dir: str | Path, inputs: Sequence[Any], batch_size: int | None = None) -> list[Any]:
+    """Predictions for raw inputs, computed live with the run's encoder: texts (or pairs) for text tasks,
+    texts or word lists for tagging, {"question", "context"} dicts for qa."""
+    run = Run.load(run_dir)
+    return _predict(run, task_for(run.config).parse(list(inputs)), batch_size)[1]
+
+
+def predict_file(run_dir: str | Path, path: str | Path, batch_size: int | None = None) -> str:
+    """Predictions for a file in the run's task format (labels, if any, ignored), as the task's own
+    prediction file: JSONL for text tasks, CoNLL columns with the predicted tag added, SQuAD answers JSON."""
+    run = Run.load(run_dir)
+    task = task_for(run.config)
+    prepared, found = _predict(run, task.read(path, labelled=False), batch_size)
+    return task.prediction_file(prepared, found)
+
+
+def _predict(run: Run, split: Any, batch_size: int | None) -> tuple[Prepared, list[Any]]:
+    if batch_size:
+        run.config.train.batch_size = batch_size
+    task = task_for(run.config)
+    encoder = run.load_encoder()
+    prepared = task.prepare(split, encoder.tokenizer, run.labels)
+    outputs = _run_outputs(run, encoder, prepared, progress=False, cache=False)
+    return prepared, task.predictions(prepared, outputs, run.model, run.labels)

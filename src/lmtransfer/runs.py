@@ -3,7 +3,8 @@
 config.yaml          the resolved config (every default filled in)
 model.safetensors    scalar mix + head weights
 layer_weights.json   the learned mix: hidden-state indices, softmax weights, gamma
-labels.json          class names in class-id order
+labels.json          output names in output order (classes, tags; empty for regression and qa)
+predictions/         dev and test predictions in the task's own format (JSONL, CoNLL, SQuAD JSON)
 encoder.json         which encoder, with weight and tokenizer hashes
 metrics.json         dev / test metrics, training history, costs
 """
@@ -28,28 +29,23 @@ from lmtransfer.atomic import existing_dir, replace_dir, settle_dir
 from lmtransfer.config import RunConfig
 from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.errors import LmtError
-from lmtransfer.heads import MixClassifier
-
-
-def build_classifier(config: RunConfig, num_layers: int, hidden_size: int, num_labels: int) -> MixClassifier:
-    head = config.head
-    return MixClassifier(
-        num_layers, hidden_size, num_labels, head.type, head.hidden_size, head.dropout, head.layer_norm
-    )
+from lmtransfer.heads import TaskModel
 
 
 def save_run(
     directory: str | Path,
     config: RunConfig,
-    model: MixClassifier,
+    model: TaskModel,
     labels: list[str],
     encoder_info: dict[str, Any],
     metrics: dict[str, Any],
     export: Callable[[Path], None] | None = None,
+    files: dict[str, str] | None = None,
 ) -> Path:
     """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
 
-    ``export(folder)`` may add files (a fine-tuned encoder); the old run's ``checkpoints/`` are kept.
+    ``export(folder)`` may add files (a fine-tuned encoder), ``files`` maps relative paths to text to
+    write (predictions); the old run's ``checkpoints/`` are kept.
     A kill at any moment leaves the old run or the new one whole (see ``replace_dir``).
     """
     target = Path(directory)
@@ -61,6 +57,9 @@ def save_run(
     try:
         if export is not None:
             export(tmp)
+        for name, text in (files or {}).items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text, encoding="utf-8")
         (tmp / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
         layer_weights = {"layers": encoder_info["layers"], **model.mix.layer_weights()}
@@ -100,7 +99,7 @@ class Run:
     labels: list[str]
     layers: list[int]
     encoder_info: dict[str, Any]
-    model: MixClassifier
+    model: TaskModel
     metrics: dict[str, Any]
 
     @classmethod
@@ -117,7 +116,9 @@ class Run:
         config = RunConfig.model_validate(raw)
         read = lambda name: json.loads((directory / name).read_text(encoding="utf-8"))  # noqa: E731
         labels, encoder_info = read("labels.json"), read("encoder.json")
-        model = build_classifier(config, len(encoder_info["layers"]), encoder_info["hidden_size"], len(labels))
+        from lmtransfer.tasks import task_for  # tasks import data readers; runs are read far more often
+
+        model = task_for(config).build_model(len(encoder_info["layers"]), encoder_info["hidden_size"], labels)
         model.load_state_dict(load_file(directory / "model.safetensors"))
         model.eval()
         metrics = read("metrics.json") if (directory / "metrics.json").is_file() else {}

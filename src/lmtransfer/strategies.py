@@ -19,31 +19,31 @@ from lmtransfer.cache import storage_round
 from lmtransfer.config import RunConfig
 from lmtransfer.encoders import Encoder
 from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.heads import MixClassifier
+from lmtransfer.heads import TaskModel
 from lmtransfer.loop import param_groups
-from lmtransfer.runs import build_classifier
 
 # LoRA targets for model types that peft has no default for (the attention query and value maps).
 LORA_TARGETS = {"mpnet": ["q", "v"]}
 
 
-class LiveClassifier(nn.Module):
-    """Encoder features computed live, fed to the same mix + head as cached ones.
+class LiveModel(nn.Module):
+    """Encoder features computed live, fed to the same task model (combination + head) as cached ones.
 
     ``storage_dtype`` rounds the features the way the cache stores them, so that a feature-based run
     predicts live exactly what it was evaluated on from the cache.
     """
 
-    def __init__(self, features: EncoderFeatures, classifier: MixClassifier, storage_dtype: str | None = None):
+    def __init__(self, features: EncoderFeatures, model: TaskModel, storage_dtype: str | None = None):
         super().__init__()
-        self.features, self.classifier = features, classifier
+        self.features, self.model = features, model
         self.storage_dtype = storage_dtype
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
-        h = self.features(**batch)  # (B, L, H)
+        h = self.features(**batch)  # (B, L, H), or (B, T, L, H) per word / token
         if self.storage_dtype is not None:
             h = storage_round(h, self.storage_dtype)
-        return self.classifier(h)  # (B, C)
+        mask = batch.get("mask")  # (B, T) real words / tokens, for sequence tasks
+        return self.model(h) if mask is None else self.model(h, mask)
 
 
 def encoder_blocks(model: nn.Module) -> nn.ModuleList:
@@ -101,10 +101,10 @@ def _add_lora(encoder: Encoder, config: RunConfig) -> None:
 
 
 def build_model(
-    config: RunConfig, encoder: Encoder, spec: FeatureSpec, num_labels: int
+    config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel
 ) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """The model to train for ``config.strategy`` and its optimizer parameter groups."""
-    classifier = build_classifier(config, len(spec.layers), encoder.hidden_size, num_labels)
+    """The model to train for ``config.strategy`` (the task model alone, or on a live encoder) and its
+    optimizer parameter groups."""
     t = config.train
     if config.strategy == "feature":
         return classifier, param_groups(classifier, t.lr, t.weight_decay)
@@ -113,7 +113,7 @@ def build_model(
         _freeze(encoder, config)
     else:
         _add_lora(encoder, config)
-    model = LiveClassifier(EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids), classifier)
+    model = LiveModel(EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids), classifier)
     if config.strategy == "finetune":
         return model, _decayed_groups(encoder, classifier, config)
     return model, param_groups(encoder.model, t.lr, t.weight_decay) + param_groups(
@@ -134,6 +134,13 @@ def export_encoder(encoder: Encoder, directory: Path) -> Encoder:
     if hasattr(model, "merge_and_unload"):  # a peft model; merged in a copy, the trained model stays as it is
         model.save_pretrained(directory.parent / "adapter")
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(directory, safe_serialization=True)
+    if encoder.pooler is not None and getattr(model, "pooler", False) is None:
+        model.pooler = encoder.pooler  # the checkpoint's own, untrained: saved so that the export loads cleanly
+        try:
+            model.save_pretrained(directory, safe_serialization=True)
+        finally:
+            model.pooler = None
+    else:
+        model.save_pretrained(directory, safe_serialization=True)
     encoder.tokenizer.save_pretrained(directory)
     return Encoder(encoder.name, str(directory), model, encoder.tokenizer)

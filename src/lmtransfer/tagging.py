@@ -171,7 +171,13 @@ def _column_name(index: int) -> str:
     return "last column" if index == -1 else f"column {-index} from the end"
 
 
-def _token(columns: list[str], word_column: int, tag_column: int, path: Path, number: int) -> tuple[str, str]:
+def _token(columns: list[str], word_column: int, tag_column: int | None, path: Path, number: int) -> tuple[str, str]:
+    if tag_column is None:  # unlabelled input: words only
+        tag_column = word_column
+        if not -len(columns) <= word_column < len(columns):
+            message = f"missing: the line has {len(columns)} column{'s' * (len(columns) != 1)}"
+            raise DataError(message, path=path, line=number, field=_column_name(word_column))
+        return columns[word_column], "O"
     for index in (word_column, tag_column):
         if not -len(columns) <= index < len(columns):
             message = f"missing: the line has {len(columns)} column{'s' * (len(columns) != 1)}"
@@ -186,8 +192,10 @@ def _token(columns: list[str], word_column: int, tag_column: int, path: Path, nu
     return word, tag
 
 
-def read_conll(path: str | Path, tag_column: int = -1, word_column: int = 0) -> list[Sentence]:
+def read_conll(path: str | Path, tag_column: int | None = -1, word_column: int = 0) -> list[Sentence]:
     """Read a CoNLL column file: one token per line, columns split by spaces or tabs.
+
+    ``tag_column=None`` reads words only (every tag "O"), for text to be tagged.
 
     Sentences end at blank lines and at ``-DOCSTART-`` lines, which are skipped. Column indices
     count from 0, negative ones from the end. CRLF line ends and a UTF-8 byte-order mark are fine.
@@ -222,6 +230,11 @@ def read_conll(path: str | Path, tag_column: int = -1, word_column: int = 0) -> 
 
 def write_conll(path: str | Path, sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]]) -> None:
     """Write each token's original line plus a space and its predicted tag; a blank line ends a sentence."""
+    atomic_write_text(path, conll_text(sentences, predicted))
+
+
+def conll_text(sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]]) -> str:
+    """The text ``write_conll`` writes."""
     if len(sentences) != len(predicted):
         raise ValueError(f"{len(sentences)} sentences but {len(predicted)} predicted tag sequences")
     blocks = []
@@ -232,7 +245,7 @@ def write_conll(path: str | Path, sentences: Sequence[Sentence], predicted: Sequ
             if not tag or _COLUMNS.search(tag):
                 raise ValueError(f"predicted tag {tag!r} in sentence {index} is empty or holds a space or tab")
         blocks.append("".join(f"{line} {tag}\n" for line, tag in zip(sentence.lines, tags)))
-    atomic_write_text(path, "\n".join(blocks))
+    return "\n".join(blocks)
 
 
 def tag_vocabulary(sentences: Iterable[Sentence]) -> list[str]:

@@ -1,0 +1,119 @@
+"""What an encoder reads, and one ``encode`` for all of it.
+
+An example is a text (``str``), a pair of texts (``TextPair``: sentence-pair tasks), a pre-split list
+of words (tagging; each word's subwords are tracked), or already tokenised ids (``Encoded``: QA
+windows, made by ``qa.make_windows``). Extraction and live training tokenise through ``encode``, so the
+two ways see the same token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from lmtransfer.features import word_spans
+
+
+class TextPair(NamedTuple):
+    """Two texts read as one input: ``[CLS] first [SEP] second [SEP]`` (segment ids where the model has them)."""
+
+    first: str
+    second: str
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids made elsewhere (a QA window): fed to the encoder as they are, never truncated."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None = None
+
+
+Example = str | TextPair | Sequence[str] | Encoded
+
+
+@dataclass
+class Encoding:
+    """Tokenised examples, unpadded: per input name a list of id lists; word spans for word lists."""
+
+    columns: dict[str, list[list[int]]]
+    truncated: int = 0  # examples cut at max_length
+    batch: Any = None  # the tokenizer's BatchEncoding, for word ids
+    _spans: list[list[tuple[int, int]]] | None = field(default=None, repr=False)
+
+    @property
+    def spans(self) -> list[list[tuple[int, int]]]:
+        """Per example, per word present: its first and last token (computed on first use)."""
+        if self._spans is None:
+            count = len(self.columns["input_ids"])
+            self._spans = [word_spans(self.batch.word_ids(i)) for i in range(count)] if self.batch else [[]] * count
+        return self._spans
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.columns["input_ids"]]
+
+    def rows(self, index: int, granularity: str) -> int:
+        """Cache rows example ``index`` takes: 1 (sentence), its words, or its tokens."""
+        if granularity == "sentence":
+            return 1
+        return len(self.spans[index]) if granularity == "word" else len(self.columns["input_ids"][index])
+
+
+def fingerprint_text(example: Example) -> str:
+    """A string that identifies an example exactly, distinct across the kinds (for cache keys)."""
+    if isinstance(example, str):
+        return example
+    if isinstance(example, TextPair):
+        return f"\x1dpair\x1d{example.first}\x1d{example.second}"
+    if isinstance(example, Encoded):
+        types = "" if example.token_type_ids is None else ",".join(map(str, example.token_type_ids))
+        return f"\x1dids\x1d{','.join(map(str, example.input_ids))}\x1d{types}"
+    return "\x1f".join(example)
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int) -> Encoding:
+    """Tokenise a homogeneous list of examples (truncating texts and pairs at ``max_length``)."""
+    names = [n for n in tokenizer.model_input_names if n in ("input_ids", "token_type_ids", "attention_mask")]
+    if not examples:
+        return Encoding({n: [] for n in names})
+    first = examples[0]
+    if isinstance(first, Encoded):
+        columns: dict[str, list[list[int]]] = {"input_ids": [list(e.input_ids) for e in examples]}
+        columns["attention_mask"] = [[1] * len(ids) for ids in columns["input_ids"]]
+        if "token_type_ids" in names and first.token_type_ids is not None:
+            columns["token_type_ids"] = [list(e.token_type_ids) for e in examples]
+        return Encoding(columns)
+    if isinstance(first, TextPair):
+        batch = tokenizer(
+            [e.first for e in examples],
+            [e.second for e in examples],
+            truncation="longest_first",
+            max_length=max_length,
+            verbose=False,
+        )
+    else:
+        words = not isinstance(first, str)
+        batch = tokenizer(
+            [list(e) for e in examples] if words else list(examples),
+            truncation=True,
+            max_length=max_length,
+            is_split_into_words=words,
+            verbose=False,
+        )
+    columns = {n: batch[n] for n in names if n in batch}
+    truncated = sum(bool(e.overflowing) for e in batch.encodings) if batch.encodings else 0
+    return Encoding(columns, truncated, batch)
+
+
+def padded_spans(spans: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
+    """Per-example word spans -> (B, W, 2), padding words at (0, 0)."""
+    out = torch.zeros(len(spans), max((len(s) for s in spans), default=0), 2, dtype=torch.long)  # (B, W, 2)
+    for b, s in enumerate(spans):
+        if s:
+            out[b, : len(s)] = torch.tensor(s)
+    return out

@@ -1,0 +1,183 @@
+"""Whole-text tasks, on one text or a sentence pair: single-label classification, multi-label
+classification (a sigmoid per label) and regression (one score, STS-B style)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmtransfer.data import Split, check_labels, load_splits, read_table
+from lmtransfer.errors import DataError, shown
+from lmtransfer.heads import SENTENCE_HEADS, build_head
+from lmtransfer.inputs import TextPair
+from lmtransfer.metrics import classification_metrics, multilabel_metrics, regression_metrics
+from lmtransfer.tasks.base import Prepared, Task
+
+
+class ClassificationTask(Task):
+    """One label per text (or pair), softmax over the labels."""
+
+    name = "classification"
+    metrics = ("accuracy", "macro_f1", "f1")
+    label_join: str | None = None  # JSONL label lists are joined by this (multi-label)
+
+    def load(self) -> dict[str, Split]:
+        train, dev, test = load_splits(self.config.data, self.label_join, stratify=self.name == "classification")
+        return {"train": train, "dev": dev, "test": test}
+
+    def read(self, path: str | Path, labelled: bool = True) -> Split:
+        d = self.config.data
+        label = d.label_column if labelled else None
+        return read_table(path, d.text_column, label, d.format, d.text_pair_column, self.label_join)
+
+    def parse(self, items: Sequence[Any]) -> Split:
+        """Texts, or (first, second) pairs / {"text": ..., "text_pair": ...} dicts for a pair task."""
+        if self.config.data.text_pair_column is None:
+            return Split([str(item) for item in items], None, "input")
+        pairs = [(item["text"], item["text_pair"]) if isinstance(item, dict) else tuple(item) for item in items]
+        if any(len(pair) != 2 for pair in pairs):
+            raise DataError("a pair task needs two texts per input", path="input")
+        return Split([a for a, _ in pairs], None, "input", pairs=[b for _, b in pairs])
+
+    def fit_labels(self, train: Split) -> list[str]:
+        return sorted(set(train.labels or []))
+
+    def check(self, split: Split, labels: list[str]) -> None:
+        check_labels(split, labels, self.config.data.label_column)
+
+    def _bad_label(self, split: Split, index: int, message: str) -> DataError:
+        line = split.lines[index] if split.lines else None
+        return DataError(message, path=split.origin, line=line, field=self.config.data.label_column)
+
+    def targets(self, split: Split, labels: list[str]) -> np.ndarray:
+        lookup = {label: i for i, label in enumerate(labels)}
+        return np.array([lookup[label] for label in split.labels or []], dtype=np.int64)  # (N,)
+
+    def prepare(self, split: Split, tokenizer: Any, labels: list[str]) -> Prepared:
+        examples = split.texts if split.pairs is None else [TextPair(a, b) for a, b in zip(split.texts, split.pairs)]
+        targets = None if split.labels is None else self.targets(split, labels)
+        return Prepared(list(examples), targets, split, len(split))
+
+    def num_outputs(self, labels: list[str]) -> int:
+        return len(labels)
+
+    def head(self, in_dim: int, labels: list[str]) -> nn.Module:
+        h = self.config.head
+        if h.type not in SENTENCE_HEADS:
+            raise self.config.error("head.type", f"task '{self.name}' takes a {' or '.join(SENTENCE_HEADS)} head")
+        return build_head(h.type, in_dim, self.num_outputs(labels), h.hidden_size, h.dropout)
+
+    def loss(self, model: nn.Module):
+        return F.cross_entropy
+
+    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
+        metrics = classification_metrics(prepared.targets, outputs.argmax(axis=1), labels)
+        if len(labels) == 2:  # binary tasks (MRPC, QQP) report the F1 of the second label, the positive class
+            metrics["f1"] = metrics["per_class"][labels[1]]["f1"]
+        return metrics
+
+    def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
+        probs = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
+        return [{"label": labels[int(p.argmax())], "probabilities": dict(zip(labels, map(float, p)))} for p in probs]
+
+    def prediction_file(self, prepared: Prepared, predictions: list) -> str:
+        split: Split = prepared.source
+        rows = []
+        for i, prediction in enumerate(predictions):
+            row = {"text": split.texts[i]}
+            if split.pairs is not None:
+                row["text_pair"] = split.pairs[i]
+            rows.append(json.dumps({**row, **prediction}, ensure_ascii=False) + "\n")
+        return "".join(rows)
+
+
+class MultilabelTask(ClassificationTask):
+    """Any number of labels per text: one sigmoid per label, a label is predicted at probability >= 0.5.
+
+    A label field holds the labels joined by ``data.label_separator`` (or, in JSONL, a list); an empty
+    field means none of them.
+    """
+
+    name = "multilabel"
+    metrics = ("micro_f1", "macro_f1", "subset_accuracy")
+
+    @property
+    def label_join(self) -> str:
+        return self.config.data.label_separator
+
+    def _sets(self, split: Split) -> list[list[str]]:
+        sep = self.label_join
+        return [sorted({part.strip() for part in label.split(sep) if part.strip()}) for label in split.labels or []]
+
+    def fit_labels(self, train: Split) -> list[str]:
+        return sorted({label for labels in self._sets(train) for label in labels})
+
+    def check(self, split: Split, labels: list[str]) -> None:
+        known = set(labels)
+        for i, names in enumerate(self._sets(split)):
+            for name in names:
+                if name not in known:
+                    raise self._bad_label(split, i, f"label '{shown(name)}' never appears in the training data")
+
+    def targets(self, split: Split, labels: list[str]) -> np.ndarray:
+        lookup = {label: i for i, label in enumerate(labels)}
+        hot = np.zeros((len(split), len(labels)), dtype=np.float32)  # (N, C)
+        for i, names in enumerate(self._sets(split)):
+            hot[i, [lookup[name] for name in names if name in lookup]] = 1.0
+        return hot
+
+    def loss(self, model: nn.Module):
+        return F.binary_cross_entropy_with_logits
+
+    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
+        return multilabel_metrics(prepared.targets, outputs >= 0.0, labels)  # logit 0 = probability 0.5
+
+    def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
+        probs = torch.sigmoid(torch.from_numpy(outputs)).numpy()
+        return [
+            {"labels": [labels[j] for j in np.flatnonzero(p >= 0.5)], "probabilities": dict(zip(labels, map(float, p)))}
+            for p in probs
+        ]
+
+
+class RegressionTask(ClassificationTask):
+    """One real-valued score per text or pair (STS-B similarity, ratings): mean squared error, Pearson / Spearman."""
+
+    name = "regression"
+    metrics = ("pearson", "spearman", "neg_mse")
+
+    def fit_labels(self, train: Split) -> list[str]:
+        return []
+
+    def check(self, split: Split, labels: list[str]) -> None:
+        self.targets(split, labels)
+
+    def targets(self, split: Split, labels: list[str]) -> np.ndarray:
+        values = np.empty(len(split), dtype=np.float32)  # (N,)
+        for i, label in enumerate(split.labels or []):
+            try:
+                values[i] = float(label)
+            except ValueError:
+                values[i] = np.nan
+            if not np.isfinite(values[i]):
+                raise self._bad_label(split, i, f"'{shown(label)}' is not a number")
+        return values
+
+    def num_outputs(self, labels: list[str]) -> int:
+        return 1
+
+    def loss(self, model: nn.Module):
+        return lambda outputs, targets: F.mse_loss(outputs.squeeze(-1), targets)
+
+    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
+        return regression_metrics(prepared.targets, outputs[:, 0])
+
+    def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
+        return [{"score": float(value)} for value in outputs[:, 0]]
