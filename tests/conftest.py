@@ -151,3 +151,25 @@ def run_overrides(tiny_bert_dir, sentiment_files, tmp_path) -> list[str]:
         f"output_dir={tmp_path / 'run'}",
         "features.shard_size=16",
     ]
+
+
+def build_tiny_bert_mlm(directory: Path) -> Path:
+    """The tiny BERT with a masked-LM head (random, its decoder tied to the word embeddings)."""
+    from transformers import BertForMaskedLM
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    return _build_tiny(directory, BertConfig, BertForMaskedLM, BertTokenizer, specials, max_position_embeddings=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert_mlm(tmp_path_factory.mktemp("tiny-bert-mlm"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and far faster than on threads that share busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

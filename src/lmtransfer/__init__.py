@@ -8,11 +8,13 @@ from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.errors import CacheError, ConfigError, DataError, LmtError, ModelError
 from lmtransfer.extraction import extract as extract_features
 from lmtransfer.features import EncoderFeatures, FeatureSpec
+from lmtransfer.fillmask import fill_mask
 from lmtransfer.heads import ConcatLayers, LinearHead, MLPHead, SequenceHead, TaskModel, sentence_classifier
 from lmtransfer.inputs import Encoded, TextPair
 from lmtransfer.layers import resolve_layers
 from lmtransfer.loop import LoopArgs, fit
 from lmtransfer.pipeline import evaluate, extract, predict, predict_file, train
+from lmtransfer.pretrain import PretrainResult, pretrain
 from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
 from lmtransfer.runs import Run
 from lmtransfer.scalar_mix import ScalarMix
@@ -37,6 +39,7 @@ __all__ = [
     "LoopArgs",
     "MLPHead",
     "ModelError",
+    "PretrainResult",
     "QAExample",
     "Run",
     "RunConfig",
@@ -52,6 +55,7 @@ __all__ = [
     "evaluate",
     "extract",
     "extract_features",
+    "fill_mask",
     "fit",
     "load_classification",
     "load_config",
@@ -60,6 +64,7 @@ __all__ = [
     "predict",
     "predict_answers",
     "predict_file",
+    "pretrain",
     "read_conll",
     "read_squad",
     "read_table",

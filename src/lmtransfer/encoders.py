@@ -14,6 +14,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -33,6 +34,7 @@ def _packaged_minilm() -> str:
 
 
 # Short names for encoders. A value is a hub id, or a function returning a local directory.
+T = TypeVar("T")
 ALIASES: dict[str, str | Callable[[], str]] = {
     "minilm": _packaged_minilm,
     "mpnet": "sentence-transformers/all-mpnet-base-v2",
@@ -140,16 +142,24 @@ def load_encoder(
     checkpoint (pytorch_model.bin) instead, which transformers reads with torch.load(weights_only=True).
     """
     _check_revision(revision)
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
+    return load_local_first(
+        name, lambda source, local_only: _load(name, source, local_files_only=local_only, **kwargs), allow_pickle
+    )
+
+
+def load_local_first(name: str, load: Callable[[str, bool], T], allow_pickle: bool = False) -> T:
+    """Resolve ``name`` and call ``load(source, local_files_only)``: on a local directory, else on the local
+    Hugging Face cache, else (unless HF_HUB_OFFLINE is set) on the hub. Errors say which of them failed."""
     source = resolve_model(name)
     local = Path(source).expanduser()
-    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
     if local.is_dir():
         _check_local_dir(local, allow_pickle)
-        return _load(name, str(local), local_files_only=True, **kwargs)
+        return load(str(local), True)
     if local.suffix or source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise ModelError("no such model directory", path=source)
     try:  # the local Hugging Face cache first: no network when the model is already there
-        return _load(name, source, local_files_only=True, **kwargs)
+        return load(source, True)
     except OSError:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
@@ -159,7 +169,7 @@ def load_encoder(
             field="model",
         )
     try:
-        return _load(name, source, local_files_only=False, **kwargs)
+        return load(source, False)
     except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
