@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,36 @@ def test_demo_trains_on_a_subset(tmp_path):
     assert result.metrics["test"]["accuracy"] > 0.75  # 5 classes: chance is about 0.23
     (label,) = [p["label"] for p in predict(result.directory, ["Shares fell as the bank cut its profit forecast."])]
     assert label == "business"
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FILES = {
+    "conll2003.yaml": {"train": "conll2003/eng.train", "dev": "conll2003/eng.testa", "test": "conll2003/eng.testb"},
+    "mrpc.yaml": {"train": "mrpc/train.tsv", "dev": "mrpc/dev.tsv"},
+}
+
+
+@pytest.mark.parametrize("config_file", ["conll2003.yaml", "mrpc.yaml"])
+def test_shipped_task_configs_train_on_real_data(config_file, tmp_path):
+    """A shipped task config, on MiniLM and a slice of its benchmark data: it trains and scores above chance."""
+    if not SHARED.is_dir():
+        pytest.skip(f"benchmark data not found at {SHARED} (see ../shared/data/README.md)")
+    from lmtransfer import load_config, train
+
+    files = [f"data.{split}={SHARED / path}" for split, path in FILES[config_file].items()]
+    config = load_config(
+        Path(__file__).resolve().parents[1] / "configs" / config_file,
+        [
+            *files,
+            "strategy=feature",
+            "data.max_train_examples=300",
+            "data.max_eval_examples=100",
+            "train.epochs=4",
+            "train.lr=3e-3",
+            f"cache_dir={tmp_path / 'cache'}",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    metrics = train(config, progress=False).metrics
+    key = "f1" if config.task == "tagging" else "accuracy"
+    assert metrics["dev"][key] > (0.15 if config.task == "tagging" else 0.55)  # chance: ~0 entity F1, 0.5
