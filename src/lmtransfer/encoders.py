@@ -21,6 +21,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from transformers.utils import logging as hf_logging
 
 from lmtransfer.errors import ModelError
+from lmtransfer.static import is_static_source, load_static
 
 
 def _packaged_minilm() -> str:
@@ -134,14 +135,26 @@ def _check_revision(revision: str | None) -> None:
 
 
 def load_encoder(
-    name: str = "minilm", *, trust_remote_code: bool = False, revision: str | None = None, allow_pickle: bool = False
+    name: str = "minilm",
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    allow_pickle: bool = False,
+    oov: str = "zero",
 ) -> Encoder:
     """Load encoder ``name`` (alias, directory or hub id) and its tokenizer; the hub only if needed.
 
     Weights load from safetensors. With ``allow_pickle``, a model that has none loads from its pickle
     checkpoint (pytorch_model.bin) instead, which transformers reads with torch.load(weights_only=True).
+    Static word vectors (an alias such as ``glove-6b-50d``, a .txt / .vec / .bin / .gz file, ``vectors:FILE``
+    or a saved static-vectors directory) load through ``lmtransfer.static``, with out-of-vocabulary
+    policy ``oov`` (zero, random, learned) for files and aliases.
     """
     _check_revision(revision)
+    if is_static_source(name):
+        with _quiet_loading():
+            model, tokenizer, source = load_static(name, oov)
+        return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
     return load_local_first(
         name, lambda source, local_only: _load(name, source, local_files_only=local_only, **kwargs), allow_pickle

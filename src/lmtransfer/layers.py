@@ -23,7 +23,10 @@ def resolve_layers(spec: str | int | list[int] | tuple[int, ...], num_layers: in
     if isinstance(spec, str):
         name = spec.strip().lower()
         if name in NAMED:
-            return NAMED[name](num_layers)
+            indices = NAMED[name](num_layers)
+            if any(i < 0 for i in indices):  # second_to_last of an encoder with no blocks (static vectors)
+                raise ValueError(f"'{spec}' needs at least one transformer block; this encoder has {num_layers}")
+            return indices
         try:
             spec = [int(part) for part in name.replace(",", " ").split()]
         except ValueError:

@@ -60,7 +60,11 @@ def feature_spec(config: RunConfig, encoder: Encoder) -> FeatureSpec:
 def _encoder(config: RunConfig) -> Encoder:
     enc = config.encoder
     return load_encoder(
-        enc.model, trust_remote_code=enc.trust_remote_code, revision=enc.revision, allow_pickle=enc.allow_pickle
+        enc.model,
+        trust_remote_code=enc.trust_remote_code,
+        revision=enc.revision,
+        allow_pickle=enc.allow_pickle,
+        oov=enc.oov,
     )
 
 

@@ -135,7 +135,11 @@ class Run:
         enc = self.config.encoder
         source = str(self.own_encoder) if self.own_encoder else enc.model
         encoder = load_encoder(
-            source, trust_remote_code=enc.trust_remote_code, revision=enc.revision, allow_pickle=enc.allow_pickle
+            source,
+            trust_remote_code=enc.trust_remote_code,
+            revision=enc.revision,
+            allow_pickle=enc.allow_pickle,
+            oov=enc.oov,
         )
         if encoder.weights_hash() != self.encoder_info["weights_sha256"]:
             warnings.warn(

@@ -47,8 +47,11 @@ class LiveModel(nn.Module):
 
 
 def encoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The encoder's stack of transformer blocks: the ModuleList as long as ``num_hidden_layers``."""
+    """The encoder's stack of transformer blocks: the ModuleList as long as ``num_hidden_layers`` (empty for
+    static vectors, which have none)."""
     count = model.config.num_hidden_layers
+    if count == 0:
+        return nn.ModuleList()
     for module in model.modules():
         if isinstance(module, nn.ModuleList) and len(module) == count:
             return module
@@ -62,6 +65,8 @@ def _freeze(encoder: Encoder, config: RunConfig) -> None:
         embeddings.requires_grad_(False)
     if ft.freeze_layers:
         blocks = encoder_blocks(encoder.model)
+        if not blocks:
+            raise config.error("finetune.freeze_layers", "static vectors have no transformer blocks to freeze")
         if ft.freeze_layers > len(blocks):
             raise config.error("finetune.freeze_layers", f"the encoder has only {len(blocks)} blocks")
         for block in blocks[: ft.freeze_layers]:
@@ -86,6 +91,8 @@ def _decayed_groups(encoder: Encoder, classifier: nn.Module, config: RunConfig) 
 
 
 def _add_lora(encoder: Encoder, config: RunConfig) -> None:
+    if encoder.num_layers == 0:
+        raise config.error("strategy", "static vectors have no attention layers for LoRA: use finetune or feature")
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:

@@ -1,0 +1,276 @@
+"""Static word vectors (GloVe, word2vec, fastText) as an encoder with no transformer blocks.
+
+The vectors become one ``nn.Embedding`` whose output is hidden state 0, and a word-level fast tokenizer,
+so the feature cache, pooling, every task and head, and both ways work on them unchanged.
+
+- Rows: 0 is ``[PAD]`` (zeros, never trained), 1 is ``[UNK]``, then the file's words in file order.
+- Out of vocabulary (``oov``): ``zero`` (the UNK row is zeros), ``random`` (a normal row, seed 13, scaled
+  to the vectors' per-dimension std), ``learned`` (like random, and it trains when the vectors are
+  updated; ``zero`` and ``random`` keep the UNK row fixed even then).
+- Lowercasing follows the vectors: when no word among them changes under ``str.lower()``, the tokenizer
+  lowercases its input (GloVe 6B); otherwise the case is kept.
+- Words are split as BERT's pre-tokenizer does (on whitespace and punctuation), which is also how
+  ``lmtransfer train-vectors`` splits its corpus, so trained vectors and lookups agree.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+from torch import Tensor, nn
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+from transformers.modeling_outputs import BaseModelOutput
+
+from lmtransfer.config import STATIC_ALIASES, VECTORS_PREFIX, names_static_vectors
+from lmtransfer.data import decode_utf8
+from lmtransfer.errors import DataError, ModelError
+
+PAD, UNK = "[PAD]", "[UNK]"
+OOV_POLICIES = ("zero", "random", "learned")
+OOV_SEED = 13
+FASTTEXT_MAGIC = 793712314  # the first int32 of a fastText .bin model
+
+
+class StaticVectorsConfig(PretrainedConfig):
+    model_type = "static-vectors"
+
+    def __init__(
+        self, vocab_size: int = 2, hidden_size: int = 1, lowercase: bool = False, oov: str = "zero", **kwargs
+    ) -> None:
+        self.vocab_size, self.hidden_size = vocab_size, hidden_size
+        self.lowercase, self.oov = lowercase, oov
+        kwargs["num_hidden_layers"] = 0
+        super().__init__(**kwargs)
+
+
+class StaticVectorsModel(PreTrainedModel):
+    """One embedding table; ``hidden_states`` is ``(vectors,)``, so ``features.layers: all`` is [0]."""
+
+    config_class = StaticVectorsConfig
+    base_model_prefix = "static_vectors"
+
+    def __init__(self, config: StaticVectorsConfig) -> None:
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=0)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):  # only rows a checkpoint lacks; vectors are copied in after
+            nn.init.zeros_(module.weight)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        **kwargs,
+    ) -> BaseModelOutput:
+        vectors = self.embeddings(input_ids)  # (B, T, D)
+        if self.config.oov != "learned" and vectors.requires_grad:  # UNK positions send no gradient to their row
+            vectors = torch.where((input_ids == 1)[..., None], vectors.detach(), vectors)  # (B, T, D)
+        return BaseModelOutput(last_hidden_state=vectors, hidden_states=(vectors,))
+
+
+def split_words(lowercase: bool) -> Tokenizer:
+    """A tokenizer without a vocabulary yet: the normalizer and word splitting that lookups use."""
+    tokenizer = Tokenizer(models.WordLevel({PAD: 0, UNK: 1}, unk_token=UNK))
+    if lowercase:
+        tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
+def word_tokenizer(words: Sequence[str], lowercase: bool) -> PreTrainedTokenizerFast:
+    """Word-level fast tokenizer: ``[PAD]`` 0, ``[UNK]`` 1, ``words`` from 2; no special tokens added."""
+    tokenizer = split_words(lowercase)
+    tokenizer.model = models.WordLevel({PAD: 0, UNK: 1, **dict(zip(words, range(2, len(words) + 2)))}, unk_token=UNK)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=PAD, unk_token=UNK, model_input_names=["input_ids", "attention_mask"]
+    )
+
+
+def is_lowercase(words: Sequence[str]) -> bool:
+    """True when no word changes under lowercasing (one string comparison, not a loop per word)."""
+    text = "\n".join(words)
+    return text == text.lower()
+
+
+def static_model(
+    words: list[str], vectors: np.ndarray, oov: str = "zero", lowercase: bool | None = None
+) -> tuple[StaticVectorsModel, PreTrainedTokenizerFast]:
+    """The model and tokenizer for ``words`` and their (N, D) ``vectors``."""
+    if oov not in OOV_POLICIES:
+        raise ModelError(f"unknown OOV policy '{oov}' (choose one of {', '.join(OOV_POLICIES)})", field="oov")
+    reserved = [words.index(name) for name in (PAD, UNK) if name in words]  # their file rows are dropped
+    if reserved:
+        words = [w for i, w in enumerate(words) if i not in reserved]
+        vectors = np.delete(vectors, reserved, axis=0)  # (N, D)
+    lowercase = is_lowercase(words) if lowercase is None else lowercase
+    count, dim = vectors.shape
+    matrix = np.zeros((count + 2, dim), dtype=np.float32)  # (V, D)
+    matrix[2:] = vectors
+    if oov != "zero":
+        matrix[1] = np.random.default_rng(OOV_SEED).standard_normal(dim) * vectors.std(axis=0)  # (D,)
+    config = StaticVectorsConfig(vocab_size=count + 2, hidden_size=dim, lowercase=lowercase, oov=oov)
+    model = StaticVectorsModel(config)
+    with torch.no_grad():
+        model.embeddings.weight.copy_(torch.from_numpy(matrix))
+    return model, word_tokenizer(words, lowercase)
+
+
+# reading files ------------------------------------------------------------------------------------------
+
+
+def import_gensim():
+    try:
+        return importlib.import_module("gensim.models")
+    except ImportError:
+        raise ModelError("word vectors files need gensim: pip install 'lmtransfer[vectors]'", field="model") from None
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
+def vectors_format(path: Path) -> str:
+    """``glove`` (text, no header), ``word2vec`` (text with an 'N D' header), ``word2vec-binary`` or
+    ``fasttext-binary``, from the first bytes and the suffix."""
+    try:
+        with _open(path) as handle:
+            first = handle.readline(1 << 20)
+    except OSError as exc:
+        raise ModelError(f"cannot read ({exc.strerror or exc})", path=path) from None
+    if len(first) >= 4 and int.from_bytes(first[:4], "little") == FASTTEXT_MAGIC:
+        return "fasttext-binary"
+    fields = first.split()
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        return "word2vec-binary" if path.name.lower().removesuffix(".gz").endswith(".bin") else "word2vec"
+    if len(fields) >= 2 and _numbers(fields[1:]):
+        return "glove"
+    raise ModelError(
+        "not a vectors file: neither a 'count dimension' header (word2vec, fastText .vec), a 'word v1 v2 ...' "
+        "row (GloVe) nor a fastText .bin model",
+        path=path,
+        line=1,
+    )
+
+
+def _numbers(fields: Sequence[bytes | str]) -> bool:
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(path: Path, header: bool) -> tuple[list[str], np.ndarray]:
+    """A text vectors file: ``word v1 ... vD`` per line (single spaces), after an ``N D`` header in word2vec.
+
+    Read here rather than by gensim, whose text reader takes ~40 s for GloVe's 400k words and silently
+    broadcasts a row of one value to the whole dimension; every row's width is checked.
+    """
+    with _open(path) as handle:
+        raw = handle.read()
+    try:
+        lines = decode_utf8(raw, path).split("\n")
+    except DataError as exc:
+        raise ModelError(exc.message, path=path, line=exc.line) from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    first = 1 if header else 0
+    words, rests = [], []
+    for line in lines[first:]:
+        word, _, rest = line.rstrip().partition(" ")
+        words.append(word)
+        rests.append(rest)
+    if not words:
+        raise ModelError("no vectors in this file", path=path)
+    dim = int(lines[0].split()[1]) if header else rests[0].count(" ") + 1
+    widths = np.fromiter((r.count(" ") + 1 if r else 0 for r in rests), dtype=np.int64, count=len(rests))  # (N,)
+    bad = np.flatnonzero(widths != dim)
+    if len(bad):
+        found = int(widths[bad[0]])
+        raise ModelError(f"expected a word and {dim} numbers, found {found}", path=path, line=int(bad[0]) + first + 1)
+    if header and len(words) != int(lines[0].split()[0]):
+        raise ModelError(f"the header announces {lines[0].split()[0]} words, the file has {len(words)}", path=path)
+    try:
+        values = np.fromstring(" ".join(rests), dtype=np.float32, sep=" ")  # (N * D,)
+    except ValueError:  # a value that is no number: find its row (slow, errors only)
+        row = next(i for i, rest in enumerate(rests) if not _numbers(rest.split(" ")))
+        raise ModelError("a vector value is not a number", path=path, line=row + first + 1) from None
+    return words, values.reshape(len(words), dim)
+
+
+def read_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Words and their (N, D) float32 vectors from a GloVe, word2vec (text or binary) or fastText file."""
+    path = Path(path)
+    kind = vectors_format(path)
+    if kind in ("glove", "word2vec"):
+        return _read_text(path, header=kind == "word2vec")
+    gensim = import_gensim()
+    try:
+        if kind == "fasttext-binary":
+            kv = gensim.fasttext.load_facebook_vectors(str(path))
+        else:
+            kv = gensim.KeyedVectors.load_word2vec_format(str(path), binary=True)
+    except (ValueError, EOFError, TypeError, IndexError, UnicodeDecodeError, AssertionError) as exc:
+        raise ModelError(f"damaged {kind} file ({exc})", path=path) from None
+    if len(kv) == 0 or kv.vector_size == 0:
+        raise ModelError(f"no vectors in this {kind} file", path=path)
+    return list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32)
+
+
+def _packaged_vectors(alias: str) -> tuple[list[str], np.ndarray, str]:
+    """Words, vectors and data folder of a packaged alias (GloVe 6B-50d: a .npy matrix, a parquet index)."""
+    package = STATIC_ALIASES[alias]
+    try:
+        root = Path(importlib.import_module(package.replace("-", "_")).ROOT)
+    except ImportError:
+        raise ModelError(f"alias '{alias}' needs its vectors: pip install {package}", field="model") from None
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+    vectors = np.load(root / "glove_6B_50d_emb.npy")  # (400000, 50)
+    return words, vectors, str(root)
+
+
+def is_static_dir(path: Path) -> bool:
+    config = path / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == StaticVectorsConfig.model_type
+    except (OSError, ValueError):
+        return False
+
+
+def is_static_source(name: str) -> bool:
+    """A static alias, a vectors file (prefix or suffix), or a saved static-vectors model directory."""
+    return names_static_vectors(name) or is_static_dir(Path(name).expanduser())
+
+
+def load_static(name: str, oov: str = "zero") -> tuple[StaticVectorsModel, PreTrainedTokenizerFast, str]:
+    """Model, tokenizer and resolved source for ``name`` (see ``is_static_source``); ``oov`` applies to files
+    and aliases, a saved directory keeps its own policy."""
+    if name in STATIC_ALIASES:
+        words, vectors, source = _packaged_vectors(name)
+        return (*static_model(words, vectors, oov), source)
+    path = Path(name.removeprefix(VECTORS_PREFIX)).expanduser()
+    if path.is_dir() and is_static_dir(path):
+        return StaticVectorsModel.from_pretrained(path), PreTrainedTokenizerFast.from_pretrained(path), str(path)
+    if not path.is_file():
+        raise ModelError("no such vectors file", path=path)
+    words, vectors = read_vectors(path)
+    return (*static_model(words, vectors, oov), str(path.resolve()))
