@@ -665,7 +665,7 @@ def test_pipeline_and_runs_pass_the_loading_settings(run_overrides, tmp_path, mo
     save_marked_run(tmp_path / "saved", 1, config)
     with pytest.raises(SystemExit):
         Run.load(tmp_path / "saved").load_encoder()
-    assert seen == [{"trust_remote_code": True, "allow_pickle": True, "revision": None}] * 2
+    assert seen == [{"trust_remote_code": True, "allow_pickle": True, "revision": None, "oov": "zero"}] * 2
 
 
 def test_yaml_tags_that_run_code_are_refused(tmp_path):
