@@ -91,7 +91,11 @@ def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
 
 
 def predict_outputs(
-    model: nn.Module, loader: DataLoader | Dataset, batch_size: int = 64, accelerator: Accelerator | None = None
+    model: nn.Module,
+    loader: DataLoader | Dataset,
+    batch_size: int = 64,
+    accelerator: Accelerator | None = None,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Outputs for every example in input order (gathered over processes), and labels if there are any."""
     if not isinstance(loader, DataLoader):
@@ -101,7 +105,7 @@ def predict_outputs(
     model.eval()
     outputs, labels, index = [], [], []
     with torch.inference_mode():
-        for batch in loader:
+        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False, dynamic_ncols=True):
             out, idx = model(**batch["inputs"]).float(), batch["index"]
             lab = batch.get("labels", torch.zeros_like(idx))
             if accelerator is not None:
@@ -176,11 +180,12 @@ def fit(
     ckpt = Checkpoints(args.checkpoint_dir, args.keep_checkpoints) if args.checkpoint_dir else None
     parts = _Parts(model, optimizer, scheduler, acc, args, ckpt)
     state, best = _start(parts)
+    show = args.progress and acc.is_main_process
     began = time.perf_counter() - state.result.seconds
     while state.epoch <= args.epochs and state.stale < args.patience:
         sampler.start(state.epoch, skip=state.batches_done * micro * acc.num_processes)
         _train_epoch(parts, train_loader, loss_fn, state, began)
-        outputs, labels = predict_outputs(model, dev_loader, accelerator=acc)
+        outputs, labels = predict_outputs(model, dev_loader, accelerator=acc, progress=show)
         best = _end_epoch(parts, state, float(evaluate(outputs, labels)[args.metric])) or best
         state.result.seconds = time.perf_counter() - began
         if parts.ckpt is not None:

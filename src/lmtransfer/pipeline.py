@@ -229,7 +229,9 @@ def train(
     eval_began = time.perf_counter()
     metrics, files = {}, {}
     for name in (n for n in ("dev", "test") if n in prepared):
-        outputs, _ = predict_outputs(model, datasets[name], config.train.batch_size, acc)
+        outputs, _ = predict_outputs(
+            model, datasets[name], config.train.batch_size, acc, progress and acc.is_main_process
+        )
         metrics[name] = task.score(prepared[name], outputs, task_model, labels)
         found = task.predictions(prepared[name], outputs, task_model, labels)
         files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
@@ -307,9 +309,9 @@ def _run_outputs(run: Run, encoder: Encoder, prepared: Prepared, progress: bool,
     spec = feature_spec(run.config, encoder)
     if cache and run.own_encoder is None:  # feature-based: features come from (and go to) the cache
         stored = _extract(encoder, prepared.examples, spec, run.config, "evaluate", progress).cache
-        return predict_outputs(run.model, CachedFeatureDataset(stored, prepared.targets), batch)[0]
+        return predict_outputs(run.model, CachedFeatureDataset(stored, prepared.targets), batch, progress=progress)[0]
     dataset = TextDataset(encoder.tokenizer, prepared.examples, spec.max_length, prepared.targets, spec.granularity)
-    return predict_outputs(_live(run, encoder), dataset, batch)[0]
+    return predict_outputs(_live(run, encoder), dataset, batch, progress=progress)[0]
 
 
 def evaluate(run_dir: str | Path, data: Any = None, progress: bool = True) -> dict[str, Any]:
