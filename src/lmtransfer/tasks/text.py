@@ -79,8 +79,8 @@ class ClassificationTask(Task):
 
     def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
         metrics = classification_metrics(prepared.targets, outputs.argmax(axis=1), labels)
-        if len(labels) == 2:  # binary tasks (MRPC, QQP) report the F1 of the second label, the positive class
-            metrics["f1"] = metrics["per_class"][labels[1]]["f1"]
+        # "f1": of the second label, the positive class, in binary tasks (MRPC, QQP); else macro-F1
+        metrics["f1"] = metrics["per_class"][labels[1]]["f1"] if len(labels) == 2 else metrics["macro_f1"]
         return metrics
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
