@@ -307,10 +307,16 @@ def load_splits(config: DataConfig, label_join: str | None = None, stratify: boo
     )
 
 
+def sample_indices(size: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded random subset of ``limit`` items, or None when all are kept."""
+    if not limit or limit >= size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(size, limit, replace=False))
+
+
 def _subset(split: Split, limit: int | None, seed: int) -> Split:
-    if not limit or limit >= len(split):
-        return split
-    return split.subset(np.sort(np.random.default_rng(seed).choice(len(split), limit, replace=False)))
+    chosen = sample_indices(len(split), limit, seed)
+    return split if chosen is None else split.subset(chosen)
 
 
 def load_classification(config: DataConfig) -> ClassificationData:

@@ -107,10 +107,3 @@ def hold_out(size: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     held = min(max(1, int(np.ceil(fraction * size))), size - 1)
     order = np.random.default_rng(seed).permutation(size)
     return np.sort(order[held:]), np.sort(order[:held])
-
-
-def sample(size: int, limit: int | None, seed: int) -> np.ndarray | None:
-    """Sorted indices of a seeded random subset of ``limit`` items, or None when all are kept."""
-    if not limit or limit >= size:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(size, limit, replace=False))

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmtransfer.data import sample_indices
 from lmtransfer.errors import DataError, shown
 from lmtransfer.heads import SEQUENCE_HEADS, build_sequence_head
 from lmtransfer.metrics import entity_metrics
 from lmtransfer.tagging import SCHEMES, Sentence, allowed_transitions, conll_text, convert, detect_scheme, read_conll
-from lmtransfer.tasks.base import Prepared, Task, hold_out, sample
+from lmtransfer.tasks.base import Prepared, Task, hold_out
 
 
 @dataclass
@@ -115,9 +116,9 @@ class TaggingTask(Task):
             rest, held = hold_out(len(train), d.dev_fraction / (1 - d.test_fraction), d.split_seed)
             train, dev = train.subset(rest), train.subset(held)
         splits = {
-            "train": train.subset(sample(len(train), d.max_train_examples, d.split_seed)),
-            "dev": dev.subset(sample(len(dev), d.max_eval_examples, d.split_seed)),
-            "test": test.subset(sample(len(test), d.max_eval_examples, d.split_seed)),
+            "train": train.subset(sample_indices(len(train), d.max_train_examples, d.split_seed)),
+            "dev": dev.subset(sample_indices(len(dev), d.max_eval_examples, d.split_seed)),
+            "test": test.subset(sample_indices(len(test), d.max_eval_examples, d.split_seed)),
         }
         if d.tag_scheme == "auto":  # the resolved config records what was found
             d.tag_scheme = detect_scheme(s.tags for split in splits.values() for s in split.sentences)

@@ -18,11 +18,12 @@ import numpy as np
 import torch.nn.functional as F
 from torch import nn
 
+from lmtransfer.data import sample_indices
 from lmtransfer.errors import DataError
 from lmtransfer.heads import SequenceHead
 from lmtransfer.inputs import Encoded
 from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
-from lmtransfer.tasks.base import Prepared, Task, sample
+from lmtransfer.tasks.base import Prepared, Task
 
 QA_HEADS = ("linear", "bilstm")
 NO_SCORE = -1e4  # written at padding positions, so that the softmax over positions ignores them
@@ -63,7 +64,8 @@ class QATask(Task):
             splits["test"] = self.read(d.test)
         limits = {"train": d.max_train_examples}
         return {
-            n: s.subset(sample(len(s), limits.get(n, d.max_eval_examples), d.split_seed)) for n, s in splits.items()
+            n: s.subset(sample_indices(len(s), limits.get(n, d.max_eval_examples), d.split_seed))
+            for n, s in splits.items()
         }
 
     def parse(self, items: Sequence[Any]) -> Questions:
