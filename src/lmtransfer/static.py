@@ -9,6 +9,8 @@ so the feature cache, pooling, every task and head, and both ways work on them u
   updated; ``zero`` and ``random`` keep the UNK row fixed even then).
 - Lowercasing follows the vectors: when no word among them changes under ``str.lower()``, the tokenizer
   lowercases its input (GloVe 6B); otherwise the case is kept.
+- ``scratch``: no file at all; the training split's own words (case kept) with random N(0, 0.1^2) rows
+  and a learned UNK, built by ``lmtransfer train`` and trained with the head (the from-scratch baseline).
 - Words are split as BERT's pre-tokenizer does (on whitespace and punctuation), which is also how
   ``lmtransfer train-vectors`` splits its corpus, so trained vectors and lookups agree.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from torch import Tensor, nn
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 from transformers.modeling_outputs import BaseModelOutput
 
-from lmtransfer.config import STATIC_ALIASES, VECTORS_PREFIX, names_static_vectors
+from lmtransfer.config import SCRATCH, STATIC_ALIASES, VECTORS_PREFIX, names_static_vectors
 from lmtransfer.data import decode_utf8
 from lmtransfer.errors import DataError, ModelError
 
@@ -130,6 +133,26 @@ def static_model(
     return model, word_tokenizer(words, lowercase)
 
 
+def scratch_vocabulary(texts: Sequence[str], min_count: int = 1) -> list[str]:
+    """The words of ``texts`` (split as lookups split them, case kept) seen at least ``min_count`` times,
+    most frequent first."""
+    split = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(word for text in texts for word, _ in split.pre_tokenize_str(text))
+    kept = [word for word, n in counts.items() if n >= min_count and word not in (PAD, UNK)]
+    return sorted(kept, key=lambda word: (-counts[word], word))
+
+
+def scratch_model(
+    texts: Sequence[str], dim: int = 100, min_count: int = 1, seed: int = OOV_SEED
+) -> tuple[StaticVectorsModel, PreTrainedTokenizerFast]:
+    """Word vectors to train from scratch: the training vocabulary, N(0, 0.1^2) rows, a learned [UNK]."""
+    words = scratch_vocabulary(texts, min_count)
+    if not words:
+        raise DataError(f"no word is seen {min_count} times in the training data", field="encoder.min_count")
+    vectors = np.random.default_rng(seed).normal(0.0, 0.1, (len(words), dim)).astype(np.float32)  # (N, D)
+    return static_model(words, vectors, oov="learned", lowercase=False)
+
+
 # reading files ------------------------------------------------------------------------------------------
 
 
@@ -213,12 +236,34 @@ def _read_text(path: Path, header: bool) -> tuple[list[str], np.ndarray]:
     return words, values.reshape(len(words), dim)
 
 
+def _check_binary_header(path: Path) -> None:
+    """Refuse a word2vec binary header that announces more than the file holds, before gensim allocates
+    a matrix of that size (a damaged header could ask for terabytes)."""
+    with _open(path) as handle:
+        header = handle.readline(1 << 20)
+        count, dim = (int(field) for field in header.split())
+        if path.suffix.lower() == ".gz":  # the size after decompression, read once (gensim reads it all anyway)
+            size = len(header) + sum(len(chunk) for chunk in iter(lambda: handle.read(1 << 24), b""))
+        else:
+            size = path.stat().st_size
+    needed = len(header) + count * (dim * 4 + 2)  # each row: a word of one byte or more, a space, D float32
+    if needed > size:
+        raise ModelError(
+            f"the header announces {count} words of {dim} dimensions, which needs {needed:,} bytes or more, "
+            f"but the file holds {size:,}",
+            path=path,
+            line=1,
+        )
+
+
 def read_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Words and their (N, D) float32 vectors from a GloVe, word2vec (text or binary) or fastText file."""
     path = Path(path)
     kind = vectors_format(path)
     if kind in ("glove", "word2vec"):
         return _read_text(path, header=kind == "word2vec")
+    if kind == "word2vec-binary":
+        _check_binary_header(path)
     gensim = import_gensim()
     try:
         if kind == "fasttext-binary":
@@ -264,6 +309,12 @@ def is_static_source(name: str) -> bool:
 def load_static(name: str, oov: str = "zero") -> tuple[StaticVectorsModel, PreTrainedTokenizerFast, str]:
     """Model, tokenizer and resolved source for ``name`` (see ``is_static_source``); ``oov`` applies to files
     and aliases, a saved directory keeps its own policy."""
+    if name == SCRATCH:
+        raise ModelError(
+            "'scratch' vectors are built from the training data by `lmtransfer train`; "
+            "load the trained run (its encoder/ folder) instead",
+            field="model",
+        )
     if name in STATIC_ALIASES:
         words, vectors, source = _packaged_vectors(name)
         return (*static_model(words, vectors, oov), source)

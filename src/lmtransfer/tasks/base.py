@@ -61,6 +61,10 @@ class Task:
         """Unlabelled inputs given to ``predict`` (texts, pairs, word lists, question/context dicts)."""
         raise NotImplementedError
 
+    def texts(self, split: Any) -> list[str]:
+        """The split's raw text pieces, for vocabularies built from the training data (scratch vectors)."""
+        raise NotImplementedError
+
     def fit_labels(self, train: Any) -> list[str]:
         """The output vocabulary, from the training split."""
         return []

@@ -143,6 +143,9 @@ class TaggingTask(Task):
         source, target = self._scheme()
         return convert(sentence.tags, source, target)
 
+    def texts(self, split: Tagged) -> list[str]:
+        return [word for sentence in split.sentences for word in sentence.words]
+
     def fit_labels(self, train: Tagged) -> list[str]:
         """O, then every tag of the learned scheme for each entity type in train (types sorted)."""
         kinds = sorted({tag.partition("-")[2] for s in train.sentences for tag in s.tags if tag != "O"})

@@ -55,6 +55,9 @@ class QATask(Task):
         v2 = any(e.is_impossible for e in examples) or str(report.get("version") or "").startswith("v2")
         return Questions(examples, str(path), v2)
 
+    def texts(self, split: Questions) -> list[str]:
+        return [text for example in split.examples for text in (example.question, example.context)]
+
     def load(self) -> dict[str, Questions]:
         d = self.config.data
         if d.source != "files" or not d.dev:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmtransfer.config import task_granularity
 from lmtransfer.data import Split, check_labels, load_splits, read_table
 from lmtransfer.errors import DataError, shown
 from lmtransfer.heads import SENTENCE_HEADS, build_head
@@ -27,6 +28,13 @@ class ClassificationTask(Task):
     name = "classification"
     metrics = ("accuracy", "macro_f1", "f1")
     label_join: str | None = None  # JSONL label lists are joined by this (multi-label)
+
+    @property
+    def granularity(self) -> str:  # a BiLSTM head reads the text's tokens, the others one pooled vector
+        return task_granularity(self.name, self.config.head.type)
+
+    def texts(self, split: Split) -> list[str]:
+        return [*split.texts, *(split.pairs or [])]
 
     def load(self) -> dict[str, Split]:
         train, dev, test = load_splits(self.config.data, self.label_join, stratify=self.name == "classification")
@@ -71,8 +79,10 @@ class ClassificationTask(Task):
     def head(self, in_dim: int, labels: list[str]) -> nn.Module:
         h = self.config.head
         if h.type not in SENTENCE_HEADS:
-            raise self.config.error("head.type", f"task '{self.name}' takes a {' or '.join(SENTENCE_HEADS)} head")
-        return build_head(h.type, in_dim, self.num_outputs(labels), h.hidden_size, h.dropout)
+            raise self.config.error("head.type", f"task '{self.name}' takes a {', '.join(SENTENCE_HEADS)} head")
+        return build_head(
+            h.type, in_dim, self.num_outputs(labels), h.hidden_size, h.dropout, h.lstm_hidden, h.lstm_layers
+        )
 
     def loss(self, model: nn.Module):
         return F.cross_entropy

@@ -1,0 +1,185 @@
+"""Bag-of-words baselines: word (n-gram) counts or TF-IDF into a scikit-learn linear model.
+
+``encoder.model: counts`` or ``tfidf`` makes a run the classic baseline a pretrained encoder has to
+beat. The vocabulary (and TF-IDF's inverse document frequencies) is fitted on the training split
+only; the model is logistic regression for classification (one per label for multilabel) and ridge
+regression for regression, both with scikit-learn's default L2 strength (C = 1, alpha = 1).
+
+A run directory holds what any run holds (config, labels, metrics, predictions) and, instead of a
+head, ``bag_of_words.json`` (settings and vocabulary) and ``bag_of_words.safetensors`` (idf, weight,
+bias), so that loading it runs no pickle. Its outputs are logits in the shape the task scores, so the
+metrics and prediction files are the task's own. A sentence pair is one bag of both texts' words.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import normalize
+
+from lmtransfer.atomic import existing_dir
+from lmtransfer.config import BAG_OF_WORDS, RunConfig
+from lmtransfer.errors import LmtError
+from lmtransfer.inputs import TextPair
+from lmtransfer.runs import read_json, run_config, save_run
+
+SETTINGS_FILE, WEIGHTS_FILE = "bag_of_words.json", "bag_of_words.safetensors"
+CONSTANT_LOGIT = 20.0  # a multilabel label that is always (never) on in train: its logit, sign aside
+
+
+@dataclass
+class BagOfWords:
+    """Fitted features and linear model: ``outputs(texts)`` are (N, K) logits (or scores for regression)."""
+
+    kind: str  # counts | tfidf
+    vocabulary: list[str]
+    ngrams: int
+    idf: np.ndarray | None  # (V,), tfidf only
+    weight: np.ndarray  # (K, V)
+    bias: np.ndarray  # (K,)
+
+    def features(self, texts: list[str]) -> sp.csr_matrix:
+        counts = _vectorizer(self.ngrams, vocabulary=self.vocabulary).transform(texts)  # (N, V) sparse
+        return tfidf_rows(counts, self.idf) if self.idf is not None else counts
+
+    def outputs(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.features(texts) @ self.weight.T) + self.bias  # (N, K)
+
+    def save(self, folder: Path) -> None:
+        settings = {"kind": self.kind, "ngrams": self.ngrams, "vocabulary": self.vocabulary}
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings) + "\n", encoding="utf-8")
+        arrays = {"weight": self.weight, "bias": self.bias}
+        if self.idf is not None:
+            arrays["idf"] = self.idf
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}, folder / WEIGHTS_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> BagOfWords:
+        settings = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+        arrays = load_file(folder / WEIGHTS_FILE)
+        idf, weight, bias = arrays.get("idf"), arrays["weight"], arrays["bias"]
+        return cls(settings["kind"], settings["vocabulary"], settings["ngrams"], idf, weight, bias)
+
+
+def is_bag_of_words_run(directory: str | Path) -> bool:
+    return (existing_dir(Path(directory)) / SETTINGS_FILE).is_file()
+
+
+@dataclass
+class BagOfWordsRun:
+    """A trained bag-of-words run loaded back: its config, labels and model."""
+
+    config: RunConfig
+    labels: list[str]
+    model: BagOfWords
+
+    @classmethod
+    def load(cls, directory: str | Path) -> BagOfWordsRun:
+        directory = existing_dir(Path(directory))
+        needed = ("config.yaml", "labels.json", SETTINGS_FILE, WEIGHTS_FILE)
+        missing = [name for name in needed if not (directory / name).is_file()]
+        if missing:
+            raise LmtError(f"not a bag-of-words run directory (missing {', '.join(missing)})", path=directory)
+        return cls(run_config(directory), read_json(directory, "labels.json"), BagOfWords.load(directory))
+
+    def outputs(self, prepared: Any) -> np.ndarray:
+        return self.model.outputs(texts_of(prepared.examples))  # (N, K)
+
+
+def _vectorizer(ngrams: int, min_count: int = 1, vocabulary: list[str] | None = None) -> CountVectorizer:
+    # scikit-learn's word pattern (two or more word characters) and lowercasing, the usual baseline
+    return CountVectorizer(lowercase=True, ngram_range=(1, ngrams), min_df=min_count, vocabulary=vocabulary)
+
+
+def tfidf_rows(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """Counts times idf, each row scaled to unit length: what TfidfVectorizer's defaults compute."""
+    return normalize(counts.multiply(idf[None, :]).tocsr())
+
+
+def texts_of(examples: list[Any]) -> list[str]:
+    return [f"{e.first} {e.second}" if isinstance(e, TextPair) else e for e in examples]
+
+
+def fit_linear(task: str, x: sp.csr_matrix, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K, V) weight and (K,) bias of the task's linear model; binary logistic regression becomes two
+    logits whose softmax is its sigmoid."""
+    if task == "regression":
+        model = Ridge(alpha=1.0).fit(x, targets)
+        return model.coef_[None, :], np.atleast_1d(model.intercept_)
+    if task == "multilabel":
+        rows = [_one_label(x, targets[:, j], seed) for j in range(targets.shape[1])]
+        return np.stack([w for w, _ in rows]), np.array([b for _, b in rows])
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, targets)
+    weight, bias = model.coef_, model.intercept_  # (K, V) or (1, V) for two classes
+    if weight.shape[0] == 1:
+        weight, bias = np.concatenate([-weight, weight]) / 2, np.concatenate([-bias, bias]) / 2
+    full_w = np.zeros((int(targets.max()) + 1, x.shape[1]))  # classes absent from train keep zero weight
+    full_b = np.full(full_w.shape[0], -CONSTANT_LOGIT)
+    full_w[model.classes_], full_b[model.classes_] = weight, bias
+    return full_w, full_b
+
+
+def _one_label(x: sp.csr_matrix, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    if y.min() == y.max():  # always on or always off in train
+        return np.zeros(x.shape[1]), CONSTANT_LOGIT if y[0] else -CONSTANT_LOGIT
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, y)
+    return model.coef_[0], float(model.intercept_[0])
+
+
+def train_bag_of_words(config: RunConfig, task, prepared: dict[str, Any], labels: list[str], began: float):
+    """Fit the vocabulary and linear model on train, score dev and test, write the run directory."""
+    from lmtransfer.pipeline import TrainResult, peak_memory  # the pipeline dispatches here
+
+    kind, enc = config.encoder.model, config.encoder
+    if kind not in BAG_OF_WORDS:
+        raise LmtError(f"'{kind}' is not a bag-of-words encoder ({', '.join(BAG_OF_WORDS)})")
+    start = time.perf_counter()
+    train_texts = texts_of(prepared["train"].examples)
+    vectorizer = _vectorizer(enc.ngrams, enc.min_count)
+    counts = vectorizer.fit_transform(train_texts).tocsr()  # (N, V)
+    vocabulary = vectorizer.get_feature_names_out().tolist()
+    idf = TfidfTransformer().fit(counts).idf_.astype(np.float32) if kind == "tfidf" else None
+    x = tfidf_rows(counts, idf) if idf is not None else counts
+    featurize = time.perf_counter() - start
+    start = time.perf_counter()
+    weight, bias = fit_linear(task.name, x, prepared["train"].targets, config.train.seed)
+    fit_seconds = time.perf_counter() - start
+    model = BagOfWords(kind, vocabulary, enc.ngrams, idf, weight.astype(np.float32), bias.astype(np.float32))
+    start = time.perf_counter()
+    metrics, files = {}, {}
+    for name in (n for n in ("dev", "test") if n in prepared):
+        outputs = model.outputs(texts_of(prepared[name].examples))
+        metrics[name] = task.score(prepared[name], outputs, None, labels)
+        found = task.predictions(prepared[name], outputs, None, labels)
+        files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
+    size = len(train_texts)
+    metrics.update(
+        task=task.name,
+        sizes={n: p.size for n, p in prepared.items()},
+        vocabulary_size=len(vocabulary),
+        costs={
+            "strategy": "bag-of-words",
+            "extract_seconds": featurize,
+            "cache_bytes": 0,  # features are built in memory from the text, never stored
+            "feature_bytes": int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes),
+            "trainable_parameters": int(weight.size + bias.size),
+            "train_seconds": fit_seconds,
+            "eval_seconds": time.perf_counter() - start,
+            "wall_seconds": time.perf_counter() - began,
+            "train_examples": size,
+            "train_examples_per_second": size / fit_seconds if fit_seconds else None,
+            **peak_memory(),
+        },
+    )
+    info = {"name": kind, "source": "scikit-learn", "vocabulary_size": len(vocabulary), "layers": []}
+    directory = save_run(config.output_dir, config, None, labels, info, metrics, export=model.save, files=files)
+    return TrainResult(directory, metrics, model)

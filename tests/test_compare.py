@@ -1,0 +1,261 @@
+"""lmtransfer compare: rows in results.jsonl, reruns that skip finished rows, failures that are recorded and
+then resumed, one shared extraction for the feature variants, and compare configs checked at load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lmtransfer import compare, load_config, pipeline
+from lmtransfer.cache import FeatureCache
+from lmtransfer.cli import cli
+from lmtransfer.errors import ConfigError
+from lmtransfer.extraction import extract
+from lmtransfer.features import FeatureSpec
+from lmtransfer.report import read_rows
+from lmtransfer.variants import jobs
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+VARIANTS = (
+    "compare.variants=[{name: mix-all}, {name: last, set: {features.layers: last}},"
+    " {name: concat, set: {features.layers: [1, 2], features.combine: concat, head.type: mlp}}]"
+)
+
+
+def compare_config(run_overrides: list[str], tmp_path: Path, *extra: str):
+    out = tmp_path / "cmp"
+    return load_config(
+        None, [*run_overrides, "train.epochs=2", f"compare.output_dir={out}", "compare.seeds=[1, 2]", *extra]
+    )
+
+
+def caches(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "cache" / "features").iterdir())
+
+
+def test_rows_rerun_and_one_shared_extraction(run_overrides, tmp_path):
+    config = compare_config(run_overrides, tmp_path, VARIANTS)
+    result = compare(config, progress=False, isolate=False)
+    rows = read_rows(result.directory / "results.jsonl")
+    assert [(r["variant"], r["seed"]) for r in rows] == [(v, s) for v in ("mix-all", "last", "concat") for s in (1, 2)]
+    assert all(r["status"] == "ok" for r in rows)
+    row = rows[0]
+    assert set(row["dev"]) >= {"accuracy", "f1"} and set(row["test"]) >= {"accuracy"}
+    assert set(row["seconds"]) >= {"extraction", "training", "evaluation", "wall"}
+    assert row["peak_rss_bytes"] > 0 and row["trainable_parameters"] > 0 and row["cache_bytes"] > 0
+    assert row["inference"]["examples"] == 6 and row["inference"]["examples_per_second"] > 0
+    assert row["layer_weights"]["layers"] == [0, 1, 2] and len(row["history"]) == 2
+    assert Path(row["run_dir"], "metrics.json").is_file()
+    # one extraction (train, dev, test) of the union of layers served all six runs
+    assert len(caches(tmp_path)) == 3
+    assert all(r["extraction_shared"] for r in rows)
+    shared = json.loads((result.directory / "extractions.json").read_text())  # what the one extraction took
+    assert [r["seconds"]["extraction"] for r in rows] == list(shared.values()) * 6
+    assert all(r["seconds"]["extraction_own"] < r["seconds"]["extraction"] for r in rows)
+    used = {
+        d for r in rows for d in json.loads(Path(r["run_dir"], "metrics.json").read_text())["costs"]["caches"].values()
+    }
+    assert used == {str(d) for d in caches(tmp_path)}
+    # a subset's storage is its layers' share: 1 of 3 layers, and 2 of 3
+    by_variant = {r["variant"]: r["cache_bytes"] for r in rows}
+    assert by_variant["last"] < by_variant["concat"] < by_variant["mix-all"]
+    assert "| mix-all |" in result.report.markdown and (result.directory / "report.html").is_file()
+
+    again = compare(config, progress=False, isolate=False)
+    assert again.skipped == 6 and again.rows == []
+    assert len(read_rows(result.directory / "results.jsonl")) == 6
+
+
+def test_failed_row_is_recorded_and_a_rerun_resumes(run_overrides, tmp_path, monkeypatch):
+    from lmtransfer import worker
+
+    config = compare_config(run_overrides, tmp_path, "compare.variants=[{name: a}, {name: b, set: {head.type: mlp}}]")
+    real = worker.train_row
+
+    def flaky(run_config, *args):
+        if run_config.head.type == "mlp" and run_config.train.seed == 1:
+            raise RuntimeError("simulated crash")
+        return real(run_config, *args)
+
+    monkeypatch.setattr(worker, "train_row", flaky)
+    first = compare(config, progress=False, isolate=False)
+    statuses = [(r["variant"], r["seed"], r["status"]) for r in first.rows]
+    assert statuses == [("a", 1, "ok"), ("a", 2, "ok"), ("b", 1, "failed"), ("b", 2, "ok")]
+    assert "RuntimeError: simulated crash" in first.rows[2]["error"]
+    assert "1 run(s) failed (b seed 1)" in first.report.verdict
+
+    monkeypatch.setattr(worker, "train_row", real)
+    second = compare(config, progress=False, isolate=False)
+    assert [(r["variant"], r["seed"], r["status"]) for r in second.rows] == [("b", 1, "ok")]
+    assert "failed" not in second.report.verdict
+
+
+def test_an_interrupted_compare_keeps_its_rows(run_overrides, tmp_path, monkeypatch):
+    from lmtransfer import worker
+
+    config = compare_config(run_overrides, tmp_path)  # no variants: the base run, two seeds
+    real, calls = worker.train_row, []
+
+    def interrupted(run_config, *args):
+        calls.append(run_config.train.seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(run_config, *args)
+
+    monkeypatch.setattr(worker, "train_row", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare(config, progress=False, isolate=False)
+    assert [r["seed"] for r in read_rows(tmp_path / "cmp" / "results.jsonl")] == [1]
+    monkeypatch.setattr(worker, "train_row", real)
+    resumed = compare(config, progress=False, isolate=False)
+    assert resumed.skipped == 1 and [r["seed"] for r in resumed.rows] == [2]
+
+
+def test_a_row_runs_in_a_child_process(run_overrides, tmp_path):
+    config = load_config(None, [*run_overrides, "train.epochs=1", f"compare.output_dir={tmp_path / 'c'}"])
+    (only,) = compare(config, progress=False).rows  # the base run, one seed, in `python -m lmtransfer.worker`
+    assert only["status"] == "ok", only.get("traceback")
+    assert only["peak_rss_bytes"] > 0 and only["inference"]["examples_per_second"] > 0
+    assert not list((tmp_path / "c").glob(".job-*"))  # the child's job folder is gone
+
+
+def test_a_failing_row_is_recorded_and_the_comparison_goes_on(run_overrides, tmp_path):
+    variants = "compare.variants=[{name: bad-head, set: {head.type: crf}}, {name: ok}]"
+    overrides = [f"compare.output_dir={tmp_path / 'c'}", "compare.inference_examples=2", variants]
+    config = load_config(None, [*run_overrides, "train.epochs=1", *overrides])
+    bad, ok = compare(config, progress=False, isolate=False).rows
+    assert bad["status"] == "failed" and "head" in bad["error"] and ok["status"] == "ok"
+    assert ok["inference"]["examples"] == 2
+
+
+def test_superset_cache_serves_a_subset_with_the_same_features(tiny_encoder, tmp_path):
+    texts = ["the movie was great", "shares fell", "news of the day", "a good day for sport"] * 3
+    for granularity, pooling in (("sentence", "mean"), ("word", "first")):
+        everything = FeatureSpec((0, 1, 2), granularity, pooling, 32)
+        subset = FeatureSpec((0, 2), granularity, pooling, 32)
+        words = [t.split() for t in texts] if granularity == "word" else texts
+        full = extract(tiny_encoder, words, everything, tmp_path / "shared", progress=False, shard_size=5)
+        served = extract(tiny_encoder, words, subset, tmp_path / "shared", progress=False, shard_size=5)
+        own = extract(tiny_encoder, words, subset, tmp_path / "own", progress=False, shard_size=5)
+        assert served.examples == 0 and served.cache.directory == full.cache.directory
+        assert own.examples == len(texts) and served.cache.num_layers == 2
+        for i in range(len(texts)):
+            np.testing.assert_array_equal(served.cache.example(i), own.cache.example(i))
+        if granularity == "sentence":
+            np.testing.assert_array_equal(
+                served.cache.gather_pooled(np.arange(12)), own.cache.gather_pooled(np.arange(12))
+            )
+        assert abs(served.cache.nbytes - own.cache.nbytes) < 0.05 * own.cache.nbytes + 1024
+    assert len(list((tmp_path / "shared" / "features").iterdir())) == 2  # no cache of its own for the subsets
+
+
+def test_a_cache_that_lacks_a_layer_is_not_used(tiny_encoder, tmp_path):
+    texts = ["the movie was great", "shares fell"]
+    extract(tiny_encoder, texts, FeatureSpec((1, 2)), tmp_path, progress=False)
+    again = extract(tiny_encoder, texts, FeatureSpec((0, 2)), tmp_path, progress=False)
+    assert again.examples == 2 and again.cache.num_layers == 2
+    with pytest.raises(Exception, match="not in this cache"):
+        FeatureCache(again.cache.directory, layers=[1])
+
+
+def test_variants_cross_encoders_and_seeds(run_overrides, tiny_bert_dir, tiny_mpnet_dir, tmp_path):
+    config = load_config(
+        None,
+        [
+            *run_overrides,
+            f"compare.encoders=[{tiny_bert_dir}, {tiny_mpnet_dir}]",
+            "compare.seeds=[1, 2]",
+            "compare.variants=[{name: feat}, {name: ft, set: {strategy: finetune}},"
+            f" {{name: own, set: {{encoder.model: {tiny_bert_dir}}}}}, {{name: alone, encoders: false}}]",
+        ],
+    )
+    found = jobs(config)
+    assert len(found) == 2 * 2 + 2 * 2 + 2 + 2
+    ft = next(j for j in found if j.variant == "ft")
+    assert ft.config.strategy == "finetune" and ft.config.train.lr == 5e-5  # its own defaults, not the base's
+    assert len({j.config.output_dir for j in found}) == len(found)
+    assert len({j.key for j in found}) == len(found)
+    feat = next(j for j in found if j.variant == "feat" and j.encoder == str(tiny_bert_dir) and j.seed == 1)
+    own = next(j for j in found if j.variant == "own" and j.seed == 1)
+    assert feat.config_hash == own.config_hash  # the same run: the hash ignores where it is written
+
+
+BAD = [
+    ("{name: x, set: {head.typo: 1}}", "head.typo", "Extra inputs"),
+    ("{name: x, set: {train.lr: -1}}", "train.lr", "greater than 0"),
+    ("{name: x, set: {features.layers: lastt}}", "features.layers", "unknown layer spec"),
+    ("{name: x, set: {strategy: lora, encoder.model: glove-6b-50d}}", "encoder.model", "static vectors"),
+    ("{name: x, set: {head: 3}}", "head", "valid dictionary"),
+]
+
+
+@pytest.mark.parametrize(("variant", "field", "message"), BAD)
+def test_bad_variants_are_named_errors(tmp_path, variant, field, message):
+    path = tmp_path / "cmp.yaml"
+    path.write_text(f"task: classification\ncompare:\n  variants:\n    - {{name: fine}}\n    - {variant}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    err = caught.value
+    assert err.path == str(path) and err.line == 5, str(err)
+    assert f"compare.variants[1].set.{field}" in err.field and "variant 'x'" in err.message and message in str(err)
+
+
+def test_bad_compare_sections(tmp_path):
+    path = tmp_path / "cmp.yaml"
+    path.write_text("compare:\n  seeds: []\n")
+    with pytest.raises(ConfigError, match=r"line 2: field 'compare\.seeds'"):
+        load_config(path)
+    path.write_text("compare:\n  variants:\n    - {name: a}\n    - {name: a}\n")
+    with pytest.raises(ConfigError, match="names must differ"):
+        load_config(path)
+    path.write_text("compare:\n  variants:\n    - {name: ../up}\n")
+    with pytest.raises(ConfigError, match=r"compare\.variants\.name"):
+        load_config(path)
+
+
+def test_train_on_a_compare_config_trains_the_base(run_overrides, tmp_path):
+    config = load_config(None, [*run_overrides, "train.epochs=1", "compare.seeds=[4, 5]"])
+    result = pipeline.train(config, progress=False)
+    assert result.directory == tmp_path / "run" and result.metrics["dev"]["examples"] == 6
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_with_every_variant(path):
+    config = load_config(path)
+    if config.compare is not None:
+        assert jobs(config), path
+    assert path.read_text().startswith("#")  # each opens with how to run it
+
+
+def test_cli_compare_and_report_only(run_overrides, tmp_path):
+    sets = [
+        arg
+        for item in [*run_overrides, "train.epochs=1", f"compare.output_dir={tmp_path / 'c'}"]
+        for arg in ("--set", item)
+    ]
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["compare", *sets])
+    assert missing.exit_code != 0
+    no_section = tmp_path / "plain.yaml"
+    no_section.write_text("task: classification\n")
+    refused = runner.invoke(cli, ["compare", str(no_section)])
+    assert refused.exit_code != 0 and "compare" in str(refused.exception or refused.output)
+    help_text = runner.invoke(cli, ["compare", "--help"]).output
+    assert "--report-only" in help_text and "results.jsonl" in help_text
+
+
+def test_extraction_groups_take_feature_rows_that_differ_in_layers(run_overrides, tmp_path):
+    from lmtransfer.comparison import extraction_groups
+
+    variants = (
+        "compare.variants=[{name: a}, {name: b, set: {features.layers: last}}, {name: c, set: {strategy: finetune}},"
+        " {name: d, set: {features.pooling: cls}}, {name: e, set: {encoder.model: tfidf}}]"
+    )
+    config = compare_config(run_overrides, tmp_path, variants)
+    (group,) = extraction_groups(jobs(config))  # d pools otherwise and is alone: its own run extracts it
+    assert sorted({j.variant for j in group}) == ["a", "b"] and len(group) == 4

@@ -1,0 +1,190 @@
+"""The compare report from hand-made rows: mean and std over seeds, the verdict in every case, the files,
+and report.html in a real headless browser (Debian chromium + chromedriver)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lmtransfer.cli import cli
+from lmtransfer.report import build_report, summarize, verdict, write_report
+
+
+def row(
+    variant, seed, dev, *, strategy="feature", encoder="minilm", extraction=10.0, training=5.0, cache=2**20, **extra
+):
+    return {
+        "variant": variant,
+        "encoder": encoder,
+        "seed": seed,
+        "config_hash": f"{variant}{seed}",
+        "status": "ok",
+        "strategy": strategy,
+        "metric": "f1",
+        "dev": {"f1": dev, "accuracy": dev},
+        "test": {"f1": dev - 0.01},
+        "seconds": {"extraction": extraction, "training": training, "evaluation": 1.0, "wall": 20.0},
+        "peak_rss_bytes": 2**30,
+        "cache_bytes": cache,
+        "trainable_parameters": 1000,
+        "inference": {"examples": 100, "seconds": 1.0, "examples_per_second": 100.0},
+        "history": [{"epoch": 1, "dev_f1": dev - 0.02}, {"epoch": 2, "dev_f1": dev}],
+        "layer_weights": {"layers": [0, 1, 2], "softmax": [0.2, 0.3, 0.5], "gamma": 1.0},
+        **extra,
+    }
+
+
+def finetune(seed, dev, training=150.0):
+    return row(
+        "finetune", seed, dev, strategy="finetune", extraction=None, training=training, cache=0, layer_weights=None
+    )
+
+
+def failed(variant, seed):
+    return {"variant": variant, "encoder": "minilm", "seed": seed, "status": "failed", "error": "RuntimeError: boom"}
+
+
+def test_mean_and_std_over_seeds():
+    values = [0.91, 0.93, 0.96]
+    rows = [row("mix", s, v, training=t) for s, v, t in zip((1, 2, 3), values, (4.0, 5.0, 9.0))]
+    (summary,) = summarize(rows)
+    assert summary.dev.mean == pytest.approx(np.mean(values))
+    assert summary.dev.std == pytest.approx(np.std(values, ddof=1))
+    assert summary.costs["training"].mean == pytest.approx(6.0)
+    report = build_report(rows)
+    cell = f"{np.mean(values) * 100:.2f} ± {np.std(values, ddof=1) * 100:.2f}"
+    assert f"| mix | minilm | feature-based | 3 | {cell} |" in report.markdown
+    assert summary.curve == pytest.approx([np.mean(values) - 0.02, np.mean(values)])
+
+
+def test_a_later_row_replaces_a_failed_one():
+    (summary,) = summarize([failed("mix", 1), row("mix", 1, 0.9), row("mix", 2, 0.8)])
+    assert summary.seeds == [1, 2] and summary.failed == []
+    (broken,) = summarize([row("mix", 1, 0.9), failed("mix", 2)])
+    assert broken.seeds == [1] and len(broken.failed) == 1
+
+
+def test_verdict_fine_tuning_wins():
+    rows = [row("concat", 1, 0.900), row("mix", 1, 0.910), finetune(1, 0.928)]
+    text = verdict(summarize(rows))
+    assert text.startswith("Fine-tuning (finetune) is +1.8 F1 over the best feature-based variant (mix)")
+    assert "at 10x the training time" in text and "no feature storage against 1.0 MB" in text
+
+
+def test_verdict_feature_based_wins_and_baseline():
+    rows = [row("tfidf", 1, 0.80, encoder="tfidf", cache=0), row("mix", 1, 0.95), finetune(1, 0.94, training=45.0)]
+    text = verdict(summarize(rows))
+    assert text.startswith("The best feature-based variant (mix) is +1.0 F1 over fine-tuning (finetune), at 0.3x")
+    assert "The best baseline (tfidf, 80.0) is 15.0 F1 below mix." in text
+
+
+def test_verdict_tie_within_the_spread_over_seeds():
+    rows = [row("mix", 1, 0.90), row("mix", 2, 0.94), finetune(1, 0.925), finetune(2, 0.925)]
+    assert "are tied on dev F1 (92.5 vs 92.0" in verdict(summarize(rows))
+
+
+def test_verdict_with_one_way_missing_or_nothing_finished():
+    only_features = verdict(summarize([row("mix", 1, 0.9), failed("finetune", 1)]))
+    assert "The best variant is mix (feature-based) at 90.0 dev F1; no fine-tuning variant finished" in only_features
+    assert "1 run(s) failed (finetune seed 1)" in only_features
+    only_finetune = verdict(summarize([finetune(1, 0.9)]))
+    assert "no feature-based variant finished" in only_finetune
+    baselines = verdict(summarize([row("counts", 1, 0.7, encoder="counts")]))
+    assert baselines == "Only baselines finished; the best is counts at 70.0 dev F1."
+    assert verdict(summarize([failed("mix", 1)])).startswith("No run finished")
+    assert verdict([]).startswith("No run finished")
+
+
+def test_verdict_on_a_metric_where_lower_is_better():
+    rows = [
+        dict(row("mix", 1, 0.5), metric="mse", dev={"mse": 0.5}),
+        dict(finetune(1, 0.3), metric="mse", dev={"mse": 0.3}),
+    ]
+    assert verdict(summarize(rows)).startswith("Fine-tuning (finetune) is +0.2 MSE over")
+
+
+def write_rows(directory: Path, rows: list[dict], cut_short: bool = False) -> Path:
+    """results.jsonl of ``rows``, and with ``cut_short`` a last line a kill cut off mid-write."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in rows) + ('{"cut sho' if cut_short else "")
+    (directory / "results.jsonl").write_text(text)
+    return directory
+
+
+ROWS = [
+    row("mix", 1, 0.91),
+    row("mix", 2, 0.92),
+    row("last", 1, 0.89, cache=2**19),
+    finetune(1, 0.93),
+    failed("lora", 1),
+]
+
+
+def test_report_only_rebuilds_the_files_from_results(tmp_path):
+    directory = write_rows(tmp_path / "cmp", ROWS, cut_short=True)
+    with pytest.warns(UserWarning, match="line 6: not a JSON row"):
+        result = CliRunner().invoke(cli, ["compare", "--report-only", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert "| mix | minilm | feature-based | 2 |" in result.output and "**Verdict.** Fine-tuning" in result.output
+    assert (directory / "report.md").read_text() == result.output
+    page = (directory / "report.html").read_text()
+    assert page.count("<svg") == 4 and "<table" in page
+    assert "<script" not in page and 'src="http' not in page and 'href="http' not in page  # nothing to fetch
+
+
+def chromium_driver():
+    """A headless Chromium through Selenium, with the driver Debian installs (Selenium Manager downloads nothing)."""
+    required = os.environ.get("LMTRANSFER_REQUIRE_BROWSER") == "1"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+    )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    missing = [
+        name for name, found in (("chromium", browser), ("chromedriver", driver), ("selenium", webdriver)) if not found
+    ]
+    if missing:
+        message = f"no {', '.join(missing)}: apt-get install chromium chromium-driver; pip install -e '.[dev]'"
+        if required:
+            pytest.fail(f"LMTRANSFER_REQUIRE_BROWSER=1 but {message}")
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1800",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_report_html_in_a_headless_browser(tmp_path):
+    report = write_report(write_rows(tmp_path / "cmp", ROWS[:-1]))
+    browser = chromium_driver()
+    try:
+        browser.get((report.directory / "report.html").resolve().as_uri())
+        errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert errors == []
+        from selenium.webdriver.common.by import By
+
+        table = browser.find_element(By.ID, "results")
+        assert table.is_displayed() and len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) == 3
+        plots = browser.find_elements(By.CSS_SELECTOR, "#plots svg")
+        assert len(plots) == 4 and all(p.is_displayed() and p.size["width"] > 100 for p in plots)
+        assert "Fine-tuning" in browser.find_element(By.ID, "verdict").text
+    finally:
+        browser.quit()
