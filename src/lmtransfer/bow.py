@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import normalize
 
 from lmtransfer.atomic import existing_dir
-from lmtransfer.config import BAG_OF_WORDS, RunConfig
+from lmtransfer.config import RunConfig
 from lmtransfer.errors import LmtError
 from lmtransfer.inputs import TextPair
 from lmtransfer.runs import read_json, run_config, save_run
@@ -120,12 +120,9 @@ def fit_linear(task: str, x: sp.csr_matrix, targets: np.ndarray, seed: int) -> t
         return np.stack([w for w, _ in rows]), np.array([b for _, b in rows])
     model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, targets)
     weight, bias = model.coef_, model.intercept_  # (K, V) or (1, V) for two classes
-    if weight.shape[0] == 1:
+    if weight.shape[0] == 1:  # the labels are train's own, so model.classes_ is every label, in order
         weight, bias = np.concatenate([-weight, weight]) / 2, np.concatenate([-bias, bias]) / 2
-    full_w = np.zeros((int(targets.max()) + 1, x.shape[1]))  # classes absent from train keep zero weight
-    full_b = np.full(full_w.shape[0], -CONSTANT_LOGIT)
-    full_w[model.classes_], full_b[model.classes_] = weight, bias
-    return full_w, full_b
+    return weight, bias
 
 
 def _one_label(x: sp.csr_matrix, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
@@ -140,8 +137,6 @@ def train_bag_of_words(config: RunConfig, task, prepared: dict[str, Any], labels
     from lmtransfer.pipeline import TrainResult, peak_memory  # the pipeline dispatches here
 
     kind, enc = config.encoder.model, config.encoder
-    if kind not in BAG_OF_WORDS:
-        raise LmtError(f"'{kind}' is not a bag-of-words encoder ({', '.join(BAG_OF_WORDS)})")
     start = time.perf_counter()
     train_texts = texts_of(prepared["train"].examples)
     vectorizer = _vectorizer(enc.ngrams, enc.min_count)

@@ -483,6 +483,22 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[last] = value
 
 
+def validation_field(exc: ValidationError) -> tuple[str, str]:
+    """The field (dotted) and message of a run config's first validation error; a cross-field check
+    names its field at the start of its message ("strategy: ...", "features.pooling: ...")."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+    message = first["msg"].removeprefix("Value error, ")
+    named = re.match(r"([a-z_]+(?:\.[a-z_]+)*): (.*)", message)
+    if (
+        named
+        and named.group(1).split(".")[0] in RunConfig.model_fields
+        and (not field or named.group(1).startswith(f"{field}."))
+    ):
+        field, message = named.groups()
+    return field or "(top level)", message
+
+
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML run config (safe loader), apply ``section.field=value`` overrides, validate."""
     data: dict[str, Any] = {}
@@ -518,17 +534,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
-        message = first["msg"].removeprefix("Value error, ")
-        named = re.match(r"([a-z_]+(?:\.[a-z_]+)*): (.*)", message)  # a cross-field check names its field
-        if (
-            named
-            and named.group(1).split(".")[0] in RunConfig.model_fields
-            and (not field or named.group(1).startswith(f"{field}."))
-        ):
-            field, message = named.groups()
-        raise source.error(field or "(top level)", message) from None
+        raise source.error(*validation_field(exc)) from None
     config._source = source
     if config.compare is not None:  # every variant is checked now, not halfway through a comparison
         from lmtransfer.variants import bind_variants

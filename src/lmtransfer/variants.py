@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lmtransfer.config import ConfigSource, RunConfig, VariantConfig, _set_dotted
+from lmtransfer.config import ConfigSource, RunConfig, VariantConfig, _set_dotted, validation_field
 from lmtransfer.errors import ConfigError, shown
 from lmtransfer.layers import resolve_layers
 
@@ -113,13 +113,7 @@ def _variant_config(
         built = RunConfig.model_validate(data)
         resolve_layers(built.features.layers, 10_000)  # the spec's form; the range is checked once loaded
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        named = re.match(r"([a-z_]+(?:\.[a-z_]+)*): (.*)", message)  # a cross-field check names its field
-        if named and named.group(1).split(".")[0] in RunConfig.model_fields:
-            field, message = named.groups()
-        raise _variant_error(config, index, variant, field, message) from None
+        raise _variant_error(config, index, variant, *validation_field(exc)) from None
     except ValueError as exc:
         raise _variant_error(config, index, variant, "features.layers", str(exc)) from None
     return built

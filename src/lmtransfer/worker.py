@@ -43,14 +43,10 @@ def extract_union(configs: list[RunConfig], progress: bool) -> dict[str, Any]:
     """Extract the union of the configs' layers (they differ only in layers and what is trained) once,
     so that each of their runs then reads its own layers from that cache."""
     from lmtransfer import pipeline
-    from lmtransfer.encoders import load_encoder
     from lmtransfer.layers import resolve_layers
 
     first = configs[0]
-    enc = first.encoder
-    encoder = load_encoder(
-        enc.model, trust_remote_code=enc.trust_remote_code, revision=enc.revision, allow_pickle=enc.allow_pickle
-    )
+    encoder = pipeline._encoder(first)
     layers = sorted({i for c in configs for i in resolve_layers(c.features.layers, encoder.num_layers)})
     config = first.model_copy(deep=True)
     config.features.layers = layers
