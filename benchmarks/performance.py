@@ -1,10 +1,16 @@
 """Performance benchmark (issue 7): lmtransfer against the tools users would otherwise reach for.
 
-How to run (about 30 minutes on a 2-core CPU; needs ../shared/data/sst2 and ../shared/data/conll2003,
-and sentence-transformers, which `pip install -e .[bench]` adds):
+How to run (about 30 minutes on a 2-core CPU, 6 on one GPU; needs ../shared/data/sst2 and
+../shared/data/conll2003, and sentence-transformers, which `pip install -e .[bench]` adds):
 
     .venv/bin/python benchmarks/performance.py            # appends rows to benchmarks/results/performance.jsonl
+    .venv/bin/python benchmarks/performance.py --device cuda --out benchmarks/results/performance-gpu.jsonl
     .venv/bin/python benchmarks/performance.py --table    # the Markdown tables and target checks from that file
+    .venv/bin/python benchmarks/performance.py --smoke --out /tmp/perf.jsonl   # every step on a few texts
+
+On a GPU every tool runs there, every extraction reads all 67,349 SST-2 train sentences (a 10,000
+sample is over in a second), fine-tuning trains on 10,000 of them, and the float32 and bfloat16
+rows of fine-tuning are measured for lmtransfer and the Trainer alike.
 
 Everything runs on the same machine in one invocation, each measurement in its own process (so that
 peak RSS is that tool's alone), on MiniLM (all-MiniLM-L6-v2), max length 128:
@@ -42,6 +48,12 @@ OUT = HERE / "results" / "performance.jsonl"
 CACHE = HERE / "results" / "perf-cache"
 MAX_LENGTH, SAMPLE, SEED = 128, 10_000, 13
 FT_SUBSET, FT_EPOCHS, FT_BATCH = 4_000, 1, 32
+FT_SUBSET_GPU = 10_000
+SMOKE = 300  # --smoke: texts per corpus (and fine-tuning examples)
+
+# set from the command line (the parent passes them on to each child)
+DEVICE = "cpu"
+SMOKE_RUN = False
 
 EXTRACTORS = ["lmtransfer", "lmtransfer-int8", "lmtransfer-bf16", "pipeline", "st-32", "st-64"]
 CONLL_EXTRACTORS = ["lmtransfer", "lmtransfer-words", "pipeline", "st-32", "st-64"]
@@ -98,20 +110,28 @@ def conll_sentences(data: Path) -> list[list[str]]:
 
 def texts_for(corpus: str, data: Path) -> list:
     if corpus == "sst2":
-        return sst2_texts(data)
-    if corpus == "sst2-full":
-        return sst2_texts(data, None)
-    sentences = conll_sentences(data)
-    return sentences if corpus == "conll-words" else [" ".join(words) for words in sentences]
+        texts = sst2_texts(data)
+    elif corpus == "sst2-full":
+        texts = sst2_texts(data, None)
+    else:
+        sentences = conll_sentences(data)
+        texts = sentences if corpus == "conll-words" else [" ".join(words) for words in sentences]
+    return texts[:SMOKE] if SMOKE_RUN else texts
+
+
+def ft_subset() -> int:
+    return SMOKE if SMOKE_RUN else FT_SUBSET_GPU if DEVICE != "cpu" else FT_SUBSET
 
 
 # ---------------------------------------------------------------- measurements (each in a child process)
 
 
-def peak_rss() -> int:
-    from lmtransfer.pipeline import peak_rss_bytes
+def peak_memory() -> dict:
+    """Peak RSS, and on a GPU its peak allocated memory too."""
+    from lmtransfer.pipeline import peak_memory
 
-    return peak_rss_bytes()
+    found = peak_memory()
+    return {"peak_rss": found["peak_rss_bytes"], **({"peak_gpu": found["peak_gpu_bytes"]} if DEVICE != "cpu" else {})}
 
 
 def count_tokens(texts: list) -> int:
@@ -124,11 +144,16 @@ def count_tokens(texts: list) -> int:
 
 
 def matmul_peak() -> dict:
-    """Best float32 (and bfloat16) matmul rate over a few shapes, including MiniLM's own."""
+    """Best float32 (and bfloat16) matmul rate over a few shapes, including MiniLM's own, on DEVICE.
+
+    On a GPU float32 means IEEE float32 (torch's default: no TF32), the arithmetic lmtransfer's
+    float32 rows use."""
     import torch
 
+    gpu = DEVICE != "cpu"
+
     def rate(m: int, k: int, n: int, dtype) -> float:
-        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        a, b = torch.randn(m, k, dtype=dtype, device=DEVICE), torch.randn(k, n, dtype=dtype, device=DEVICE)
         a @ b
         best = 0.0
         for _ in range(5):  # the best of five short windows: a shared VM has noisy neighbours
@@ -136,9 +161,18 @@ def matmul_peak() -> dict:
             while time.perf_counter() - began < 0.3:
                 a @ b
                 reps += 1
+                if gpu and reps % 20 == 0:
+                    torch.cuda.synchronize()
+            if gpu:
+                torch.cuda.synchronize()
             best = max(best, 2 * m * k * n * reps / (time.perf_counter() - began))
         return best
 
+    if gpu:
+        shapes = [(4096, 4096, 4096), (8192, 8192, 8192), (16384, 384, 1536)]
+        fp32 = max(rate(*s, torch.float32) for s in shapes)
+        bf16 = max(rate(*s, torch.bfloat16) for s in shapes)
+        return {"fp32_flops": fp32, "bf16_flops": bf16, "device_name": torch.cuda.get_device_name()}
     shapes = [(1024, 1024, 1024), (2048, 2048, 2048), (512, 384, 1536), (512, 1536, 384), (2048, 384, 1536)]
     fp32 = max(rate(*s, torch.float32) for s in shapes)
     bf16 = rate(512, 512, 512, torch.bfloat16)  # emulated on CPUs without bfloat16 units: slow, keep it small
@@ -157,7 +191,8 @@ def extract_lmtransfer(corpus: str, tool: str, data: Path) -> dict:
     dtype = "int8" if tool == "lmtransfer-int8" else "float16"
     compute = "bfloat16" if tool == "lmtransfer-bf16" else "float32"
     root = CACHE if corpus == "sst2" else CACHE / corpus  # the SST-2 sample's cache is reused for accuracy
-    done = extract(encoder, texts, spec, root, dtype=dtype, compute=compute, batch_size=64, progress=False)
+    batch = 64 if DEVICE == "cpu" else None  # on a GPU: lmtransfer's default there
+    done = extract(encoder, texts, spec, root, dtype=dtype, compute=compute, batch_size=batch, progress=False)
     if done.examples != len(texts):
         raise SystemExit(f"{done.cache.directory} was already (partly) there: clear {CACHE} first")
     row = {"tokens": done.tokens, "seconds": done.seconds, "cache_bytes": done.cache.nbytes}
@@ -172,7 +207,7 @@ def extract_pipeline(texts: list[str]) -> dict:
     from lmtransfer.encoders import resolve_model
 
     path = resolve_model("minilm")
-    pipe = pipeline("feature-extraction", model=path, tokenizer=path, device="cpu")
+    pipe = pipeline("feature-extraction", model=path, tokenizer=path, device=DEVICE)
     kwargs = {"truncation": True, "max_length": MAX_LENGTH}
     began = time.perf_counter()
     for out in pipe((t for t in texts), batch_size=32, tokenize_kwargs=kwargs):
@@ -185,7 +220,7 @@ def extract_st(texts: list[str], batch: int) -> dict:
 
     from lmtransfer.encoders import resolve_model
 
-    model = SentenceTransformer(str(resolve_model("minilm")), device="cpu")
+    model = SentenceTransformer(str(resolve_model("minilm")), device=DEVICE)
     model.max_seq_length = MAX_LENGTH
     began = time.perf_counter()
     model.encode(texts, batch_size=batch)
@@ -201,7 +236,7 @@ def extraction(corpus: str, tool: str, data: Path) -> dict:
     else:
         row = extract_st(texts, int(tool.split("-")[1]))
     row.setdefault("tokens", count_tokens(texts))
-    return {"kind": "extraction", "corpus": corpus, "tool": tool, "examples": len(texts), **row, "peak_rss": peak_rss()}
+    return {"kind": "extraction", "corpus": corpus, "tool": tool, "examples": len(texts), **row, **peak_memory()}
 
 
 def accuracy(variant: str, data: Path) -> dict:
@@ -211,31 +246,36 @@ def accuracy(variant: str, data: Path) -> dict:
     extra = {"float32": [], "bfloat16": ["features.compute=bfloat16"], "int8": ["features.dtype=int8"]}[variant]
     config = sst2_config(
         data,
-        f"data.max_train_examples={SAMPLE}",
+        f"data.max_train_examples={SMOKE if SMOKE_RUN else SAMPLE}",
         "strategy=feature",
         "head.type=linear",
         f"output_dir={HERE / 'results' / ('perf-acc-' + variant)}",
         *extra,
     )
     metrics = train(config, progress=False).metrics
-    return {"kind": "accuracy", "variant": variant, "dev_accuracy": metrics["dev"]["accuracy"]}
+    examples = SMOKE if SMOKE_RUN else SAMPLE
+    return {"kind": "accuracy", "variant": variant, "examples": examples, "dev_accuracy": metrics["dev"]["accuracy"]}
 
 
 def finetuning(tool: str, data: Path) -> dict:
     import sst2_finetune as ft
 
     results = HERE / "results"
-    if tool == "lmtransfer":
-        # the later train.epochs override wins over the variant's own
-        row = ft.run_variant("finetune", data / "sst2", results, subset=FT_SUBSET, extra=[f"train.epochs={FT_EPOCHS}"])
+    subset, bf16 = ft_subset(), tool.endswith("-bf16")
+    if tool.startswith("lmtransfer"):
+        # later overrides win over the variant's own; float32 unless asked (lmtransfer's default on a
+        # GPU is bfloat16 autocast, the Trainer's float32: each is compared with the other at the same one)
+        extra = [f"train.epochs={FT_EPOCHS}", f"train.mixed_precision={'bf16' if bf16 else 'no'}"]
+        row = ft.run_variant("finetune", data / "sst2", results, subset=subset, extra=extra)
     else:
+        grouped = tool.endswith("grouped")
         row = ft.run_trainer(
-            data / "sst2", results, subset=FT_SUBSET, epochs=FT_EPOCHS, group_by_length=tool.endswith("grouped")
+            data / "sst2", results, subset=subset, epochs=FT_EPOCHS, group_by_length=grouped, device=DEVICE, bf16=bf16
         )
     return {
         "kind": "finetuning",
         "tool": tool,
-        "examples": FT_SUBSET,
+        "examples": subset,
         "tokens": row["train_tokens"],
         "seconds": row["train_seconds"],
         "dev_accuracy": row["dev_accuracy"],
@@ -256,6 +296,14 @@ def child(step: str, data: Path) -> dict:
 
 
 def steps() -> list[str]:
+    if DEVICE != "cpu":
+        return [  # what the targets need first: a device lease may end before the last step
+            "peak",
+            *(f"extraction:sst2-full:{tool}" for tool in EXTRACTORS if tool != "lmtransfer-int8"),
+            *(f"accuracy:{variant}" for variant in ("float32", "bfloat16")),
+            *(f"finetuning:{tool}" for tool in ("lmtransfer", "hf-trainer", "lmtransfer-bf16", "hf-trainer-bf16")),
+            *(f"extraction:conll:{tool}" for tool in CONLL_EXTRACTORS),
+        ]
     return [
         "peak",
         *(f"extraction:sst2:{tool}" for tool in EXTRACTORS),
@@ -288,67 +336,111 @@ def latest_run(path: Path) -> list[dict]:
     return list(latest.values())
 
 
+def _peak_for(tool: str, peaks: dict) -> float:
+    """The matmul peak a row is measured against: bfloat16's for bfloat16 rows where the hardware does
+    bfloat16 faster than float32 (a GPU), else float32's (a CPU that emulates bfloat16)."""
+    native = peaks["bf16_flops"] > peaks["fp32_flops"]
+    return peaks["bf16_flops"] if tool.endswith("bf16") and native else peaks["fp32_flops"]
+
+
+def _memory(r: dict) -> str:
+    gpu = f" (GPU {r['peak_gpu'] / 2**20:,.0f} MiB)" if r.get("peak_gpu") else ""
+    return f"{r['peak_rss'] / 2**20:,.0f} MiB{gpu}"
+
+
 def table(path: Path) -> str:
-    rows = latest_run(path)
-    peak = next(r for r in rows if r["kind"] == "peak")["fp32_flops"]
+    rows = [r for r in latest_run(path) if "error" not in r]
+    peaks = next(r for r in rows if r["kind"] == "peak")
     naive_per_token = 7 * 384 * 4  # float32, every layer, every token
     dates = sorted({r["date"] for r in rows})
-    out = [f"{', '.join(dates)}, {rows[0]['machine']}; float32 matmul peak measured {peak / 1e9:,.0f} GFLOP/s.", ""]
+    out = [
+        f"{', '.join(dates)}, {peaks.get('device_name') or rows[0]['machine']}; matmul peak measured "
+        f"{peaks['fp32_flops'] / 1e9:,.0f} GFLOP/s float32, {peaks['bf16_flops'] / 1e9:,.0f} GFLOP/s bfloat16 "
+        "(% of peak: bfloat16 rows against the bfloat16 peak where that is the higher one).",
+        "",
+    ]
+    targets = []
     for corpus in ("sst2", "conll", "sst2-full"):
         found = [r for r in rows if r["kind"] == "extraction" and r["corpus"] == corpus]
         if not found:
             continue
-        st = max((r["tokens"] / r["seconds"] for r in found if r["tool"].startswith("st-")), default=None)
-        pipe = next((r["tokens"] / r["seconds"] for r in found if r["tool"] == "pipeline"), None)
+        speeds = {r["tool"]: r["tokens"] / r["seconds"] for r in found}
+        st = max((v for k, v in speeds.items() if k.startswith("st-")), default=None)
+        pipe = speeds.get("pipeline")
         out += [
             f"Extraction, {corpus} ({found[0]['examples']:,} texts, {found[0]['tokens']:,} tokens):",
             "",
             "| tool | tokens/s | vs pipeline | vs best sentence-transformers | % of matmul peak | "
-            "cache bytes/text | cache bytes/token | cache vs naive float32 | peak RSS |",
+            "cache bytes/text | cache bytes/token | cache vs naive float32 | peak memory |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in found:
-            speed = r["tokens"] / r["seconds"]
+            speed = speeds[r["tool"]]
             per_text = r["tokens"] / r["examples"]
             cache = r.get("cache_bytes")
             naive = naive_per_token * r["tokens"]
             per_text_bytes = f"{cache / r['examples']:,.0f}" if cache else ""
             per_token_bytes = f"{cache / r['tokens']:,.0f} (naive {naive_per_token:,})" if cache else ""
             vs_naive = f"1/{naive / cache:.1f}" if cache else ""
+            flops = speed * model_flops_per_token(False, per_text) / _peak_for(r["tool"], peaks)
             out.append(
                 f"| {r['tool']} | {speed:,.0f} | {f'{speed / pipe:.2f}x' if pipe else ''} | "
-                f"{f'{speed / st:.2f}x' if st else ''} | "
-                f"{100 * speed * model_flops_per_token(False, per_text) / peak:.0f}% | "
-                f"{per_text_bytes} | {per_token_bytes} | {vs_naive} | "
-                f"{r['peak_rss'] / 2**20:,.0f} MiB |"
+                f"{f'{speed / st:.2f}x' if st else ''} | {100 * flops:.0f}% | "
+                f"{per_text_bytes} | {per_token_bytes} | {vs_naive} | {_memory(r)} |"
             )
+            if r["tool"] == "lmtransfer" and pipe:
+                targets.append(f"| {corpus}: float32 extraction >= 4x the pipeline | {speed / pipe:.2f}x |")
+            if r["tool"] == "lmtransfer" and st:
+                targets.append(f"| {corpus}: float32 extraction >= 1.3x sentence-transformers | {speed / st:.2f}x |")
+            if r["tool"] == "lmtransfer-bf16" and st:
+                targets.append(f"| {corpus}: bfloat16 extraction >= 2x sentence-transformers | {speed / st:.2f}x |")
+            if r["tool"] in ("lmtransfer", "lmtransfer-int8") and cache and corpus != "conll-words":
+                targets.append(f"| {corpus}: {r['tool']} cache <= 1/50 of naive float32 | 1/{naive / cache:.1f} |")
+            if corpus == "sst2-full" and r["tool"] == "lmtransfer":
+                targets.append(f"| all of SST-2 train: peak RSS < 2 GB | {r['peak_rss'] / 2**20:,.0f} MiB |")
         out.append("")
-    accuracy = {r["variant"]: r["dev_accuracy"] for r in rows if r["kind"] == "accuracy"}
+    accuracy = {r["variant"]: r for r in rows if r["kind"] == "accuracy"}
     if accuracy:
-        out += ["SST-2 dev accuracy, linear head on the 10k sample's features: "]
-        out += [", ".join(f"{k} {v:.4f}" for k, v in accuracy.items()), ""]
+        examples = next(iter(accuracy.values())).get("examples", SAMPLE)
+        out += [f"SST-2 dev accuracy, linear head on features of a fixed {examples:,}-sentence train sample: "]
+        out += [", ".join(f"{k} {v['dev_accuracy']:.4f}" for k, v in accuracy.items()), ""]
+        if "float32" in accuracy and "bfloat16" in accuracy:
+            gap = 100 * (accuracy["bfloat16"]["dev_accuracy"] - accuracy["float32"]["dev_accuracy"])
+            targets.append(f"| bfloat16 dev accuracy within 0.3 of float32 | {gap:+.2f} points |")
     tuned = [r for r in rows if r["kind"] == "finetuning"]
     if tuned:
-        trainer = next((r for r in tuned if r["tool"] == "hf-trainer"), None)
+        speeds = {r["tool"]: r["tokens"] / r["seconds"] for r in tuned}
         out += [
-            f"Fine-tuning, SST-2 {FT_SUBSET:,}-sentence subset, {FT_EPOCHS} epoch, batch {FT_BATCH}:",
+            f"Fine-tuning, SST-2 {tuned[0]['examples']:,}-sentence subset, {FT_EPOCHS} epoch, batch {FT_BATCH}:",
             "",
-            "| tool | train tokens/s | vs HF Trainer | % of matmul peak | dev accuracy | peak RSS |",
+            "| tool | train tokens/s | vs HF Trainer (same precision) | % of matmul peak | dev accuracy | "
+            "peak memory |",
             "|---|---|---|---|---|---|",
         ]
         for r in tuned:
-            speed = r["tokens"] / r["seconds"]
+            speed = speeds[r["tool"]]
             flops = speed * model_flops_per_token(True, r["tokens"] / r["examples"] / FT_EPOCHS)
-            ratio = f"{speed / (trainer['tokens'] / trainer['seconds']):.2f}x" if trainer else ""
+            trainer = speeds.get("hf-trainer-bf16" if r["tool"].endswith("bf16") else "hf-trainer")
+            ratio = f"{speed / trainer:.2f}x" if trainer else ""
             out.append(
-                f"| {r['tool']} | {speed:,.0f} | {ratio} | {100 * flops / peak:.0f}% | {r['dev_accuracy']:.4f} | "
-                f"{r['peak_rss'] / 2**20:,.0f} MiB |"
+                f"| {r['tool']} | {speed:,.0f} | {ratio} | {100 * flops / _peak_for(r['tool'], peaks):.0f}% | "
+                f"{r['dev_accuracy']:.4f} | {_memory(r)} |"
             )
+            if r["tool"].startswith("lmtransfer") and trainer:
+                targets.append(f"| fine-tuning ({r['tool']}) >= 1.3x the HF Trainer | {speed / trainer:.2f}x |")
+        out.append("")
+    if targets:
+        out += ["Targets (ratios within this run):", "", "| target | measured |", "|---|---|", *targets]
     return "\n".join(out)
 
 
 def main() -> None:
-    args = parser(__doc__, DATA, OUT, "run just these steps (names as in the log)").parse_args()
+    cli = parser(__doc__, DATA, OUT, "run just these steps (names as in the log)")
+    cli.add_argument("--device", default="cpu", help="where every tool runs: cpu (default) or cuda")
+    cli.add_argument("--smoke", action="store_true", help=f"every step on {SMOKE} texts: a wiring check")
+    args = cli.parse_args()
+    global DEVICE, SMOKE_RUN
+    DEVICE, SMOKE_RUN = args.device, args.smoke
     if args.child:
         print(json.dumps(child(args.child, args.data)))
         return
@@ -367,22 +459,32 @@ def main() -> None:
         "run": datetime.datetime.now().isoformat(timespec="seconds"),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cores()} cores",
+        "device": DEVICE,
         "model": "minilm",
         "max_length": MAX_LENGTH,
+        **({"smoke": True} if SMOKE_RUN else {}),
     }
+    failed = []
     for step in args.only or steps():
         began = time.perf_counter()
+        flags = ["--device", DEVICE, *(["--smoke"] if SMOKE_RUN else [])]
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", step, "--data", str(args.data)],
-            check=True,
+            [sys.executable, __file__, "--child", step, "--data", str(args.data.resolve()), *flags],
             stdout=subprocess.PIPE,
             text=True,
             cwd=HERE,
         )
+        if proc.returncode != 0:  # recorded, and the other steps still run
+            failed.append(step)
+            append_jsonl(args.out, {**common, "step": step, "error": f"exit status {proc.returncode}"})
+            print(f"{step}: FAILED (exit status {proc.returncode}; its output is above)", flush=True)
+            continue
         row = {**common, "step": step, **json.loads(proc.stdout.strip().splitlines()[-1])}
         append_jsonl(args.out, row)
         print(f"{step}: {time.perf_counter() - began:.0f} s", flush=True)
     print(table(args.out))
+    if failed:
+        sys.exit(f"failed steps: {', '.join(failed)}")
 
 
 def _cores() -> int:

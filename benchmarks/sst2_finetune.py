@@ -93,9 +93,16 @@ def run_variant(variant: str, data: Path, results: Path, subset: int = SUBSET, e
 
 
 def run_trainer(
-    data: Path, results: Path, subset: int = SUBSET, epochs: int = EPOCHS, group_by_length: bool = False
+    data: Path,
+    results: Path,
+    subset: int = SUBSET,
+    epochs: int = EPOCHS,
+    group_by_length: bool = False,
+    device: str = "cpu",
+    bf16: bool = False,
 ) -> dict:
-    """The HF Trainer on the same subset, batch, length, epochs, lr and schedule: the speed reference."""
+    """The HF Trainer on the same subset, batch, length, epochs, lr and schedule: the speed reference
+    (on ``device``: cpu, or cuda; ``bf16``: its bfloat16 mixed precision)."""
     import numpy as np
     import torch
     from transformers import (
@@ -137,8 +144,8 @@ def run_trainer(
         per_device_train_batch_size=BATCH,
         per_device_eval_batch_size=64,
         num_train_epochs=epochs,
-        # transformers 5 replaced group_by_length=True with this option
-        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        # transformers 5 replaced group_by_length=True with this option (older 5.x releases lack it)
+        **({"train_sampling_strategy": "group_by_length"} if group_by_length else {}),
         learning_rate=5e-5,
         warmup_steps=0.1,  # transformers 5: a float below 1 is a ratio of all steps
         weight_decay=0.01,
@@ -148,7 +155,8 @@ def run_trainer(
         logging_strategy="no",
         report_to=[],
         seed=SEED,
-        use_cpu=True,
+        use_cpu=device == "cpu",
+        bf16=bf16,
         dataloader_num_workers=0,
         disable_tqdm=True,
     )

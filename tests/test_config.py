@@ -27,6 +27,16 @@ def test_overrides_are_typed(tmp_path):
     assert config.features.layers == [-1, -2] and config.data.source == "files"
 
 
+def test_mixed_precision_no_survives_yaml(tmp_path):
+    """YAML reads a bare `no` as false; `mixed_precision: no` still means no mixed precision."""
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  mixed_precision: no\n", encoding="utf-8")
+    assert load_config(path).train.mixed_precision == "no"
+    assert load_config(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match=r"train\.mixed_precision"):
+        load_config(None, ["train.mixed_precision=yes"])
+
+
 def test_error_names_file_line_and_field(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("encoder:\n  model: minilm\nhead:\n  type: mlp\n  dropout: 2.5\n", encoding="utf-8")

@@ -74,7 +74,8 @@ class ShardBuffer:
     def put(self, rows: np.ndarray | slice, values: torch.Tensor) -> None:
         """Store float ``values`` (n, L, H) at ``rows``, rounded or quantised to the shard's dtype."""
         if self.scales is None:
-            self.data[rows] = values.float().numpy()
+            # numpy converts float16/float32 on assignment; other dtypes (bfloat16) go through float32
+            self.data[rows] = (values if values.dtype in (torch.float16, torch.float32) else values.float()).numpy()
         else:
             quantized, scale = quantize_int8(values)
             self.data[rows] = quantized.numpy()

@@ -54,12 +54,23 @@ def _common(func):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="lmtransfer")
-def cli() -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    envvar="LMTRANSFER_THREADS",
+    help="CPU threads torch runs (default: one per core; env LMTRANSFER_THREADS). 1 is often faster when "
+    "other jobs share the CPU. Goes before the command: lmtransfer --threads 1 train ...",
+)
+def cli(threads: int | None) -> None:
     """Take a pretrained language model to a labelled NLP task, feature-based or fine-tuned.
 
     With no CONFIG, every command uses the embedded defaults: MiniLM (alias 'minilm') on the BBC News
     demo data, mean-pooled features of all layers, a scalar mix and a linear head.
     """
+    if threads is not None:
+        from lmtransfer.threads import set_threads
+
+        set_threads(threads)
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lmtransfer.errors import ConfigError, shown
 
@@ -91,7 +91,14 @@ class FeatureConfig(_Section):
     compute: Literal["float32", "bfloat16"] = Field(
         "float32", description="encoder arithmetic during extraction; bfloat16 pays off on GPUs and AMX CPUs only"
     )
-    batch_size: int = Field(64, ge=1, description="texts per forward pass during extraction")
+    batch_size: int | None = Field(
+        None, ge=1, description="texts per forward pass during extraction (default: 64 on a CPU, 512 on a GPU)"
+    )
+    device: str = Field(
+        "auto",
+        pattern=r"^[a-z]+(:[0-9]+)?$",
+        description="where extraction runs: auto (a GPU torch finds, else the CPU), cpu, cuda, cuda:1, ...",
+    )
     shard_size: int = Field(4096, ge=1, description="texts per cache shard (the unit of resume)")
 
     @model_validator(mode="after")
@@ -233,6 +240,11 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N optimizer steps (0: epoch ends only)")
     keep_checkpoints: int = Field(2, ge=1, description="periodic checkpoints kept (the best is kept apart)")
     seed: int = 13
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        return "no" if value is False else value  # YAML reads a bare `no` as false
 
 
 class FinetuneConfig(_Section):

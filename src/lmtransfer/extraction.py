@@ -2,6 +2,8 @@
 
 Texts are tokenised a shard at a time and batched by length, so little compute goes to padding and
 memory stays bounded by one shard's token ids plus one batch of hidden states, whatever the data size.
+The encoder runs on the accelerator torch finds (a CUDA GPU, say) unless told otherwise; there a
+batch's features travel to host memory while the next batch is computed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from lmtransfer.features import (
     pool_sentence,
     pool_word_spans,
     stack_layers,
-    token_rows,
 )
 from lmtransfer.inputs import Encoding, Example, encode, padded_spans
 
@@ -97,18 +98,51 @@ def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureS
     return int(np.mean(rows) * len(examples) * per_row), False
 
 
-def _forward_rows(
-    encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, compute: str
-) -> torch.Tensor | list[torch.Tensor]:
-    """(B, L, H) pooled sentence features, or one (rows_i, L, H) tensor per example."""
+def extraction_device(name: str = "auto") -> torch.device:
+    """Where extraction runs: ``auto`` is the accelerator torch finds (a CUDA GPU, say), else the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    return torch.accelerator.current_accelerator() if torch.accelerator.is_available() else torch.device("cpu")
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Texts per forward pass: 64 on a CPU (larger batches gain nothing there); 512 on an accelerator,
+    where a batch of 64 short texts is over before the next one is launched."""
+    return 64 if device.type == "cpu" else 512
+
+
+def _forward_rows(encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, compute: str) -> torch.Tensor:
+    """Padded features of one batch on the encoder's device: (B, L, H) pooled per sentence,
+    (B, W, L, H) per word or (B, T, L, H) per token (rows past an example's own are padding)."""
     states = hidden_states(encoder.model, encoder_inputs(batch, encoder.uses_token_type_ids), compute)
     h = stack_layers(states, spec.layers)  # (B, L, T, H)
     if spec.granularity == "sentence":
         return pool_sentence(h, batch["attention_mask"], spec.pooling)  # (B, L, H)
     if spec.granularity == "token":
-        return token_rows(h, batch["attention_mask"])  # B x (T_i, L, H)
-    words = pool_word_spans(h, padded_spans(spans), spec.pooling)  # (B, W, L, H)
-    return [words[b, : len(s)] for b, s in enumerate(spans)]  # B x (W_i, L, H)
+        return h.transpose(1, 2)  # (B, T, L, H)
+    return pool_word_spans(h, padded_spans(spans).to(h.device), spec.pooling)  # (B, W, L, H)
+
+
+class _ToHost:
+    """A batch's features on their way to host memory. From a CUDA device the copy is queued behind the
+    batch's compute and waited for only when the rows are stored, after the next batch was launched, so
+    the GPU computes while the CPU pads, copies and writes."""
+
+    def __init__(self, rows: torch.Tensor, dtype: str) -> None:
+        if dtype == "float16":
+            rows = rows.half()  # what the cache stores anyway: half the bytes to move
+        self.event = None
+        if rows.device.type == "cuda":
+            self.rows = rows.to("cpu", non_blocking=True)  # into pinned memory, asynchronously
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.rows = rows.cpu()
+
+    def get(self) -> torch.Tensor:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.rows
 
 
 @functools.cache
@@ -128,34 +162,41 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
-def _store(buffer: ShardBuffer, offsets: np.ndarray, chosen: np.ndarray, rows) -> None:
-    if isinstance(rows, torch.Tensor):  # one row per example: the whole batch in one write
+def _store(buffer: ShardBuffer, offsets: np.ndarray, chosen: np.ndarray, rows: torch.Tensor) -> None:
+    """Write a batch's padded rows: one write for (B, L, H) sentence features, else each example's own rows."""
+    if rows.dim() == 3:  # one row per example: the whole batch in one write
         buffer.put(offsets[chosen], rows)
         return
-    for i, value in zip(chosen, rows):
-        buffer.put(slice(offsets[i], offsets[i + 1]), value)
+    for b, i in enumerate(chosen):
+        buffer.put(slice(offsets[i], offsets[i + 1]), rows[b, : offsets[i + 1] - offsets[i]])
 
 
-def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute) -> tuple[int, int]:
+def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute, dtype) -> tuple[int, int]:
     start, stop = writer.shard_range(index)
     encoding = _tokenize(encoder, examples[start:stop], spec.max_length)
     lengths = np.array(encoding.lengths)
     offsets = np.concatenate([[0], np.cumsum([encoding.rows(i, spec.granularity) for i in range(stop - start)])])
     buffer = writer.open_shard(index, int(offsets[-1]))
+    device = next(encoder.model.parameters()).device
+    pad_id = encoder.tokenizer.pad_token_id or 0
     # Batches of similar length pad little. Longest first: later, smaller batches then fit into memory
     # the allocator already holds, where ascending sizes would fragment the heap a little more each batch.
     order = np.argsort(-lengths, kind="stable")
-    columns = encoding.columns
+    pending = None  # the previous batch, stored once this one is on its way
     for first in range(0, len(order), batch_size):
         chosen = order[first : first + batch_size]
-        batch = encoder.tokenizer.pad({n: [columns[n][i] for i in chosen] for n in columns}, return_tensors="pt")
+        batch = {k: v.to(device, non_blocking=True) for k, v in encoding.pad(chosen, pad_id).items()}
         spans = [encoding.spans[i] for i in chosen] if spec.granularity == "word" else []
         with torch.inference_mode():
-            rows = _forward_rows(encoder, batch, spec, spans, compute)
-        _store(buffer, offsets, chosen, rows)
+            rows = _ToHost(_forward_rows(encoder, batch, spec, spans, compute), dtype)
+        if pending is not None:
+            _store(buffer, offsets, pending[0], pending[1].get())
+        pending = (chosen, rows)
         bar.update(len(chosen))
         bar.tokens += int(lengths[chosen].sum())
         bar.set_postfix_str(f"{bar.tokens / max(bar.format_dict['elapsed'], 1e-9):,.0f} tok/s", refresh=False)
+    if pending is not None:
+        _store(buffer, offsets, pending[0], pending[1].get())
     truncated = encoding.truncated
     writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated)
     release_freed_memory()
@@ -186,19 +227,23 @@ def extract(
     cache_root: str | Path,
     *,
     dtype: str = "float16",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     shard_size: int = 4096,
     progress: bool = True,
     desc: str = "extract",
     compute: str = "float32",
+    device: str = "auto",
 ) -> Extraction:
     """Extract ``spec`` features of ``examples`` into the cache under ``cache_root`` (resuming if needed).
 
     ``dtype`` is how features are stored (float16, float32 or int8); ``compute`` the encoder's
     arithmetic (float32, or bfloat16 autocast). Both are part of the cache key. Where no cache of this key
-    is complete but one of the same key with more layers is, that one serves these layers.
+    is complete but one of the same key with more layers is, that one serves these layers. The encoder
+    runs on ``device`` (``auto``: see ``extraction_device``) and is back where it was afterwards;
+    ``batch_size`` defaults to ``default_batch_size`` of that device.
     """
     encoder.freeze()
+    target = extraction_device(device)
     key = make_key(encoder, spec, dtype, examples, compute)
     shared = _shared_cache(Path(cache_root), key, progress, desc)
     if shared is not None:
@@ -217,21 +262,28 @@ def extract(
             else ""
         )
         how = dtype if compute == "float32" else f"{dtype} ({compute} compute)"
+        how += f", on {target}"
         print(
             f"[{desc}] {len(examples):,} examples, layers {list(spec.layers)}, {spec.granularity}/{spec.pooling}, "
             f"{how}: will write {'' if exact else '~'}{human_bytes(size)} to {writer.directory}{resumed}",
             file=sys.stderr,
         )
+    batch_size = batch_size or default_batch_size(target)
+    home = next(encoder.model.parameters()).device
     began = time.perf_counter()
     tokens = truncated = 0
-    with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        bar.tokens = 0
-        for index in todo:
-            shard_tokens, shard_truncated = _extract_shard(
-                encoder, writer, index, examples, spec, batch_size, bar, compute
-            )
-            tokens += shard_tokens
-            truncated += shard_truncated
+    try:
+        encoder.model.to(target)
+        with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+            bar.tokens = 0
+            for index in todo:
+                shard_tokens, shard_truncated = _extract_shard(
+                    encoder, writer, index, examples, spec, batch_size, bar, compute, dtype
+                )
+                tokens += shard_tokens
+                truncated += shard_truncated
+    finally:
+        encoder.model.to(home)
     writer.finish()
     if progress and truncated:
         print(

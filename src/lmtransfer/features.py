@@ -87,12 +87,6 @@ def pool_words(h: Tensor, word_ids: Sequence[Sequence[int | None]], how: str) ->
     return [pooled[b, : len(s)] for b, s in enumerate(spans)]
 
 
-def token_rows(h: Tensor, mask: Tensor) -> list[Tensor]:
-    """(B, L, T, H) -> one (T_i, L, H) tensor per example holding its real (unpadded) tokens."""
-    lengths = mask.sum(dim=1).tolist()
-    return [h[b, :, :n].transpose(0, 1) for b, n in enumerate(lengths)]
-
-
 def hidden_states(encoder: nn.Module, inputs: dict[str, Tensor], compute: str = "float32") -> list[Tensor]:
     """All hidden states of ``encoder`` as float32, computed in float32 or under bfloat16 autocast.
 

@@ -8,6 +8,7 @@ predict(result.directory, ["Shares rose sharply in early trading."])
 from __future__ import annotations
 
 import resource
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from lmtransfer.sources import CachedFeatureDataset, TextDataset
 from lmtransfer.static import scratch_model
 from lmtransfer.strategies import LiveModel, build_model, export_encoder, trainable_parameters
 from lmtransfer.tasks import Prepared, Task, task_for
+from lmtransfer.threads import busy_cpu_warning
 
 SPLITS = ("train", "dev", "test")
 
@@ -113,6 +115,7 @@ def _extract(
         progress=progress,
         desc=name,
         compute=f.compute,
+        device=f.device,
     )
 
 
@@ -127,9 +130,17 @@ def _read(config: RunConfig) -> tuple[Task, dict[str, Any], list[str]]:
     return task, raw, labels
 
 
+def warn_if_cpu_busy(progress: bool) -> None:
+    """Say so (on stderr) when other processes already load the CPU that torch's threads will run on."""
+    message = busy_cpu_warning() if progress else None
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
+
+
 def extract(config: RunConfig, splits: Sequence[str] = SPLITS, progress: bool = True) -> dict[str, Extraction]:
     """Extract (or find cached) features for the config's data splits, as its task feeds them to the encoder."""
     task, raw, labels = _read(config)
+    warn_if_cpu_busy(progress)
     encoder = _encoder(config)
     spec = feature_spec(config, encoder)
     done = {}
@@ -223,6 +234,7 @@ def train(
     if spec.granularity != task.granularity:
         raise config.error("features.granularity", f"task '{task.name}' needs {task.granularity} features")
     acc = accelerator or make_accelerator(config)
+    warn_if_cpu_busy(progress and acc.is_main_process)
     began = time.perf_counter()
     prepared = {n: task.prepare(split, encoder.tokenizer, labels) for n, split in raw.items()}
     datasets, costs = _datasets(config, task, prepared, encoder, spec, acc, progress)

@@ -98,8 +98,7 @@ class TextDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
         chosen = np.asarray(indices, dtype=np.int64)
-        columns = self.encoding.columns
-        inputs = dict(self.tokenizer.pad({n: [columns[n][i] for i in chosen] for n in columns}, return_tensors="pt"))
+        inputs = self.encoding.pad(chosen, self.tokenizer.pad_token_id or 0)
         if self.granularity == "word":
             spans = padded_spans([self.encoding.spans[i] for i in chosen])  # (B, W, 2)
             counts = torch.tensor([len(self.encoding.spans[i]) for i in chosen])  # (B,)
