@@ -451,6 +451,7 @@ def main() -> None:
         if not (args.data / needed).is_file():
             sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
     from lmtransfer.atomic import append_jsonl
+    from lmtransfer.threads import usable_cores
 
     if not args.only:
         shutil.rmtree(CACHE, ignore_errors=True)
@@ -458,7 +459,7 @@ def main() -> None:
         "benchmark": "performance",
         "run": datetime.datetime.now().isoformat(timespec="seconds"),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {_cores()} cores",
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {usable_cores()} cores",
         "device": DEVICE,
         "model": "minilm",
         "max_length": MAX_LENGTH,
@@ -485,12 +486,6 @@ def main() -> None:
     print(table(args.out))
     if failed:
         sys.exit(f"failed steps: {', '.join(failed)}")
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 if __name__ == "__main__":
