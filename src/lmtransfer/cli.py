@@ -68,9 +68,9 @@ def cli(threads: int | None) -> None:
     demo data, mean-pooled features of all layers, a scalar mix and a linear head.
     """
     if threads is not None:
-        from lmtransfer.threads import set_threads
+        import torch
 
-        set_threads(threads)
+        torch.set_num_threads(threads)
 
 
 @cli.command()

@@ -1,8 +1,9 @@
 """CPU threads: how many torch runs, and a warning when other processes already keep the cores busy.
 
 torch starts one thread per core and its parallel regions wait for their slowest thread, so when
-other processes hold the cores a step waits on threads that are not running. On a shared 2-core
-machine that made BiLSTM training 10-20x slower with torch's 2 threads than with 1.
+other processes hold the cores a step waits on threads that are not running. On a 2-core machine
+with both cores busy elsewhere, a BiLSTM training step ran 18x slower with torch's 2 threads than
+with 1 (benchmarks/threads.py). The thread count itself is the CLI's ``--threads``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ BUSY = 1.5  # warn when the 1-minute load average exceeds this many times the us
 
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def set_threads(threads: int | None) -> None:
-    """Run torch's CPU work on ``threads`` threads (None leaves torch's default, one per core)."""
-    if threads is not None:
-        torch.set_num_threads(threads)
 
 
 def busy_cpu_warning() -> str | None:
