@@ -1,0 +1,101 @@
+"""Runs and feature caches written by commit 088346a (tests/data/main-088346a, made by its make.py) load,
+evaluate to the metrics they recorded, predict what they predicted then, and find their own caches; a run
+trained now writes the same files with the same fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmtransfer import CacheKey, FeatureCache, evaluate, load_config, predict, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SAVED = Path(__file__).resolve().parent / "data" / "main-088346a"
+RUNS = ("feature", "finetune", "concat-int8", "tagging", "tfidf")
+
+
+@pytest.fixture
+def legacy(tmp_path, monkeypatch) -> Path:
+    """A copy of the saved folder, as the working directory (the runs' configs use paths relative to it)."""
+    folder = tmp_path / "legacy"
+    shutil.copytree(SAVED, folder)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def numbers(metrics: dict) -> dict:
+    """The numbers of a metrics dict, nested dicts flattened to dotted keys."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out |= {f"{key}.{k}": v for k, v in numbers(value).items()}
+        elif isinstance(value, int | float):
+            out[key] = value
+    return out
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_a_saved_run_evaluates_to_its_recorded_test_metrics(legacy, name):
+    recorded = json.loads((legacy / "saved" / name / "metrics.json").read_text())["test"]
+    caches = sorted((legacy / "cache" / "features").iterdir())
+    again = evaluate(Path("saved", name), progress=False)
+    assert numbers(again) == pytest.approx(numbers(recorded), abs=1e-6)
+    assert sorted((legacy / "cache" / "features").iterdir()) == caches  # the saved caches served, none was added
+
+
+def test_saved_caches_keep_their_keys_and_read_back(legacy):
+    for directory in sorted((legacy / "cache" / "features").iterdir()):
+        stored = json.loads((directory / "key.json").read_text())
+        key = CacheKey(**{**stored, "layers": tuple(stored["layers"])})
+        assert key.digest() == directory.name
+        assert dataclasses.asdict(key) == {**stored, "layers": tuple(stored["layers"])}
+        cache = FeatureCache(directory)
+        assert len(cache) > 0 and cache.example(0).shape[1:] == (len(stored["layers"]), 16)
+
+
+def test_saved_runs_predict_what_they_predicted(legacy):
+    saved = json.loads((legacy / "predictions.json").read_text())
+    for name in RUNS:
+        inputs = saved["words"] if name == "tagging" else saved["texts"]
+        found, then = predict(Path("saved", name), inputs), saved["found"][name]
+        if name == "tagging":  # tags per word
+            assert found == then
+            continue
+        assert [f["label"] for f in found] == [t["label"] for t in then]
+        for now, before in zip(found, then):
+            assert now["probabilities"] == pytest.approx(before["probabilities"], abs=1e-5)
+
+
+def structure(value):
+    """The shape of a JSON value: dict keys (recursively), lists of dicts, types of leaves (null counts as a
+    number: a rate is null where nothing was counted)."""
+    if isinstance(value, dict):
+        return {k: structure(v) for k, v in value.items() if k not in ("per_class", "per_type", "caches")}
+    if isinstance(value, list):
+        return [structure(v) for v in value] if value and isinstance(value[0], dict) else "list"
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return "number"
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
+    """Same config, same files, same fields in every JSON file and in config.yaml."""
+    old = legacy / "saved" / name
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    new = legacy / "again" / name
+    overrides = [f"{section}={json.dumps(value)}" for section, value in config.items() if section != "output_dir"]
+    train(load_config(None, [*overrides, f"output_dir={new}"]), progress=False)
+    shutil.rmtree(new / "checkpoints", ignore_errors=True)
+    files = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())  # noqa: E731
+    assert files(new) == files(old)
+    for path in ("metrics.json", "encoder.json", "labels.json", "layer_weights.json"):
+        if (old / path).is_file():
+            assert structure(json.loads((new / path).read_text())) == structure(json.loads((old / path).read_text()))
+    written = yaml.safe_load((new / "config.yaml").read_text())
+    assert {**written, "output_dir": None} == {**config, "output_dir": None}
