@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from lmtransfer.data import read_bbc_demo
-from lmtransfer.fillmask import fill_mask
-from lmtransfer.pretrain import pretrain
+from lmtransfer.data.tables import read_bbc_demo
+from lmtransfer.tasks.fill_mask import fill_mask
+from lmtransfer.training.pretrain import pretrain
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "fillmask.jsonl"

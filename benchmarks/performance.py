@@ -87,7 +87,7 @@ def sst2_config(data: Path, *extra: str):
 
 def sst2_texts(data: Path, sample: int | None = SAMPLE) -> list[str]:
     """The SST-2 train sentences a run with data.max_train_examples=sample trains on (all when None)."""
-    from lmtransfer.data import load_classification
+    from lmtransfer.data.tables import load_classification
 
     config = sst2_config(data, *([f"data.max_train_examples={sample}"] if sample else []))
     return load_classification(config.data).train.texts
@@ -128,14 +128,14 @@ def ft_subset() -> int:
 
 def peak_memory() -> dict:
     """Peak RSS, and on a GPU its peak allocated memory too."""
-    from lmtransfer.pipeline import peak_memory
+    from lmtransfer.core.devices import peak_memory
 
     found = peak_memory()
     return {"peak_rss": found["peak_rss_bytes"], **({"peak_gpu": found["peak_gpu_bytes"]} if DEVICE != "cpu" else {})}
 
 
 def count_tokens(texts: list) -> int:
-    from lmtransfer.encoders import load_encoder
+    from lmtransfer.encoders.loading import load_encoder
 
     tokenizer = load_encoder("minilm").tokenizer
     split = bool(texts) and not isinstance(texts[0], str)
@@ -180,9 +180,9 @@ def matmul_peak() -> dict:
 
 
 def extract_lmtransfer(corpus: str, tool: str, data: Path) -> dict:
-    from lmtransfer.encoders import load_encoder
-    from lmtransfer.extraction import extract
-    from lmtransfer.features import FeatureSpec
+    from lmtransfer.encoders.loading import load_encoder
+    from lmtransfer.features.extraction import extract
+    from lmtransfer.features.pooling import FeatureSpec
 
     texts = texts_for("conll-words" if tool == "lmtransfer-words" else corpus, data)
     encoder = load_encoder("minilm")
@@ -204,7 +204,7 @@ def extract_lmtransfer(corpus: str, tool: str, data: Path) -> dict:
 def extract_pipeline(texts: list[str]) -> dict:
     from transformers import pipeline
 
-    from lmtransfer.encoders import resolve_model
+    from lmtransfer.encoders.loading import resolve_model
 
     path = resolve_model("minilm")
     pipe = pipeline("feature-extraction", model=path, tokenizer=path, device=DEVICE)
@@ -218,7 +218,7 @@ def extract_pipeline(texts: list[str]) -> dict:
 def extract_st(texts: list[str], batch: int) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from lmtransfer.encoders import resolve_model
+    from lmtransfer.encoders.loading import resolve_model
 
     model = SentenceTransformer(str(resolve_model("minilm")), device=DEVICE)
     model.max_seq_length = MAX_LENGTH
@@ -450,8 +450,8 @@ def main() -> None:
     for needed in ("sst2/train.tsv", "conll2003/eng.train"):
         if not (args.data / needed).is_file():
             sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
-    from lmtransfer.atomic import append_jsonl
-    from lmtransfer.threads import usable_cores
+    from lmtransfer.core.atomic import append_jsonl
+    from lmtransfer.core.threads import usable_cores
 
     if not args.only:
         shutil.rmtree(CACHE, ignore_errors=True)

@@ -47,7 +47,7 @@ def base_overrides(data: Path) -> list[str]:
 def step(kind: str, overrides: list[str], cache_dir: str) -> dict:
     """Run inside a child process: one extraction or one training, reported as a dict."""
     from lmtransfer import extract, load_config, train
-    from lmtransfer.pipeline import peak_rss_bytes
+    from lmtransfer.core.devices import peak_rss_bytes
 
     config = load_config(None, [*overrides, f"cache_dir={cache_dir}"])
     began = time.perf_counter()
@@ -83,7 +83,7 @@ def child(kind: str, overrides: list[str], cache_dir: str) -> dict:
 
 
 def record(row: dict, out: Path) -> None:
-    from lmtransfer.atomic import append_jsonl
+    from lmtransfer.core.atomic import append_jsonl
 
     append_jsonl(out, row)
     print(json.dumps(row), flush=True)

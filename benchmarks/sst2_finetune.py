@@ -113,10 +113,10 @@ def run_trainer(
         TrainingArguments,
     )
 
-    from lmtransfer.config import DataConfig
-    from lmtransfer.data import load_classification
-    from lmtransfer.encoders import resolve_model
-    from lmtransfer.pipeline import peak_rss_bytes
+    from lmtransfer.config.schema import DataConfig
+    from lmtransfer.core.devices import peak_rss_bytes
+    from lmtransfer.data.tables import load_classification
+    from lmtransfer.encoders.loading import resolve_model
 
     split = load_classification(
         DataConfig(
@@ -192,7 +192,7 @@ def main() -> None:
 
     if handled(args, child_row, table):
         return
-    from lmtransfer.atomic import append_jsonl
+    from lmtransfer.core.atomic import append_jsonl
 
     common = {
         "benchmark": "sst2_finetune",

@@ -30,9 +30,9 @@ def extraction(threads: int, data: Path) -> dict:
 
     torch.set_num_threads(threads)
     import performance
-    from lmtransfer.encoders import load_encoder
-    from lmtransfer.extraction import extract
-    from lmtransfer.features import FeatureSpec
+    from lmtransfer.encoders.loading import load_encoder
+    from lmtransfer.features.extraction import extract
+    from lmtransfer.features.pooling import FeatureSpec
 
     texts = performance.sst2_texts(data)[:1500]
     encoder = load_encoder("minilm")
@@ -89,8 +89,8 @@ def main() -> None:
         return
     if not (DATA / "sst2" / "train.tsv").is_file():
         sys.exit(f"skipped: {DATA / 'sst2'} not found (see ../shared/data/README.md)")
-    from lmtransfer.atomic import append_jsonl
-    from lmtransfer.threads import usable_cores
+    from lmtransfer.core.atomic import append_jsonl
+    from lmtransfer.core.threads import usable_cores
 
     cores = usable_cores()
     for busy in (0, cores):

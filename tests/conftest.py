@@ -14,7 +14,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer, MPNetConfig, MPNetModel, MPNetTokenizer
 
-from lmtransfer.encoders import Encoder, load_encoder
+from lmtransfer.encoders.encoder import Encoder
+from lmtransfer.encoders.loading import load_encoder
 
 WORDS = [
     "the",

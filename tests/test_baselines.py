@@ -9,14 +9,16 @@ from click.testing import CliRunner
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from lmtransfer.bow import BagOfWordsRun, fit_linear, is_bag_of_words_run, tfidf_rows
-from lmtransfer.cli import cli
-from lmtransfer.config import load_config
-from lmtransfer.errors import ConfigError, ModelError
-from lmtransfer.heads import BiLSTMPoolHead
-from lmtransfer.pipeline import evaluate, extract, predict, train
-from lmtransfer.runs import Run
-from lmtransfer.static import load_static, scratch_vocabulary
+from lmtransfer.api import evaluate, extract, predict, train
+from lmtransfer.cli.main import cli
+from lmtransfer.config.loading import load_config
+from lmtransfer.core.errors import ConfigError, ModelError
+from lmtransfer.encoders.bow import fit_linear, tfidf_rows
+from lmtransfer.encoders.static import scratch_vocabulary
+from lmtransfer.encoders.vector_files import load_static
+from lmtransfer.nn.heads import BiLSTMPoolHead
+from lmtransfer.runs.bow_run import BagOfWordsRun
+from lmtransfer.runs.encoder_run import Run
 from tests.conftest import SENTENCES
 from tests.task_data import task_overrides
 
@@ -56,7 +58,7 @@ def test_binary_logits_give_logistic_regressions_probabilities():
 @pytest.mark.parametrize("kind", ["counts", "tfidf"])
 def test_bag_of_words_run_trains_reloads_and_predicts(tmp_path, sentiment_files, kind):
     result = train(load_config(None, _bow_overrides(sentiment_files, tmp_path, kind)), progress=False)
-    assert is_bag_of_words_run(result.directory)
+    assert BagOfWordsRun.holds(result.directory)
     assert not (result.directory / "model.safetensors").exists()  # no head, no pickle: json + safetensors
     m = result.metrics
     assert m["dev"]["accuracy"] == 1.0  # dev rows are training rows: a linear model on words fits them

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lmtransfer.cache import FeatureCache, verify_cache
-from lmtransfer.cli import cli
-from lmtransfer.extraction import extract
-from lmtransfer.features import FeatureSpec
+from lmtransfer.cli.main import cli
+from lmtransfer.features.cache.admin import verify_cache
+from lmtransfer.features.cache.reader import FeatureCache
+from lmtransfer.features.extraction import extract
+from lmtransfer.features.pooling import FeatureSpec
 from tests.conftest import SENTENCES
 
 SPEC = FeatureSpec(layers=(0, 1, 2), granularity="sentence", pooling="mean", max_length=32)
@@ -96,9 +97,9 @@ def test_bfloat16_compute_is_keyed_and_close(tiny_encoder, tmp_path):
 KILLED_EXTRACTION = textwrap.dedent(
     """
     import sys, time
-    import lmtransfer.extraction as ex
-    from lmtransfer.encoders import load_encoder
-    from lmtransfer.features import FeatureSpec
+    import lmtransfer.features.extraction as ex
+    from lmtransfer.encoders.loading import load_encoder
+    from lmtransfer.features.pooling import FeatureSpec
     from tests.test_cache import TEXTS, SPEC
 
     slow = ex._forward_rows
@@ -156,7 +157,7 @@ def test_verify_finds_corruption_and_truncation(tiny_encoder, tmp_path):
 
 
 def test_incomplete_cache_is_refused(tmp_path):
-    from lmtransfer.errors import CacheError
+    from lmtransfer.core.errors import CacheError
 
     with pytest.raises(CacheError, match="not a complete feature cache"):
         FeatureCache(tmp_path)

@@ -8,7 +8,7 @@ import sys
 
 from click.testing import CliRunner
 
-from lmtransfer.cli import cli
+from lmtransfer.cli.main import cli
 
 
 def sets(overrides: list[str]) -> list[str]:

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lmtransfer import compare, load_config, pipeline
-from lmtransfer.cache import FeatureCache
-from lmtransfer.cli import cli
-from lmtransfer.errors import ConfigError
-from lmtransfer.extraction import extract
-from lmtransfer.features import FeatureSpec
-from lmtransfer.report import read_rows
-from lmtransfer.variants import jobs
+from lmtransfer import api, compare, load_config
+from lmtransfer.cli.main import cli
+from lmtransfer.compare.results import read_rows
+from lmtransfer.config.variants import jobs
+from lmtransfer.core.errors import ConfigError
+from lmtransfer.features.cache.reader import FeatureCache
+from lmtransfer.features.extraction import extract
+from lmtransfer.features.pooling import FeatureSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -72,7 +72,7 @@ def test_rows_rerun_and_one_shared_extraction(run_overrides, tmp_path):
 
 
 def test_failed_row_is_recorded_and_a_rerun_resumes(run_overrides, tmp_path, monkeypatch):
-    from lmtransfer import worker
+    from lmtransfer.compare import worker
 
     config = compare_config(run_overrides, tmp_path, "compare.variants=[{name: a}, {name: b, set: {head.type: mlp}}]")
     real = worker.train_row
@@ -96,7 +96,7 @@ def test_failed_row_is_recorded_and_a_rerun_resumes(run_overrides, tmp_path, mon
 
 
 def test_an_interrupted_compare_keeps_its_rows(run_overrides, tmp_path, monkeypatch):
-    from lmtransfer import worker
+    from lmtransfer.compare import worker
 
     config = compare_config(run_overrides, tmp_path)  # no variants: the base run, two seeds
     real, calls = worker.train_row, []
@@ -125,11 +125,16 @@ def test_a_row_runs_in_a_child_process(run_overrides, tmp_path):
 
 
 def test_a_failing_row_is_recorded_and_the_comparison_goes_on(run_overrides, tmp_path):
-    variants = "compare.variants=[{name: bad-head, set: {head.type: crf}}, {name: ok}]"
-    overrides = [f"compare.output_dir={tmp_path / 'c'}", "compare.inference_examples=2", variants]
-    config = load_config(None, [*run_overrides, "train.epochs=1", *overrides])
-    bad, ok = compare(config, progress=False, isolate=False).rows
-    assert bad["status"] == "failed" and "head" in bad["error"] and ok["status"] == "ok"
+    # a head the task cannot take is a config error, refused at load (config resolution checks it); a layer
+    # the encoder does not have is known only once the row loads its encoder, so that row fails alone
+    overrides = [f"compare.output_dir={tmp_path / 'c'}", "compare.inference_examples=2"]
+    with pytest.raises(ConfigError, match=r"compare\.variants\[0\]\.set\.head\.type': variant 'bad-head': .*head"):
+        load_config(None, [*run_overrides, *overrides, "compare.variants=[{name: bad-head, set: {head.type: crf}}]"])
+    variants = "compare.variants=[{name: bad-layer, set: {features.layers: [5]}}, {name: ok}]"
+    config = load_config(None, [*run_overrides, "train.epochs=1", *overrides, variants])
+    with pytest.warns(UserWarning, match="shared extraction failed"):  # (the union of layers holds 5 too)
+        bad, ok = compare(config, progress=False, isolate=False).rows
+    assert bad["status"] == "failed" and "layer 5 does not exist" in bad["error"] and ok["status"] == "ok"
     assert ok["inference"]["examples"] == 2
 
 
@@ -220,7 +225,7 @@ def test_bad_compare_sections(tmp_path):
 
 def test_train_on_a_compare_config_trains_the_base(run_overrides, tmp_path):
     config = load_config(None, [*run_overrides, "train.epochs=1", "compare.seeds=[4, 5]"])
-    result = pipeline.train(config, progress=False)
+    result = api.train(config, progress=False)
     assert result.directory == tmp_path / "run" and result.metrics["dev"]["examples"] == 6
 
 
@@ -250,7 +255,7 @@ def test_cli_compare_and_report_only(run_overrides, tmp_path):
 
 
 def test_extraction_groups_take_feature_rows_that_differ_in_layers(run_overrides, tmp_path):
-    from lmtransfer.comparison import extraction_groups
+    from lmtransfer.compare.runner import extraction_groups
 
     variants = (
         "compare.variants=[{name: a}, {name: b, set: {features.layers: last}}, {name: c, set: {strategy: finetune}},"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lmtransfer.config import RunConfig, load_config
-from lmtransfer.errors import ConfigError
+from lmtransfer.config.loading import load_config
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

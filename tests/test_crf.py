@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmtransfer.crf import CRF
+from lmtransfer.nn.crf import CRF
 
 
 def bio() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

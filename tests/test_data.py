@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lmtransfer.config import DataConfig
-from lmtransfer.data import load_classification, read_bbc_demo, read_hf, read_table
-from lmtransfer.errors import DataError
+from lmtransfer.config.schema import DataConfig
+from lmtransfer.core.errors import DataError
+from lmtransfer.data.tables import load_classification, read_bbc_demo, read_hf, read_table
 from tests.conftest import write_csv
 
 

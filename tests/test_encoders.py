@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from lmtransfer.encoders import ALIASES, load_encoder, resolve_model
-from lmtransfer.errors import ModelError
+from lmtransfer.core.errors import ModelError
+from lmtransfer.encoders.loading import ALIASES, load_encoder, resolve_model
 
 
 def test_directory_without_weights(tiny_bert_dir, tmp_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmtransfer.extraction import extract
-from lmtransfer.features import EncoderFeatures, FeatureSpec, pool_sentence, pool_words
+from lmtransfer.features.extraction import extract
+from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec, pool_sentence, pool_words
 from tests.conftest import SENTENCES
 
 
@@ -73,7 +73,7 @@ def test_pre_split_words(tiny_encoder, tmp_path):
 
 
 def test_mpnet_has_no_token_type_ids(tiny_mpnet_dir, tmp_path):
-    from lmtransfer.encoders import load_encoder
+    from lmtransfer.encoders.loading import load_encoder
 
     encoder = load_encoder(str(tiny_mpnet_dir))
     assert not encoder.uses_token_type_ids

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from transformers import pipeline
 
 from lmtransfer import fill_mask
-from lmtransfer.cli import cli
-from lmtransfer.encoders import ALIASES
-from lmtransfer.errors import ConfigError, DataError, ModelError
-from lmtransfer.fillmask import load_masked_lm
+from lmtransfer.cli.main import cli
+from lmtransfer.core.errors import ConfigError, DataError, ModelError
+from lmtransfer.encoders.loading import ALIASES
+from lmtransfer.encoders.masked_lm import load_masked_lm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

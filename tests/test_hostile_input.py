@@ -27,11 +27,13 @@ import sklearn.model_selection  # noqa: F401  (imported here so that its import 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmtransfer.config import DataConfig, RunConfig, load_config
-from lmtransfer.data import ClassificationData, Split, load_classification, read_table
-from lmtransfer.errors import ConfigError, DataError, LmtError
-from lmtransfer.qa import read_squad
-from lmtransfer.tagging import read_conll
+from lmtransfer.config.loading import load_config
+from lmtransfer.config.schema import DataConfig, RunConfig
+from lmtransfer.core.errors import ConfigError, DataError, LmtError
+from lmtransfer.data.conll import read_conll
+from lmtransfer.data.splits import Split
+from lmtransfer.data.squad import read_squad
+from lmtransfer.data.tables import ClassificationData, load_classification, read_table
 
 EXAMPLES = int(os.environ.get("LMTRANSFER_FUZZ_EXAMPLES", "150"))  # per property; 150 keeps the file under a minute
 FUZZ = settings(

@@ -1,6 +1,6 @@
 import pytest
 
-from lmtransfer.layers import resolve_layers
+from lmtransfer.config.layers import resolve_layers
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ TEXTS = ["A man is playing a guitar.", "The stock market fell sharply on Monday.
 
 @pytest.fixture(scope="module")
 def minilm():
-    from lmtransfer.encoders import load_encoder
+    from lmtransfer.encoders.loading import load_encoder
 
     return load_encoder("minilm")
 
@@ -22,8 +22,8 @@ def minilm():
 def test_last_layer_mean_matches_sentence_transformers(minilm, tmp_path):
     """Our mean pooling of the last layer, normalised, is the model's published sentence embedding."""
     sentence_transformers = pytest.importorskip("sentence_transformers")
-    from lmtransfer.extraction import extract
-    from lmtransfer.features import FeatureSpec
+    from lmtransfer.features.extraction import extract
+    from lmtransfer.features.pooling import FeatureSpec
 
     cache = extract(
         minilm, TEXTS, FeatureSpec((6,), "sentence", "mean", 256), tmp_path, dtype="float32", progress=False

@@ -8,12 +8,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lmtransfer import load_config, threads
-from lmtransfer.cli import cli
-from lmtransfer.errors import ConfigError
-from lmtransfer.extraction import default_batch_size, extract, extraction_device
-from lmtransfer.features import FeatureSpec
-from lmtransfer.inputs import Encoded, TextPair, encode
+from lmtransfer import load_config
+from lmtransfer.cli.main import cli
+from lmtransfer.core import threads
+from lmtransfer.core.devices import pick_device
+from lmtransfer.core.errors import ConfigError
+from lmtransfer.data.examples import Encoded, TextPair
+from lmtransfer.features.extraction import default_batch_size, extract
+from lmtransfer.features.inputs import encode
+from lmtransfer.features.pooling import FeatureSpec
 from tests.conftest import SENTENCES
 
 TEXTS = [f"{s} {'!' * (i % 5)}" for i, s in enumerate(SENTENCES * 3)]  # 36 texts of varied length
@@ -43,16 +46,16 @@ def test_numpy_padding_equals_tokenizer_pad(examples, which, request):
 
 
 def test_padding_an_empty_selection():
-    from lmtransfer.inputs import Encoding
+    from lmtransfer.features.inputs import Encoding
 
     got = Encoding({"input_ids": [[1, 2]], "attention_mask": [[1, 1]]}).pad([], pad_token_id=0)
     assert got["input_ids"].shape == (0, 0)
 
 
 def test_device_and_batch_size_defaults():
-    assert extraction_device("cpu") == torch.device("cpu")
+    assert pick_device("cpu") == torch.device("cpu")
     if not torch.accelerator.is_available():
-        assert extraction_device("auto") == torch.device("cpu")
+        assert pick_device("auto") == torch.device("cpu")
     assert default_batch_size(torch.device("cpu")) == 64
     assert default_batch_size(torch.device("cuda")) == 512
     config = load_config(None, [])
@@ -127,6 +130,6 @@ def test_busy_cpu_warning(monkeypatch):
 def test_train_prints_the_busy_warning(run_overrides, monkeypatch, capsys):
     from lmtransfer import train
 
-    monkeypatch.setattr("lmtransfer.pipeline.busy_cpu_warning", lambda: "the CPU is busy (test)")
+    monkeypatch.setattr("lmtransfer.training.setup.busy_cpu_warning", lambda: "the CPU is busy (test)")
     train(load_config(None, [*run_overrides, "train.epochs=1"]), progress=True)
     assert "warning: the CPU is busy (test)" in capsys.readouterr().err

@@ -10,16 +10,17 @@ import torch
 import torch.nn.functional as F
 
 from lmtransfer import load_config, predict, train
-from lmtransfer.errors import ConfigError, DataError
-from lmtransfer.extraction import extract
-from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.heads import sentence_classifier
-from lmtransfer.loop import LoopArgs, fit, predict_outputs
-from lmtransfer.metrics import classification_metrics
-from lmtransfer.pipeline import evaluate
-from lmtransfer.runs import Run
-from lmtransfer.sources import CachedFeatureDataset, TextDataset
-from lmtransfer.strategies import LiveModel
+from lmtransfer.api import evaluate
+from lmtransfer.core.errors import ConfigError, DataError
+from lmtransfer.features.extraction import extract
+from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec
+from lmtransfer.nn.task_model import sentence_classifier
+from lmtransfer.runs.encoder_run import Run
+from lmtransfer.tasks.metrics import classification_metrics
+from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
+from lmtransfer.training.loop import LoopArgs, fit
+from lmtransfer.training.predict import predict_outputs
+from lmtransfer.training.strategies import LiveModel
 from tests.conftest import SENTENCES, write_csv
 
 SPEC = FeatureSpec(layers=(0, 1, 2), pooling="mean", max_length=32)

@@ -10,10 +10,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer, set_seed
 
 from lmtransfer import fill_mask, load_encoder, pretrain
-from lmtransfer.cli import cli
-from lmtransfer.errors import ConfigError, DataError
-from lmtransfer.fillmask import load_masked_lm
-from lmtransfer.pretrain import encode_corpus, make_collator, read_corpus
+from lmtransfer.cli.main import cli
+from lmtransfer.core.errors import ConfigError, DataError
+from lmtransfer.encoders.masked_lm import load_masked_lm
+from lmtransfer.training.pretrain import encode_corpus, make_collator, read_corpus
 
 from .conftest import SENTENCES
 

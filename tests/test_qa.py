@@ -10,19 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmtransfer.errors import DataError
-from lmtransfer.qa import (
-    Answer,
-    QAExample,
-    best_spans,
-    exact_match,
-    f1,
-    make_windows,
-    normalize_answer,
-    predict_answers,
-    read_squad,
-    squad_metrics,
-)
+from lmtransfer.core.errors import DataError
+from lmtransfer.data.squad import Answer, QAExample, read_squad
+from lmtransfer.tasks.metrics import exact_match, f1, normalize_answer, squad_metrics
+from lmtransfer.tasks.qa_answers import best_spans, predict_answers
+from lmtransfer.tasks.qa_windows import make_windows
 from tests.conftest import WORDS
 
 SQUAD_DEV = Path("/work/shared/data/squad_v1.1/dev-v1.1.json")

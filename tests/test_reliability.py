@@ -33,18 +33,21 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from lmtransfer import load_config, train
-from lmtransfer.atomic import append_jsonl
-from lmtransfer.cache import FeatureCache, shard_parts, verify_cache
-from lmtransfer.checkpoint import Checkpoints
-from lmtransfer.cli import cli
-from lmtransfer.config import EncoderConfig, RunConfig
-from lmtransfer.encoders import load_encoder
-from lmtransfer.errors import ConfigError, LmtError, ModelError
-from lmtransfer.extraction import extract
-from lmtransfer.features import FeatureSpec
-from lmtransfer.heads import sentence_classifier
-from lmtransfer.pipeline import evaluate, predict
-from lmtransfer.runs import Run, save_run
+from lmtransfer.api import evaluate, predict
+from lmtransfer.cli.main import cli
+from lmtransfer.config.schema import EncoderConfig, RunConfig
+from lmtransfer.core.atomic import append_jsonl
+from lmtransfer.core.errors import ConfigError, LmtError, ModelError
+from lmtransfer.encoders.loading import load_encoder
+from lmtransfer.features.cache.admin import verify_cache
+from lmtransfer.features.cache.layout import shard_parts
+from lmtransfer.features.cache.reader import FeatureCache
+from lmtransfer.features.extraction import extract
+from lmtransfer.features.pooling import FeatureSpec
+from lmtransfer.nn.task_model import sentence_classifier
+from lmtransfer.runs.directory import save_run
+from lmtransfer.runs.encoder_run import Run
+from lmtransfer.training.checkpoint import Checkpoints
 from tests.conftest import SENTENCES, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +65,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 def job_extract(encoder, root: str, dtype: str) -> None:
     """Extract TEXTS slowly (a sleep per batch, and before every rename) so that kills land anywhere."""
-    import lmtransfer.extraction as ex
+    import lmtransfer.features.extraction as ex
 
     forward, replace = ex._forward_rows, os.replace
 
@@ -490,7 +493,7 @@ def test_verify_finds_a_bit_flip_and_a_truncation(tiny_encoder, tmp_path, dtype,
 
 
 def test_a_truncated_shard_is_an_error_not_garbage(tiny_encoder, tmp_path):
-    from lmtransfer.errors import CacheError
+    from lmtransfer.core.errors import CacheError
 
     cache = extract(tiny_encoder, TEXTS, SPEC, tmp_path, dtype="int8", shard_size=16, progress=False).cache
     for name, keep in (("shard-00001.data.npy", -10), ("shard-00002.scales.npy", 100), ("shard-00003.offsets.npy", -8)):
@@ -559,7 +562,7 @@ def test_allow_pickle_reaches_the_encoder_from_config_and_cli(tiny_bert_dir, run
         seen["config"] = config
         raise SystemExit(0)
 
-    monkeypatch.setattr("lmtransfer.pipeline.train", fake_train)
+    monkeypatch.setattr("lmtransfer.api.train", fake_train)
     runner.invoke(cli, ["train", "-q", "--allow-pickle", *sets])
     assert seen["config"].encoder.allow_pickle is True
     monkeypatch.undo()
@@ -597,7 +600,7 @@ def test_no_unsafe_deserialisation_in_the_source():
     """torch.load always with weights_only=True; YAML only through a safe loader; no pickle, allow_pickle
     numpy, bare eval / exec, or literal trust_remote_code=True anywhere in src/."""
     torch_loads = 0
-    for path in sorted(SRC.glob("*.py")):
+    for path in sorted(SRC.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         safe_loaders = _safe_loaders(tree)
         for owner, name, keywords, node in _calls(tree):
@@ -626,7 +629,7 @@ def test_no_unsafe_deserialisation_in_the_source():
 
 def test_trust_remote_code_is_off_by_default_and_passed_through(tiny_bert_dir, monkeypatch):
     assert EncoderConfig().trust_remote_code is False and RunConfig().encoder.trust_remote_code is False
-    import lmtransfer.encoders as encoders
+    import lmtransfer.encoders.loading as encoders
 
     seen = []
 
@@ -648,8 +651,9 @@ def test_trust_remote_code_is_off_by_default_and_passed_through(tiny_bert_dir, m
 
 
 def test_pipeline_and_runs_pass_the_loading_settings(run_overrides, tmp_path, monkeypatch):
-    import lmtransfer.pipeline as pipeline
-    import lmtransfer.runs as runs
+    import lmtransfer.runs.encoder_run as runs
+    import lmtransfer.training.setup as pipeline
+    from lmtransfer import api
 
     seen = []
 
@@ -661,7 +665,7 @@ def test_pipeline_and_runs_pass_the_loading_settings(run_overrides, tmp_path, mo
     monkeypatch.setattr(runs, "load_encoder", fake_load)
     config = load_config(None, [*run_overrides, "encoder.trust_remote_code=true", "encoder.allow_pickle=true"])
     with pytest.raises(SystemExit):
-        pipeline.extract(config, ["dev"], progress=False)
+        api.extract(config, ["dev"], progress=False)
     save_marked_run(tmp_path / "saved", 1, config)
     with pytest.raises(SystemExit):
         Run.load(tmp_path / "saved").load_encoder()

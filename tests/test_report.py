@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lmtransfer.cli import cli
-from lmtransfer.report import build_report, summarize, verdict, write_report
+from lmtransfer.cli.main import cli
+from lmtransfer.compare.report import build_report, write_report
+from lmtransfer.compare.results import summarize
+from lmtransfer.compare.verdict import verdict
 
 
 def row(

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmtransfer.scalar_mix import ScalarMix
+from lmtransfer.nn.scalar_mix import ScalarMix
 
 
 def numpy_mix(h: np.ndarray, w: np.ndarray, gamma: float, layer_norm: bool) -> np.ndarray:

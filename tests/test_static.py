@@ -10,15 +10,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lmtransfer.cli import cli
-from lmtransfer.config import load_config
-from lmtransfer.encoders import load_encoder
-from lmtransfer.errors import ConfigError, DataError, ModelError
-from lmtransfer.inputs import TextPair, encode
-from lmtransfer.pipeline import predict, train
-from lmtransfer.runs import Run
-from lmtransfer.static import read_vectors
-from lmtransfer.train_vectors import train_vectors
+from lmtransfer.api import predict, train
+from lmtransfer.cli.main import cli
+from lmtransfer.config.loading import load_config
+from lmtransfer.core.errors import ConfigError, DataError, ModelError
+from lmtransfer.data.examples import TextPair
+from lmtransfer.encoders.loading import load_encoder
+from lmtransfer.encoders.vector_files import read_vectors
+from lmtransfer.encoders.word2vec import train_vectors
+from lmtransfer.features.inputs import encode
+from lmtransfer.runs.encoder_run import Run
 from tests.conftest import WORDS
 from tests.task_data import task_overrides
 

@@ -14,9 +14,9 @@ import torch
 from transformers import AutoModel
 
 from lmtransfer import load_config, train
-from lmtransfer.checkpoint import Checkpoints
-from lmtransfer.encoders import load_encoder
-from lmtransfer.pipeline import evaluate, predict
+from lmtransfer.api import evaluate, predict
+from lmtransfer.encoders.loading import load_encoder
+from lmtransfer.training.checkpoint import Checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -245,7 +245,7 @@ def test_sigkilled_cli_run_resumes_to_the_same_metrics(run_overrides, tmp_path):
 
 
 def test_length_grouped_batches_pad_less_and_cover_every_example_once():
-    from lmtransfer.sources import EpochSampler
+    from lmtransfer.training.sampler import EpochSampler
 
     lengths = np.random.default_rng(0).integers(3, 60, size=1003)
     grouped = EpochSampler(len(lengths), seed=5, lengths=lengths, group=8)

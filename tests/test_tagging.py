@@ -8,19 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmtransfer.errors import DataError
-from lmtransfer.tagging import (
-    SCHEMES,
-    Sentence,
-    allowed_transitions,
-    convert,
-    detect_scheme,
-    from_spans,
-    read_conll,
-    spans,
-    tag_vocabulary,
-    write_conll,
-)
+from lmtransfer.core.errors import DataError
+from lmtransfer.data.conll import Sentence, read_conll, tag_vocabulary, write_conll
+from lmtransfer.data.tag_schemes import SCHEMES, allowed_transitions, convert, detect_scheme, from_spans, spans
 
 TYPES = ["PER", "LOC", "MISC-X"]  # a type may hold "-": it is everything after the first one
 

@@ -12,19 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmtransfer import load_config
-from lmtransfer.errors import DataError
-from lmtransfer.extraction import extract
-from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.heads import TaskModel, build_sequence_head
-from lmtransfer.inputs import TextPair, encode
-from lmtransfer.loop import predict_outputs
-from lmtransfer.pipeline import evaluate, predict, predict_file, train
-from lmtransfer.scalar_mix import ScalarMix
-from lmtransfer.sources import CachedFeatureDataset, TextDataset
-from lmtransfer.strategies import LiveModel
-from lmtransfer.tagging import read_conll
-from lmtransfer.tasks import task_for
-from lmtransfer.tasks.ner import owned, word_windows
+from lmtransfer.api import evaluate, predict, predict_file, train
+from lmtransfer.core.errors import DataError
+from lmtransfer.data.conll import read_conll
+from lmtransfer.data.examples import TextPair
+from lmtransfer.features.extraction import extract
+from lmtransfer.features.inputs import encode
+from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec
+from lmtransfer.nn.heads import build_head
+from lmtransfer.nn.scalar_mix import ScalarMix
+from lmtransfer.nn.task_model import TaskModel
+from lmtransfer.tasks.table import task_for
+from lmtransfer.tasks.tagging import owned, word_windows
+from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
+from lmtransfer.training.predict import predict_outputs
+from lmtransfer.training.strategies import LiveModel
 from tests.task_data import task_overrides, write_conll, write_squad
 
 TASKS = ("classification", "multilabel", "regression", "tagging", "qa")
@@ -78,7 +80,7 @@ def test_tagging_predictions_cover_every_word_in_the_input_scheme(tmp_path, tiny
     rows = [line.split(" ") for line in lines if line]
     assert len(rows) == sum(len(s) for s in dev)
     assert all(tag == "O" or tag[:2] in ("I-", "B-") for *_, tag in rows)  # IOB1, like the input
-    assert config.data.tag_scheme == "IOB1"  # detected, and recorded in the run's config
+    assert result.config.data.tag_scheme == "IOB1"  # detected, and recorded in the run's config
     text = predict_file(result.directory, config.data.dev)
     assert text.split("\n")[: len(dev[0])] == [line for line in lines[: len(dev[0])]]
 
@@ -133,7 +135,7 @@ def test_cached_features_give_the_live_outputs(granularity, tiny_encoder, tmp_pa
     spec = FeatureSpec((0, 1, 2), granularity, "mean", 32)
     cache = extract(tiny_encoder, examples, spec, tmp_path, dtype="float32", progress=False).cache
     torch.manual_seed(0)
-    head = build_sequence_head("bilstm-crf", 32, 5, lstm_hidden=8, lstm_layers=1, dropout=0.0)
+    head = build_head("bilstm-crf", 32, 5, per_position=True, lstm_hidden=8, lstm_layers=1, dropout=0.0)
     model = TaskModel(ScalarMix(3), head).eval()
     cached, _ = predict_outputs(model, CachedFeatureDataset(cache), batch_size=2)
     live = LiveModel(EncoderFeatures(tiny_encoder.freeze().model, spec, True), model)
@@ -146,7 +148,7 @@ def test_cached_features_give_the_live_outputs(granularity, tiny_encoder, tmp_pa
 @pytest.mark.parametrize("kind", ["linear", "bilstm", "crf", "bilstm-crf"])
 def test_sequence_heads_ignore_padding(kind):
     torch.manual_seed(0)
-    head = build_sequence_head(kind, 6, 4, lstm_hidden=5, lstm_layers=1, dropout=0.0).eval()
+    head = build_head(kind, 6, 4, per_position=True, lstm_hidden=5, lstm_layers=1, dropout=0.0).eval()
     x = torch.randn(1, 7, 6)  # (B, T, D)
     alone = head(x[:, :4], torch.ones(1, 4, dtype=torch.bool))  # (1, 4, K)
     padded = head(torch.cat([x[:, :4], torch.randn(1, 3, 6) * 9], dim=1), torch.tensor([[1] * 4 + [0] * 3]).bool())
@@ -174,7 +176,7 @@ def test_multilabel_lists_and_regression_numbers_are_checked(tmp_path, tiny_bert
 
 
 def test_head_and_metric_must_fit_the_task(tmp_path, tiny_bert_dir):
-    from lmtransfer.errors import ConfigError
+    from lmtransfer.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="task 'qa' takes a linear or bilstm head"):
         train(load_config(None, [*overrides("qa", tmp_path, tiny_bert_dir, "feature"), "head.type=crf"]))

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmtransfer.errors import ModelError
-from lmtransfer.static import read_vectors
+from lmtransfer.core.errors import ModelError
+from lmtransfer.encoders.vector_files import read_vectors
 from tests.test_hostile_input import (  # noqa: F401
     FUZZ,
     _time_limit,

@@ -1,95 +1,95 @@
-"""lmtransfer: a pretrained language model on a labelled NLP task, feature-based or fine-tuned."""
+"""lmtransfer: a pretrained language model on a labelled NLP task, feature-based or fine-tuned.
 
-from lmtransfer.cache import CacheKey, FeatureCache
-from lmtransfer.comparison import CompareResult, compare
-from lmtransfer.config import CompareConfig, RunConfig, VariantConfig, load_config
-from lmtransfer.crf import CRF
-from lmtransfer.data import Split, load_classification, read_table
-from lmtransfer.encoders import Encoder, load_encoder
-from lmtransfer.errors import CacheError, ConfigError, DataError, LmtError, ModelError
-from lmtransfer.extraction import extract as extract_features
-from lmtransfer.features import EncoderFeatures, FeatureSpec
-from lmtransfer.fillmask import fill_mask
-from lmtransfer.heads import ConcatLayers, LinearHead, MLPHead, SequenceHead, TaskModel, sentence_classifier
-from lmtransfer.inputs import Encoded, TextPair
-from lmtransfer.layers import resolve_layers
-from lmtransfer.loop import LoopArgs, fit
-from lmtransfer.pipeline import evaluate, extract, predict, predict_file, train
-from lmtransfer.pretrain import PretrainResult, pretrain
-from lmtransfer.qa import QAExample, make_windows, predict_answers, read_squad, squad_metrics
-from lmtransfer.report import Report, write_report
-from lmtransfer.runs import Run
-from lmtransfer.scalar_mix import ScalarMix
-from lmtransfer.static import StaticVectorsConfig, StaticVectorsModel, read_vectors, static_model, word_tokenizer
-from lmtransfer.tagging import Sentence, convert, detect_scheme, read_conll, write_conll
-from lmtransfer.tasks import TASKS, Task, task_for
-from lmtransfer.train_vectors import VectorsResult, train_vectors
+The public names below are imported on first use (PEP 562), so that ``import lmtransfer`` (and with it
+``lmtransfer --help``) costs no torch or transformers import. ``docs/architecture.md`` maps the packages.
+"""
 
-__all__ = [
-    "CRF",
-    "TASKS",
-    "CacheError",
-    "CacheKey",
-    "CompareConfig",
-    "CompareResult",
-    "ConcatLayers",
-    "ConfigError",
-    "DataError",
-    "Encoded",
-    "Encoder",
-    "EncoderFeatures",
-    "FeatureCache",
-    "FeatureSpec",
-    "LinearHead",
-    "LmtError",
-    "LoopArgs",
-    "MLPHead",
-    "ModelError",
-    "PretrainResult",
-    "QAExample",
-    "Report",
-    "Run",
-    "RunConfig",
-    "ScalarMix",
-    "Sentence",
-    "SequenceHead",
-    "Split",
-    "StaticVectorsConfig",
-    "StaticVectorsModel",
-    "Task",
-    "TaskModel",
-    "TextPair",
-    "VariantConfig",
-    "VectorsResult",
-    "compare",
-    "convert",
-    "detect_scheme",
-    "evaluate",
-    "extract",
-    "extract_features",
-    "fill_mask",
-    "fit",
-    "load_classification",
-    "load_config",
-    "load_encoder",
-    "make_windows",
-    "predict",
-    "predict_answers",
-    "predict_file",
-    "pretrain",
-    "read_conll",
-    "read_squad",
-    "read_table",
-    "read_vectors",
-    "resolve_layers",
-    "sentence_classifier",
-    "squad_metrics",
-    "static_model",
-    "task_for",
-    "train",
-    "train_vectors",
-    "word_tokenizer",
-    "write_conll",
-    "write_report",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "CRF": "lmtransfer.nn.crf",
+    "TASKS": "lmtransfer.tasks.table",
+    "CacheError": "lmtransfer.core.errors",
+    "CacheKey": "lmtransfer.features.cache.key",
+    "CompareConfig": "lmtransfer.config.schema",
+    "CompareResult": "lmtransfer.compare.runner",
+    "ConcatLayers": "lmtransfer.nn.task_model",
+    "ConfigError": "lmtransfer.core.errors",
+    "DataError": "lmtransfer.core.errors",
+    "Encoded": "lmtransfer.data.examples",
+    "Encoder": "lmtransfer.encoders.encoder",
+    "EncoderFeatures": "lmtransfer.features.pooling",
+    "FeatureCache": "lmtransfer.features.cache.reader",
+    "FeatureSpec": "lmtransfer.features.pooling",
+    "LinearHead": "lmtransfer.nn.heads",
+    "LmtError": "lmtransfer.core.errors",
+    "LoopArgs": "lmtransfer.training.loop",
+    "MLPHead": "lmtransfer.nn.heads",
+    "ModelError": "lmtransfer.core.errors",
+    "PretrainResult": "lmtransfer.training.pretrain",
+    "QAExample": "lmtransfer.data.squad",
+    "Report": "lmtransfer.compare.report",
+    "Run": "lmtransfer.runs.encoder_run",
+    "RunConfig": "lmtransfer.config.schema",
+    "ScalarMix": "lmtransfer.nn.scalar_mix",
+    "Sentence": "lmtransfer.data.conll",
+    "SequenceHead": "lmtransfer.nn.heads",
+    "Split": "lmtransfer.data.splits",
+    "StaticVectorsConfig": "lmtransfer.encoders.static",
+    "StaticVectorsModel": "lmtransfer.encoders.static",
+    "Task": "lmtransfer.tasks.base",
+    "TaskModel": "lmtransfer.nn.task_model",
+    "TextPair": "lmtransfer.data.examples",
+    "VariantConfig": "lmtransfer.config.schema",
+    "VectorsResult": "lmtransfer.encoders.word2vec",
+    "compare": "lmtransfer.compare.runner",
+    "convert": "lmtransfer.data.tag_schemes",
+    "detect_scheme": "lmtransfer.data.tag_schemes",
+    "evaluate": "lmtransfer.api",
+    "extract": "lmtransfer.api",
+    "extract_features": ("lmtransfer.features.extraction", "extract"),
+    "fill_mask": "lmtransfer.tasks.fill_mask",
+    "fit": "lmtransfer.training.loop",
+    "load_classification": "lmtransfer.data.tables",
+    "load_config": "lmtransfer.config.loading",
+    "load_encoder": "lmtransfer.encoders.loading",
+    "make_windows": "lmtransfer.tasks.qa_windows",
+    "predict": "lmtransfer.api",
+    "predict_answers": "lmtransfer.tasks.qa_answers",
+    "predict_file": "lmtransfer.api",
+    "pretrain": "lmtransfer.training.pretrain",
+    "read_conll": "lmtransfer.data.conll",
+    "read_squad": "lmtransfer.data.squad",
+    "read_table": "lmtransfer.data.tables",
+    "read_vectors": "lmtransfer.encoders.vector_files",
+    "resolve_layers": "lmtransfer.config.layers",
+    "sentence_classifier": "lmtransfer.nn.task_model",
+    "squad_metrics": "lmtransfer.tasks.metrics",
+    "static_model": "lmtransfer.encoders.static",
+    "task_for": "lmtransfer.tasks.table",
+    "train": "lmtransfer.api",
+    "train_vectors": "lmtransfer.encoders.word2vec",
+    "word_tokenizer": "lmtransfer.encoders.static",
+    "write_conll": "lmtransfer.data.conll",
+    "write_report": "lmtransfer.compare.report",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'lmtransfer' has no attribute '{name}'")
+    module, attribute = target if isinstance(target, tuple) else (target, name)
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

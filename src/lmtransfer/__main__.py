@@ -1,3 +1,3 @@
-from lmtransfer.cli import main
+from lmtransfer.cli.main import main
 
 main()

@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
-from lmtransfer.config import RunConfig
-from lmtransfer.heads import TaskModel, build_combination
-from lmtransfer.inputs import Example
-from lmtransfer.sources import Labels
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.choices import task_granularity
+from lmtransfer.data.examples import Example
+from lmtransfer.data.splits import Split
+from lmtransfer.nn.task_model import TaskModel, build_combination
+
+Labels = np.ndarray | Sequence[np.ndarray]  # one row per example, or one array per example (tags per word)
 
 
 @dataclass
@@ -38,26 +41,36 @@ class Prepared:
 
 
 class Task:
-    """The interface; see ``lmtransfer.tasks`` for the implementations."""
+    """The interface; ``lmtransfer.tasks.table`` lists the implementations. A task is made from a resolved
+    config and only reads it."""
 
     name = "task"
-    granularity = "sentence"  # the features it needs: sentence, word or token
-    metrics: tuple[str, ...] = ()  # dev metrics ``train.metric`` may name; the first is the default
+    metrics: tuple[str, ...] = ()  # dev metrics ``train.metric`` may name (``choices.TASK_METRICS``)
     prediction_suffix = ".jsonl"
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
 
+    @property
+    def granularity(self) -> str:
+        """The features its head reads: sentence, word or token (resolved into ``features.granularity``)."""
+        return task_granularity(self.name, self.config.head.type)
+
     # reading ----------------------------------------------------------------------------------------
-    def load(self) -> dict[str, Any]:
+    def load(self) -> dict[str, Split]:
         """train / dev / test as read from the config's data (dev and test may be split off train)."""
         raise NotImplementedError
 
-    def read(self, path: str | Path, labelled: bool = True) -> Any:
+    def data_facts(self, splits: dict[str, Split]) -> dict[str, Any]:
+        """Config values that the data decides, as dotted fields (the tag scheme ``auto`` detects); the
+        run's config is resolved again with them, so that the saved config says what ran."""
+        return {}
+
+    def read(self, path: str | Path, labelled: bool = True) -> Split:
         """One file in the task's format: labelled (``evaluate --data``) or not (``predict --input``)."""
         raise NotImplementedError
 
-    def parse(self, items: Sequence[Any]) -> Any:
+    def parse(self, items: Sequence[Any]) -> Split:
         """Unlabelled inputs given to ``predict`` (texts, pairs, word lists, question/context dicts)."""
         raise NotImplementedError
 
@@ -104,10 +117,3 @@ class Task:
     def summary(self, metrics: dict[str, Any]) -> str:
         """One line for the command line."""
         return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k in self.metrics)
-
-
-def hold_out(size: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random (rest, held_out) index arrays, both sorted; at least one item each way."""
-    held = min(max(1, int(np.ceil(fraction * size))), size - 1)
-    order = np.random.default_rng(seed).permutation(size)
-    return np.sort(order[held:]), np.sort(order[:held])

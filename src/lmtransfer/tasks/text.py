@@ -13,32 +13,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmtransfer.config import task_granularity
-from lmtransfer.data import Split, check_labels, load_splits, read_table
-from lmtransfer.errors import DataError, shown
-from lmtransfer.heads import SENTENCE_HEADS, build_head
-from lmtransfer.inputs import TextPair
-from lmtransfer.metrics import classification_metrics, multilabel_metrics, regression_metrics
+from lmtransfer.core.choices import TASK_METRICS
+from lmtransfer.core.errors import DataError, shown
+from lmtransfer.data.examples import TextPair
+from lmtransfer.data.splits import Split
+from lmtransfer.data.tables import check_labels, load_splits, read_table
+from lmtransfer.nn.heads import build_head
 from lmtransfer.tasks.base import Prepared, Task
+from lmtransfer.tasks.metrics import classification_metrics, multilabel_metrics, regression_metrics
 
 
 class ClassificationTask(Task):
     """One label per text (or pair), softmax over the labels."""
 
     name = "classification"
-    metrics = ("accuracy", "macro_f1", "f1")
+    metrics = TASK_METRICS[name]
     label_join: str | None = None  # JSONL label lists are joined by this (multi-label)
-
-    @property
-    def granularity(self) -> str:  # a BiLSTM head reads the text's tokens, the others one pooled vector
-        return task_granularity(self.name, self.config.head.type)
 
     def texts(self, split: Split) -> list[str]:
         return [*split.texts, *(split.pairs or [])]
 
     def load(self) -> dict[str, Split]:
-        train, dev, test = load_splits(self.config.data, self.label_join, stratify=self.name == "classification")
-        return {"train": train, "dev": dev, "test": test}
+        return load_splits(self.config.data, self.label_join, stratify=self.name == "classification")
 
     def read(self, path: str | Path, labelled: bool = True) -> Split:
         d = self.config.data
@@ -48,11 +44,11 @@ class ClassificationTask(Task):
     def parse(self, items: Sequence[Any]) -> Split:
         """Texts, or (first, second) pairs / {"text": ..., "text_pair": ...} dicts for a pair task."""
         if self.config.data.text_pair_column is None:
-            return Split([str(item) for item in items], None, "input")
+            return Split([str(item) for item in items], "input", labelled=False)
         pairs = [(item["text"], item["text_pair"]) if isinstance(item, dict) else tuple(item) for item in items]
         if any(len(pair) != 2 for pair in pairs):
             raise DataError("a pair task needs two texts per input", path="input")
-        return Split([a for a, _ in pairs], None, "input", pairs=[b for _, b in pairs])
+        return Split([TextPair(a, b) for a, b in pairs], "input", labelled=False)
 
     def fit_labels(self, train: Split) -> list[str]:
         return sorted(set(train.labels or []))
@@ -69,19 +65,22 @@ class ClassificationTask(Task):
         return np.array([lookup[label] for label in split.labels or []], dtype=np.int64)  # (N,)
 
     def prepare(self, split: Split, tokenizer: Any, labels: list[str]) -> Prepared:
-        examples = split.texts if split.pairs is None else [TextPair(a, b) for a, b in zip(split.texts, split.pairs)]
         targets = None if split.labels is None else self.targets(split, labels)
-        return Prepared(list(examples), targets, split, len(split))
+        return Prepared(list(split.items), targets, split, len(split))
 
     def num_outputs(self, labels: list[str]) -> int:
         return len(labels)
 
     def head(self, in_dim: int, labels: list[str]) -> nn.Module:
         h = self.config.head
-        if h.type not in SENTENCE_HEADS:
-            raise self.config.error("head.type", f"task '{self.name}' takes a {', '.join(SENTENCE_HEADS)} head")
         return build_head(
-            h.type, in_dim, self.num_outputs(labels), h.hidden_size, h.dropout, h.lstm_hidden, h.lstm_layers
+            h.type,
+            in_dim,
+            self.num_outputs(labels),
+            hidden_size=h.hidden_size,
+            dropout=h.dropout,
+            lstm_hidden=h.lstm_hidden,
+            lstm_layers=h.lstm_layers,
         )
 
     def loss(self, model: nn.Module):
@@ -100,10 +99,8 @@ class ClassificationTask(Task):
     def prediction_file(self, prepared: Prepared, predictions: list) -> str:
         split: Split = prepared.source
         rows = []
-        for i, prediction in enumerate(predictions):
-            row = {"text": split.texts[i]}
-            if split.pairs is not None:
-                row["text_pair"] = split.pairs[i]
+        for item, prediction in zip(split.items, predictions):
+            row = {"text": item.first, "text_pair": item.second} if isinstance(item, TextPair) else {"text": item}
             rows.append(json.dumps({**row, **prediction}, ensure_ascii=False) + "\n")
         return "".join(rows)
 
@@ -116,7 +113,7 @@ class MultilabelTask(ClassificationTask):
     """
 
     name = "multilabel"
-    metrics = ("micro_f1", "macro_f1", "subset_accuracy")
+    metrics = TASK_METRICS[name]
 
     @property
     def label_join(self) -> str:
@@ -161,7 +158,7 @@ class RegressionTask(ClassificationTask):
     """One real-valued score per text or pair (STS-B similarity, ratings): mean squared error, Pearson / Spearman."""
 
     name = "regression"
-    metrics = ("pearson", "spearman", "neg_mse")
+    metrics = TASK_METRICS[name]
 
     def fit_labels(self, train: Split) -> list[str]:
         return []

@@ -1,0 +1,1 @@
+"""The command line (``lmtransfer``): the group in ``main``, a module per group of commands."""

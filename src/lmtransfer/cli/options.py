@@ -1,0 +1,49 @@
+"""Options and helpers that several commands share: the config argument with its shortcuts and overrides."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+SET_HELP = "override a config field, e.g. --set head.type=mlp --set train.lr=3e-4 (repeatable)"
+
+
+def load_run_config(config_path: str | None, overrides: tuple[str, ...], **shortcuts: str | None):
+    """The config at ``config_path`` (None: the defaults) with ``--set`` overrides and option shortcuts
+    (``encoder.model=...`` for --model, say); shortcuts go first, so that a --set of the same field wins."""
+    from lmtransfer.config.loading import load_config  # pydantic and YAML: not needed for --help
+
+    extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
+    return load_config(config_path, [*extra, *overrides])
+
+
+def echo_json(obj: object) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def run_config_options(func):
+    """Options shared by the commands that read a run config."""
+    options = [
+        click.argument("config_path", required=False, metavar="[CONFIG]"),
+        click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP),
+        click.option(
+            "--model",
+            "-m",
+            default=None,
+            help="encoder: local dir, hub id, alias (minilm, mpnet, glove-6b-50d), a vectors file, or a baseline: "
+            "counts, tfidf, scratch",
+        ),
+        click.option("--layers", default=None, help="'all', 'last4', an index or a list such as '[-1,-2]'"),
+        click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="feature cache root"),
+        click.option("--quiet", "-q", is_flag=True, help="no progress bars"),
+        click.option(
+            "--allow-pickle",
+            is_flag=True,
+            help="also load a model that has only pickle weights (pytorch_model.bin), with "
+            "torch.load(weights_only=True); sets encoder.allow_pickle",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -1,0 +1,114 @@
+"""``lmtransfer extract`` and ``lmtransfer train``."""
+
+from __future__ import annotations
+
+import click
+
+from lmtransfer.cli.options import echo_json, load_run_config, run_config_options
+from lmtransfer.core.choices import HEAD_TYPES, SPLITS, STRATEGIES, TASKS
+
+
+@click.command()
+@run_config_options
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    type=click.Choice(SPLITS),
+    help="which splits (default: all three)",
+)
+def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, splits) -> None:
+    """Extract features of the config's data into the cache (resumes; cached work is not redone)."""
+    from lmtransfer import api
+
+    config = load_run_config(
+        config_path,
+        overrides,
+        **{
+            "encoder.model": model,
+            "encoder.allow_pickle": True if allow_pickle else None,
+            "features.layers": layers,
+            "cache_dir": cache_dir,
+        },
+    )
+    done = api.extract(config, splits or SPLITS, progress=not quiet)
+    echo_json(
+        {
+            name: {
+                "cache": str(ex.cache.directory),
+                "examples": len(ex.cache),
+                "bytes": ex.cache.nbytes,
+                "extracted_now": ex.examples,
+                "tokens_per_second": round(ex.tokens_per_second, 1),
+            }
+            for name, ex in done.items()
+        }
+    )
+
+
+@click.command()
+@run_config_options
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default=None,
+    help="feature: head on cached features of a frozen encoder (default); finetune: encoder and head "
+    "train; lora: LoRA adapters and head train",
+)
+@click.option(
+    "--task",
+    type=click.Choice(TASKS),
+    default=None,
+    help="what to learn (default: the config's, else classification)",
+)
+@click.option(
+    "--head",
+    type=click.Choice(HEAD_TYPES),
+    default=None,
+    help="task head: linear, mlp or bilstm (over the tokens) for text tasks; linear, bilstm, crf or bilstm-crf "
+    "for tagging; linear or bilstm for qa",
+)
+@click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
+@click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
+def train(
+    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, task, head, output_dir, resume
+) -> None:
+    """Train, evaluate on dev and test, and write a run directory.
+
+    Runs on a CPU or one GPU as it is, and on several processes (DDP, DeepSpeed) under
+    `accelerate launch -m lmtransfer train ...`; train.batch_size is the total per optimizer step.
+    """
+    from accelerate import PartialState
+
+    from lmtransfer import api
+    from lmtransfer.tasks.table import task_for
+
+    config = load_run_config(
+        config_path,
+        overrides,
+        **{
+            "strategy": strategy,
+            "task": task,
+            "encoder.model": model,
+            "encoder.allow_pickle": True if allow_pickle else None,
+            "features.layers": layers,
+            "cache_dir": cache_dir,
+            "head.type": head,
+            "output_dir": output_dir,
+        },
+    )
+    result = api.train(config, progress=not quiet, resume=resume)
+    if not PartialState().is_main_process:
+        return  # under accelerate launch, one process reports
+    summary = task_for(result.config).summary
+    click.echo(f"run written to {result.directory}")
+    for split, metrics in (("dev", result.dev), ("test", result.test)):
+        if metrics is not None:
+            click.echo(f"{split}: {summary(metrics)}  ({result.sizes[split]} {result.task} examples)")
+    click.echo(result.description)
+    c = result.costs
+    speed = f", {c.train_tokens_per_second:,.0f} tokens/s" if c.train_tokens_per_second else ""
+    click.echo(
+        f"{c.strategy}: {c.trainable_parameters:,} trainable parameters, training {c.train_seconds:.1f} s"
+        f"{speed}, wall {c.wall_seconds:.1f} s, peak RSS {c.peak_rss_bytes / 2**20:,.0f} MiB"
+    )

@@ -1,0 +1,89 @@
+"""``lmtransfer evaluate`` and ``lmtransfer predict``: a trained run on labelled data, or on new inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lmtransfer.cli.options import echo_json
+from lmtransfer.core.atomic import atomic_write_json, atomic_write_text, existing_dir
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--data", "data_path", default=None, help="labelled file in the run's task format (default: its test split)"
+)
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="also write the metrics here (JSON)")
+@click.option("--quiet", "-q", is_flag=True)
+def evaluate(run_dir, data_path, output, quiet) -> None:
+    """Evaluate a trained run on labelled data: the task's metrics (accuracy and per-class F1; micro-F1;
+    Pearson / Spearman; entity precision / recall / F1 overall and per type; SQuAD EM / F1)."""
+    from lmtransfer import api
+
+    metrics = api.evaluate(run_dir, data_path, progress=not quiet)
+    echo_json(metrics)
+    if output:
+        atomic_write_json(output, metrics)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--input",
+    "input_path",
+    default=None,
+    help="a file in the run's task format (CSV/TSV/JSONL texts, CoNLL words, SQuAD JSON); labels are ignored",
+)
+@click.option("--output", default=None, type=click.Path(dir_okay=False), help="write here instead of stdout")
+def predict(run_dir, inputs, input_path, output) -> None:
+    """Predict for INPUTS or the file of --input.
+
+    INPUTS are texts (a pair task: the two texts separated by a tab; tagging: words separated by spaces)
+    or, for qa, JSON objects with "question" and "context". They give one JSON line each. An --input file
+    gives the task's own prediction file: JSONL, the CoNLL lines with the predicted tag appended, or the
+    SQuAD answers JSON.
+    """
+    from lmtransfer import api
+    from lmtransfer.runs.directory import run_config
+
+    if bool(inputs) == bool(input_path):
+        raise click.UsageError("give INPUTS or --input (one of them)")
+    if input_path:
+        text = api.predict_file(run_dir, input_path)
+    else:
+        config = run_config(existing_dir(Path(run_dir)))
+        items = [_parse_input(item, config.task, config.data.text_pair_column) for item in inputs]
+        rows = [_row(item, found, config.task) for item, found in zip(items, api.predict(run_dir, items))]
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if output:
+        atomic_write_text(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _row(item, found, task: str) -> dict:
+    if task == "tagging":
+        return {"words": item.split(), "tags": found}
+    if task == "qa":
+        return {**item, **found}
+    if isinstance(item, tuple):
+        return {"text": item[0], "text_pair": item[1], **found}
+    return {"text": item, **found}
+
+
+def _parse_input(item: str, task: str, pair_column: str | None):
+    if task == "qa":
+        try:
+            return json.loads(item)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"qa inputs are JSON objects with question and context ({exc.msg})") from None
+    if pair_column is not None:
+        first, tab, second = item.partition("\t")
+        if not tab:
+            raise click.UsageError("this run reads sentence pairs: give each input as the two texts joined by a tab")
+        return (first, second)
+    return item

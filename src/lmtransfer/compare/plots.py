@@ -1,0 +1,114 @@
+"""The report's plots as inline SVG (matplotlib, no pyplot state): quality against training cost and
+against feature storage, the learned layer weights of each scalar mix, and learning curves."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+if TYPE_CHECKING:
+    from lmtransfer.compare.results import Summary
+
+COLORS = {"baseline": "#888888", "static vectors": "#b07aa1", "feature-based": "#4e79a7", "fine-tuning": "#e15759"}
+SIZE = (6.4, 4.2)
+
+
+def figures(summaries: list[Summary], scale: float, metric: str) -> list[tuple[str, str]]:
+    """(caption, svg) for each plot."""
+    done = [s for s in summaries if s.dev is not None]
+    return [
+        ("Quality against training cost", _svg(_quality(done, scale, metric, "cost"), 0)),
+        ("Quality against feature storage", _svg(_quality(done, scale, metric, "storage"), 1)),
+        ("Learned layer weights of each scalar mix", _svg(_weights(done), 2)),
+        (f"Learning curves (dev {metric} per epoch)", _svg(_curves(done, scale, metric), 3)),
+    ]
+
+
+def _svg(fig: Figure, number: int) -> str:
+    """The figure as an <svg> element (no XML prologue), its ids distinct from the other figures'."""
+    buffer = io.StringIO()
+    with mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"lmtransfer-{number}"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _empty(fig: Figure, message: str) -> Figure:
+    ax = fig.subplots()
+    ax.text(0.5, 0.5, message, ha="center", va="center", color="#666")
+    ax.set_axis_off()
+    return fig
+
+
+def _quality(done: list[Summary], scale: float, metric: str, axis: str) -> Figure:
+    fig = Figure(figsize=SIZE)
+    if not done:
+        return _empty(fig, "no finished runs")
+    ax = fig.subplots()
+    for s in done:
+        if axis == "cost":
+            x = max(s.cost_seconds, 1e-3)
+        else:
+            stored = s.costs.get("cache_bytes")
+            x = stored.mean / 2**20 if stored else 0.0
+        y, err = s.dev.mean * scale, s.dev.std * scale
+        ax.errorbar([x], [y], yerr=[err], fmt="o", color=COLORS.get(s.kind, "#333"), capsize=3)
+        ax.annotate(s.variant, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if axis == "cost":
+        costs = [max(s.cost_seconds, 1e-3) for s in done]
+        wide = max(costs) / min(costs) > 10  # a log axis within one decade labels only its minor ticks
+        ax.set_xscale("log" if wide else "linear")
+        ax.set_xlabel(f"extraction + training seconds{' (log)' if wide else ''}")
+    else:
+        sizes = [s.costs["cache_bytes"].mean / 2**20 for s in done if s.costs.get("cache_bytes")]
+        ax.set_xscale("symlog", linthresh=min([x for x in sizes if x > 0], default=1.0))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xlabel("feature cache MiB (symlog; 0 = none stored)")
+    ax.set_ylabel(f"dev {metric}")
+    for kind, color in COLORS.items():
+        if any(s.kind == kind for s in done):
+            ax.plot([], [], "o", color=color, label=kind)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _weights(done: list[Summary]) -> Figure:
+    fig = Figure(figsize=SIZE)
+    mixes = [s for s in done if s.layer_weights is not None]
+    if not mixes:
+        return _empty(fig, "no scalar-mix variant")
+    ax = fig.subplots()
+    width = 0.8 / len(mixes)
+    for i, s in enumerate(mixes):
+        layers, weights = s.layer_weights
+        x = np.asarray(layers, dtype=float) + (i - (len(mixes) - 1) / 2) * width
+        ax.bar(x, weights, width=width, label=f"{s.variant} ({s.encoder})" if len(mixes) > 1 else s.variant)
+    ax.set_xticks(sorted({i for s in mixes for i in s.layer_weights[0]}))
+    ax.set_xlabel("hidden state (0 = embeddings)")
+    ax.set_ylabel("softmax weight (mean over seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def _curves(done: list[Summary], scale: float, metric: str) -> Figure:
+    fig = Figure(figsize=SIZE)
+    curves = [s for s in done if s.curve and not all(np.isnan(s.curve))]
+    if not curves:
+        return _empty(fig, "no per-epoch history (baselines train in one step)")
+    ax = fig.subplots()
+    for s in curves:
+        epochs = np.arange(1, len(s.curve) + 1)
+        ax.plot(epochs, np.asarray(s.curve) * scale, "o-", label=s.variant)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"dev {metric}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,117 @@
+"""The report of a comparison, built from its results.jsonl alone: a Markdown table (mean +- std over
+seeds), a self-contained HTML page with plots, and a verdict computed from the numbers.
+
+    from lmtransfer import write_report
+    print(write_report("runs/compare-demo").markdown)
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_rows, summarize
+from lmtransfer.compare.verdict import verdict
+from lmtransfer.core.atomic import atomic_write_text
+from lmtransfer.core.text import human_bytes
+
+
+@dataclass
+class Report:
+    markdown: str
+    html: str
+    verdict: str
+    summaries: list[Summary]
+    directory: Path | None = None
+
+
+def _cell(stat: Stat | None, scale: float = 1.0, digits: int = 1) -> str:
+    if stat is None:
+        return "-"
+    mean = f"{stat.mean * scale:,.{digits}f}"
+    return mean if stat.n < 2 else f"{mean} ± {stat.std * scale:,.{digits}f}"
+
+
+def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the results table (mean ± sample std over seeds)."""
+    scale, name = points(summaries), metric_name(summaries)
+    header = ["variant", "encoder", "kind", "seeds", f"dev {name}", f"test {name}", "extraction s", "training s"]
+    header += ["eval s", "peak RSS MiB", "features", "trainable params", "inference ex/s"]
+    cells = []
+    for s in summaries:
+        c = s.costs
+        seeds = f"{len(s.seeds)}" + (f" ({len(s.failed)} failed)" if s.failed else "")
+        rss = (
+            Stat(c["peak_rss_bytes"].mean / 2**20, c["peak_rss_bytes"].std / 2**20, 1)
+            if c.get("peak_rss_bytes")
+            else None
+        )
+        cache = c.get("cache_bytes")
+        params = c.get("trainable_parameters")
+        quality = [_cell(s.dev, scale, 2), _cell(s.test, scale, 2)]
+        seconds = [_cell(c.get(name)) for name in ("extraction", "training", "evaluation")]
+        sizes = [_cell(rss, 1, 0), human_bytes(cache.mean) if cache and cache.mean else "-"]
+        sizes += [f"{params.mean:,.0f}" if params else "-", _cell(c.get("inference"), 1, 0)]
+        cells.append([s.variant, s.encoder, s.kind, seeds, *quality, *seconds, *sizes])
+    return header, cells
+
+
+def markdown(summaries: list[Summary], verdict_text: str) -> str:
+    header, cells = table_rows(summaries)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    note = "Mean ± sample standard deviation over seeds; seconds are wall time; extraction is the shared one's."
+    return "\n".join(lines) + f"\n\n{note}\n\n**Verdict.** {verdict_text}\n"
+
+
+def build_report(rows: list[dict[str, Any]], title: str = "lmtransfer compare") -> Report:
+    from lmtransfer.compare.plots import figures  # matplotlib, only when a report is drawn
+
+    summaries = summarize(rows)
+    text = verdict(summaries)
+    md = markdown(summaries, text)
+    header, cells = table_rows(summaries)
+    return Report(
+        md,
+        _html(title, header, cells, figures(summaries, points(summaries), metric_name(summaries)), text),
+        text,
+        summaries,
+    )
+
+
+def _html(title: str, header: list[str], cells: list[list[str]], figures: list[tuple[str, str]], text: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>\n" for row in cells)
+    plots = "".join(f"<figure><figcaption>{e(caption)}</figcaption>\n{svg}</figure>\n" for caption, svg in figures)
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}"
+        "table{border-collapse:collapse;font-size:14px}"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
+        "th:nth-child(-n+3),td:nth-child(-n+3){text-align:left}th{background:#f3f3f3}"
+        "figure{display:inline-block;margin:1em 1em 0 0;vertical-align:top}figcaption{font-weight:600}"
+        "svg{max-width:100%;height:auto}.wide{overflow-x:auto}"
+        ".verdict{font-size:1.1em;background:#f6f8fa;padding:1em;border-left:4px solid #4a7}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f'<link rel="icon" href="data:,"><style>{style}</style></head><body>\n<h1>{e(title)}</h1>\n'
+        f'<div class="wide"><table id="results"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table></div>\n'
+        "<p>Mean ± sample standard deviation over seeds. Extraction seconds are those of the extraction the "
+        "variant's features came from (shared by the variants that use the same encoder and data).</p>\n"
+        f'<div id="plots">\n{plots}</div>\n<h2>Verdict</h2>\n<p class="verdict" id="verdict">{e(text)}</p>\n'
+        "</body></html>\n"
+    )
+
+
+def write_report(directory: str | Path) -> Report:
+    """Rebuild report.md and report.html in a comparison folder from its results.jsonl alone."""
+    directory = Path(directory)
+    rows = read_rows(directory / "results.jsonl")
+    report = build_report(rows, f"lmtransfer compare: {directory.name}")
+    atomic_write_text(directory / "report.md", report.markdown)
+    atomic_write_text(directory / "report.html", report.html)
+    report.directory = directory
+    return report

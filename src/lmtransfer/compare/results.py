@@ -1,0 +1,142 @@
+"""A comparison's rows, read back and summarised: one ``Summary`` per variant and encoder, with the mean
+and sample standard deviation of each number over its finished seeds. What the report's table, plots and
+verdict are computed from."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lmtransfer.core.choices import BASELINES, names_static_vectors
+
+LOWER_IS_BETTER = ("mse",)
+METRIC_NAMES = {"f1": "F1", "accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1"}
+METRIC_NAMES |= {"exact_match": "EM", "pearson": "Pearson", "spearman": "Spearman", "mse": "MSE"}
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation (ddof 1; 0 for one value) of one number over seeds."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> Stat | None:
+        known = [float(v) for v in values if v is not None]
+        if not known:
+            return None
+        return cls(float(np.mean(known)), float(np.std(known, ddof=1)) if len(known) > 1 else 0.0, len(known))
+
+
+@dataclass
+class Summary:
+    """One variant on one encoder: its finished seeds summarised, its failed ones counted."""
+
+    variant: str
+    encoder: str
+    kind: str  # baseline, static vectors, feature-based, fine-tuning
+    metric: str
+    seeds: list[int]
+    failed: list[dict[str, Any]]
+    dev: Stat | None = None
+    test: Stat | None = None
+    costs: dict[str, Stat | None] = field(default_factory=dict)
+    layer_weights: tuple[list[int], list[float]] | None = None  # hidden-state indices, mean softmax weights
+    curve: list[float] = field(default_factory=list)  # mean dev metric per epoch
+
+    @property
+    def cost_seconds(self) -> float:
+        """Extraction + training seconds: what it took to get this model."""
+        return sum(s.mean for s in (self.costs.get("extraction"), self.costs.get("training")) if s is not None)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a results.jsonl; a line a kill cut short is skipped with a warning."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}: line {number}: not a JSON row, skipped", stacklevel=2)
+    return rows
+
+
+def kind_of(row: dict[str, Any]) -> str:
+    encoder = str(row.get("encoder", ""))
+    if encoder in BASELINES:
+        return "baseline"
+    if names_static_vectors(encoder):
+        return "static vectors"
+    return "feature-based" if row.get("strategy") == "feature" else "fine-tuning"
+
+
+def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row of each (variant, encoder, seed): a rerun's row replaces an older or failed one."""
+    last: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        last.pop(key := (row.get("variant"), row.get("encoder"), row.get("seed")), None)
+        last[key] = row
+    return list(last.values())
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
+    """One Summary per (variant, encoder), in the order they first appear."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in latest(rows):
+        groups.setdefault((row["variant"], row["encoder"]), []).append(row)
+    return [_summary(variant, encoder, group) for (variant, encoder), group in groups.items()]
+
+
+def _summary(variant: str, encoder: str, group: list[dict[str, Any]]) -> Summary:
+    ok = [r for r in group if r.get("status") == "ok"]
+    metric = next((r["metric"] for r in ok if r.get("metric")), "")
+    out = Summary(
+        variant, encoder, kind_of(group[0]), metric, [r["seed"] for r in ok], [r for r in group if r not in ok]
+    )
+    if not ok:
+        return out
+    out.dev = Stat.of([(r.get("dev") or {}).get(metric) for r in ok])
+    out.test = Stat.of([(r.get("test") or {}).get(metric) for r in ok])
+    seconds = [r.get("seconds") or {} for r in ok]
+    out.costs = {name: Stat.of([s.get(name) for s in seconds]) for name in ("extraction", "training", "evaluation")}
+    for name in ("peak_rss_bytes", "cache_bytes", "trainable_parameters"):
+        out.costs[name] = Stat.of([r.get(name) for r in ok])
+    out.costs["inference"] = Stat.of([(r.get("inference") or {}).get("examples_per_second") for r in ok])
+    weights = [r["layer_weights"] for r in ok if (r.get("layer_weights") or {}).get("softmax")]
+    if weights and len(weights[0]["layers"]) > 1:
+        out.layer_weights = (weights[0]["layers"], np.mean([w["softmax"] for w in weights], axis=0).tolist())
+    curves = [[h.get(f"dev_{metric}") for h in r.get("history") or []] for r in ok]
+    longest = max(len(c) for c in curves)
+    out.curve = [
+        float(np.mean([c[e] for c in curves if e < len(c) and c[e] is not None] or [np.nan])) for e in range(longest)
+    ]
+    return out
+
+
+def points(summaries: list[Summary]) -> float:
+    """100 where the metric is a fraction (accuracy, F1 in 0..1), so numbers read as points; else 1."""
+    values = [abs(s.dev.mean) for s in summaries if s.dev is not None]
+    metric = next((s.metric for s in summaries if s.metric), "")
+    return 100.0 if values and max(values) <= 1.0 and metric not in LOWER_IS_BETTER else 1.0
+
+
+def metric_name(summaries: list[Summary]) -> str:
+    metric = next((s.metric for s in summaries if s.metric), "score")
+    return METRIC_NAMES.get(metric, metric)
+
+
+def label(summary: Summary, summaries: list[Summary]) -> str:
+    """The variant's name, with its encoder where the comparison has several."""
+    several = len({s.encoder for s in summaries if s.kind in ("feature-based", "fine-tuning")}) > 1
+    return f"{summary.variant} on {summary.encoder}" if several and summary.kind != "baseline" else summary.variant

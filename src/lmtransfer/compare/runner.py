@@ -1,0 +1,199 @@
+"""``lmtransfer compare``: every variant x encoder x seed of a compare config, one row each in results.jsonl.
+
+    from lmtransfer import compare, load_config
+    result = compare(load_config("configs/demo.yaml"))
+    print(result.report.markdown)
+
+Each row runs in a fresh child process (``python -m lmtransfer.compare.worker``), so its peak memory is its
+own. Feature-based rows that differ only in their layers (and what they train) share one
+extraction: the union of their layers is extracted first, and each run then reads its layers from
+that cache. Rows already in results.jsonl (same variant, encoder, seed and config hash) are not run
+again, so an interrupted comparison resumes where it stopped; a row whose run fails is recorded as
+failed, with its error, and the comparison goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmtransfer.compare.report import Report, write_report
+from lmtransfer.compare.results import read_rows
+from lmtransfer.compare.worker import run_job
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.config.variants import Job, jobs
+from lmtransfer.core.atomic import append_jsonl, atomic_write_json, atomic_write_text
+from lmtransfer.core.choices import BASELINES
+
+RESULTS = "results.jsonl"
+EXTRACTIONS = "extractions.json"  # cache folders of a run -> what extracting them took (seconds)
+
+
+@dataclass
+class CompareResult:
+    directory: Path
+    rows: list[dict[str, Any]]  # the rows run now (finished or failed); earlier ones are in results.jsonl
+    skipped: int  # rows found finished in results.jsonl
+    report: Report
+
+
+def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> CompareResult:
+    """Run the rows of ``config.compare`` that results.jsonl does not hold yet, then write the report.
+
+    ``isolate`` runs each row in a child process (its peak RSS is then its own); False runs them here.
+    """
+    assert config.compare is not None, "compare() needs a config with a compare section"
+    todo_all = jobs(config)
+    out = Path(config.compare.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", config.to_yaml())
+    finished = {_key(r) for r in read_rows(out / RESULTS) if r.get("status") == "ok"}
+    todo = [j for j in todo_all if j.key not in finished]
+    _say(f"compare: {len(todo_all)} rows, {len(todo_all) - len(todo)} already in {out / RESULTS}, {len(todo)} to run")
+    for group in extraction_groups(todo):
+        layers = sorted({str(j.config.features.layers) for j in group})
+        _say(f"compare: extracting once for {len(group)} rows ({', '.join(layers)}) of {group[0].encoder}")
+        outcome = _execute("extract", [j.config for j in group], out, progress, isolate, 0)
+        if "error" in outcome:  # not fatal: each row then extracts what it needs itself
+            warnings.warn(f"shared extraction failed ({outcome['error']}); rows extract their own", stacklevel=2)
+        elif outcome["extracted"]:  # (complete caches found again say nothing of what making them took)
+            _note_extraction(out, outcome["caches"], outcome["seconds"])
+    rows = []
+    for number, job in enumerate(todo, 1):
+        _say(f"[{number}/{len(todo)}] {job.variant} / {job.encoder} / seed {job.seed}: {job.config.strategy}")
+        began = time.perf_counter()
+        outcome = _execute("row", [job.config], out, progress, isolate, config.compare.inference_examples)
+        if "error" not in outcome:
+            _charge_extraction(out, outcome)
+        row = make_row(job, outcome, time.perf_counter() - began)
+        append_jsonl(out / RESULTS, row)
+        rows.append(row)
+        _say(f"[{number}/{len(todo)}] {summary_line(row)}")
+    return CompareResult(out, rows, len(todo_all) - len(todo), write_report(out))
+
+
+def _note_extraction(out: Path, caches: dict[str, str], seconds: float) -> None:
+    ledger = _ledger(out)
+    ledger["|".join(sorted(set(caches.values())))] = seconds
+    atomic_write_json(out / EXTRACTIONS, ledger)
+
+
+def _ledger(out: Path) -> dict[str, float]:
+    try:
+        return json.loads((out / EXTRACTIONS).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _charge_extraction(out: Path, outcome: dict[str, Any]) -> None:
+    """A row's extraction seconds are what its features took to extract, also where an earlier
+    extraction (the shared one, or the first seed's run) made them: its own time stays as extraction_own."""
+    caches = outcome.get("caches") or {}
+    seconds = outcome["seconds"]
+    own = seconds.get("extraction")
+    if not caches or own is None:
+        return
+    if not outcome.get("extraction_shared"):
+        _note_extraction(out, caches, own)
+    seconds["extraction_own"] = own
+    seconds["extraction"] = _ledger(out).get("|".join(sorted(set(caches.values()))), own)
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str, int, str]:
+    return (row.get("variant"), row.get("encoder"), row.get("seed"), row.get("config_hash"))
+
+
+def extraction_groups(todo: Iterable[Job]) -> list[list[Job]]:
+    """Feature-based rows grouped by everything their features depend on but the layers: each group's
+    union of layers is extracted once, up front. (A group whose rows all want the same layers needs no
+    such step: its first run extracts them, and the others find that cache.)"""
+    groups: dict[str, list[Job]] = {}
+    for job in todo:
+        c = job.config
+        if c.strategy != "feature" or c.encoder.model in BASELINES:
+            continue
+        features = c.features.model_dump(mode="json", exclude={"layers", "combine"})
+        key = {"encoder": c.encoder.model_dump(mode="json"), "features": features, "task": c.task}
+        key |= {"data": c.data.model_dump(mode="json"), "qa": c.qa.model_dump(mode="json"), "cache": c.cache_dir}
+        groups.setdefault(json.dumps(key, sort_keys=True), []).append(job)
+    return [group for group in groups.values() if len({str(j.config.features.layers) for j in group}) > 1]
+
+
+def _execute(
+    kind: str, configs: list[RunConfig], out: Path, progress: bool, isolate: bool, inference_examples: int
+) -> dict[str, Any]:
+    job = {
+        "inference_examples": inference_examples,
+        "kind": kind,
+        "configs": [c.model_dump(mode="json") for c in configs],
+        "progress": progress,
+        "threads": torch.get_num_threads(),  # a child gets the parent's setting, not torch's default
+    }
+    if not isolate:
+        return run_job(job)
+    work = Path(tempfile.mkdtemp(dir=out, prefix=".job-"))
+    try:
+        (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        worker = [sys.executable, "-m", "lmtransfer.compare.worker"]
+        command = [*worker, str(work / "job.json"), str(work / "result.json")]
+        code = subprocess.run(command, stdout=_stderr_fd(), check=False).returncode
+        if (work / "result.json").is_file():
+            return json.loads((work / "result.json").read_text(encoding="utf-8"))
+        return {"error": f"the child process ended with exit code {code} and no result (killed? out of memory?)"}
+    finally:
+        for path in work.glob("*"):
+            path.unlink()
+        work.rmdir()
+
+
+def _stderr_fd() -> int | None:
+    """The child's stdout goes to our stderr, so that stdout carries only the report."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stream (pytest, notebooks)
+        return None
+
+
+def make_row(job: Job, outcome: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The results.jsonl row of one job: its identity, then what it measured (or its error)."""
+    row = {
+        "variant": job.variant,
+        "encoder": job.encoder,
+        "seed": job.seed,
+        "config_hash": job.config_hash,
+        "status": "failed" if "error" in outcome else "ok",
+        "run_dir": job.config.output_dir,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "child_seconds": seconds,
+    }
+    if "error" in outcome:
+        return row | {"strategy": job.config.strategy, "error": outcome["error"], "traceback": outcome.get("traceback")}
+    return row | outcome
+
+
+def summary_line(row: dict[str, Any]) -> str:
+    head = f"{row['variant']} / {row['encoder']} / seed {row['seed']}"
+    if row["status"] != "ok":
+        return f"{head}: FAILED: {row['error']}"
+    metric = row["metric"]
+    s = row["seconds"]
+    return (
+        f"{head}: dev {metric} {row['dev'].get(metric, float('nan')):.4f}, "
+        f"extraction {s['extraction'] or 0:.1f} s, training {s['training'] or 0:.1f} s, "
+        f"peak RSS {row['peak_rss_bytes'] / 2**20:,.0f} MiB, {row['inference']['examples_per_second']:,.1f} ex/s"
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,130 @@
+"""The child side of ``lmtransfer compare``: one row (train, then time live prediction), or one shared
+extraction, in a process of its own, so that the peak memory it reports is that row's alone.
+
+    python -m lmtransfer.compare.worker JOB.json RESULT.json
+
+JOB holds ``{"kind": "row" | "extract", "configs": [...], "progress": bool, "threads": int,
+"inference_examples": int}``; RESULT
+gets the outcome, or ``{"error": ..., "traceback": ...}`` when it failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmtransfer import api
+from lmtransfer.config.build import build, changed
+from lmtransfer.config.layers import resolve_layers
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.atomic import atomic_write_json
+from lmtransfer.core.devices import peak_rss_bytes
+from lmtransfer.data.splits import Split
+from lmtransfer.runs.kinds import load_run
+from lmtransfer.tasks.base import Task
+from lmtransfer.training.setup import config_encoder
+
+INFERENCE_SAMPLE = 500  # dev items whose live prediction is timed
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Do one job and return its outcome; an exception becomes ``{"error", "traceback"}``."""
+    try:
+        if job.get("threads"):
+            torch.set_num_threads(int(job["threads"]))
+        configs = [build(c) for c in job["configs"]]
+        if job["kind"] == "extract":
+            return extract_union(configs, bool(job.get("progress")))
+        return train_row(configs[0], bool(job.get("progress")), int(job.get("inference_examples", INFERENCE_SAMPLE)))
+    except Exception as exc:  # the parent records the row as failed and goes on
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
+
+
+def extract_union(configs: list[RunConfig], progress: bool) -> dict[str, Any]:
+    """Extract the union of the configs' layers (they differ only in layers and what is trained) once,
+    so that each of their runs then reads its own layers from that cache."""
+    first = configs[0]
+    encoder = config_encoder(first)
+    layers = sorted({i for c in configs for i in resolve_layers(c.features.layers, encoder.num_layers)})
+    began = time.perf_counter()
+    done = api.extract(changed(first, {"features.layers": layers}), progress=progress)
+    return {
+        "layers": layers,
+        "seconds": time.perf_counter() - began,
+        "caches": {name: str(ex.cache.directory) for name, ex in done.items()},
+        "extracted": sum(ex.examples for ex in done.values()),  # 0: the caches were complete already
+        "bytes": sum(ex.cache.nbytes for ex in done.values()),
+    }
+
+
+def train_row(config: RunConfig, progress: bool, inference_examples: int = INFERENCE_SAMPLE) -> dict[str, Any]:
+    """Train the row's run, time live prediction on a dev sample, and return the row's measurements."""
+    began = time.perf_counter()
+    result = api.train(config, progress=progress)
+    inference = inference_throughput(result.directory, inference_examples)
+    costs = result.costs
+    return {
+        "strategy": config.strategy,
+        "task": config.task,
+        "metric": result.config.train.metric,
+        "dev": _scalars(result.dev),
+        "test": _scalars(result.test),
+        "seconds": {
+            "extraction": costs.extract_seconds,  # the parent puts the shared extraction's in
+            "training": costs.train_seconds,
+            "evaluation": costs.eval_seconds,
+            "wall": time.perf_counter() - began,
+        },
+        "extraction_shared": costs.extraction_shared,
+        "caches": costs.caches,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "cache_bytes": costs.cache_bytes,
+        "trainable_parameters": costs.trainable_parameters,
+        "inference": inference,
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "layer_weights": result.layer_weights,
+    }
+
+
+def inference_throughput(run_dir: Path, sample: int = INFERENCE_SAMPLE) -> dict[str, Any]:
+    """Examples/s of live prediction from raw inputs (tokenise, encode, head, decode) on the first
+    ``sample`` dev items, timed after the run and its encoder are loaded."""
+    run = load_run(run_dir)
+    items = _dev_sample(run.task, sample)
+    run.ready()
+    began = time.perf_counter()
+    run.predict(items)
+    seconds = time.perf_counter() - began
+    return {"examples": len(items), "seconds": seconds, "examples_per_second": len(items) / seconds}
+
+
+def _dev_sample(task: Task, sample: int) -> Split:
+    dev = task.load()["dev"]
+    return dev.subset(np.arange(min(sample, len(dev))))
+
+
+def _scalars(metrics: dict[str, Any] | None) -> dict[str, float] | None:
+    """The numbers of a metrics dict (per-class tables left out)."""
+    if metrics is None:
+        return None
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = argv
+    job = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    outcome = run_job(job)
+    atomic_write_json(result_path, outcome)
+    return 1 if "error" in outcome else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,164 @@
+"""A compare config expanded into its rows: one run config per variant x encoder x seed, all checked at load.
+
+A variant is the base run with the dotted ``set`` keys changed, exactly as ``--set`` would change
+them, applied to the config as written (so a variant that sets ``strategy: finetune`` gets the
+fine-tuning defaults, not the base's resolved feature-based ones). A variant is crossed with every
+``compare.encoders`` unless it says ``encoders: false`` or sets ``encoder.model`` itself (a baseline,
+static vectors).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lmtransfer.config.build import build, set_dotted
+from lmtransfer.config.layers import resolve_layers
+from lmtransfer.config.schema import RunConfig, VariantConfig
+from lmtransfer.config.source import ConfigSource
+from lmtransfer.core.errors import ConfigError, shown
+
+# Fields that do not change what a run computes: left out of its config hash.
+UNHASHED = ("output_dir", "cache_dir", "compare")
+BASE = VariantConfig(name="base")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of a comparison."""
+
+    variant: str
+    encoder: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return (self.variant, self.encoder, self.seed, self.config_hash)
+
+
+def config_hash(config: RunConfig) -> str:
+    """sha256 (16 hex digits) of the resolved config, without the fields that only say where things go."""
+    text = json.dumps(config.model_dump(mode="json", exclude=set(UNHASHED)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def slug(text: str) -> str:
+    """A folder name for an encoder value (a path, a hub id, an alias)."""
+    name = Path(text.rstrip("/")).name or text
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-.") or "encoder"
+
+
+def bind_variants(config: RunConfig, data: dict[str, Any], source: ConfigSource | None) -> None:
+    """Keep the base run as written on ``config.compare`` and check every row it expands to."""
+    compare = config.compare
+    assert compare is not None
+    compare._base = {k: copy.deepcopy(v) for k, v in data.items() if k != "compare"}
+    compare._source = source
+    jobs(config)
+
+
+def _base_data(config: RunConfig) -> dict[str, Any]:
+    compare = config.compare
+    if compare is not None and compare._base is not None:
+        return copy.deepcopy(compare._base)
+    return config.model_dump(mode="json", exclude_unset=True, exclude={"compare"})  # built in Python
+
+
+def jobs(config: RunConfig) -> list[Job]:
+    """Every row of the comparison, in order: variant, then encoder, then seed. Raises a ConfigError
+    that names the variant, the field and (for a file) its line for the first row that does not validate."""
+    compare = config.compare
+    if compare is None:
+        raise ConfigError("this config has no compare section", field="compare")
+    base = _base_data(config)
+    encoders = compare.encoders or [config.encoder.model]
+    out = []
+    for index, variant in enumerate(compare.variants or [BASE]):
+        own = "encoder.model" in variant.set or not variant.encoders
+        for encoder in [None] if own else encoders:
+            for seed in compare.seeds:
+                built = _variant_config(config, base, index, variant, encoder, seed)
+                out.append(Job(variant.name, built.encoder.model, seed, built))
+    return out
+
+
+def _variant_config(
+    config: RunConfig, base: dict[str, Any], index: int, variant: VariantConfig, encoder: str | None, seed: int
+) -> RunConfig:
+    data = copy.deepcopy(base)
+    try:
+        for key, value in variant.set.items():
+            set_dotted(data, key, copy.deepcopy(value))
+    except ConfigError as exc:
+        raise _variant_error(config, index, variant, exc.field or "set", exc.message) from None
+    if encoder is not None:
+        set_dotted(data, "encoder.model", encoder)
+    set_dotted(data, "train.seed", seed)
+    compare = config.compare
+    assert compare is not None
+    model = encoder or str((data.get("encoder") or {}).get("model", config.encoder.model))
+    data["output_dir"] = str(Path(compare.output_dir) / "runs" / variant.name / slug(model) / f"seed-{seed}")
+    try:
+        built = build(data)
+        resolve_layers(built.features.layers, 10_000)  # the spec's form; the range is checked once loaded
+    except ConfigError as exc:
+        raise _variant_error(config, index, variant, exc.field or "(top level)", exc.message) from None
+    except ValueError as exc:
+        raise _variant_error(config, index, variant, "features.layers", str(exc)) from None
+    return built
+
+
+def _variant_error(config: RunConfig, index: int, variant: VariantConfig, field: str, message: str) -> ConfigError:
+    """'file: line N: field 'compare.variants[i].set.F': variant 'name': message', the line that of the set key
+    when the variant sets that field, else of the variant itself."""
+    compare = config.compare
+    assert compare is not None
+    source = compare._source
+    key = next((k for k in variant.set if k == field or field.startswith(f"{k}.") or k.startswith(f"{field}.")), None)
+    where = f"compare.variants[{index}].set.{key}" if key else f"compare.variants[{index}]"
+    inherited = "" if key else f"{field} (from the base run): "
+    message = f"variant '{variant.name}': {inherited}{shown(message)}"
+    if source is None or source.path is None:
+        return ConfigError(message, field=shown(where))
+    if any(k in ("compare", "compare.variants") for k in source.overrides):  # the variants came from --set
+        return ConfigError(message, path="command line", field=shown(where))
+    line = _variant_line(source.path, index, key)
+    return ConfigError(message, path=source.path, line=line, field=shown(where))
+
+
+def _variant_line(path: Path, index: int, key: str | None) -> int | None:
+    """1-based line of ``compare.variants[index].set[key]`` (or of the variant) in the YAML file."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    item = _child(_child(node, "compare"), "variants")
+    if not isinstance(item, yaml.SequenceNode) or index >= len(item.value):
+        return None
+    item = item.value[index]
+    found = _child(item, "set", key_node=True) if key is None else None
+    settings = _child(item, "set")
+    if key is not None and isinstance(settings, yaml.MappingNode):
+        found = next((k for k, _ in settings.value if k.value == key), None)
+    return (found or item).start_mark.line + 1
+
+
+def _child(node: yaml.Node | None, name: str, key_node: bool = False) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if k.value == name:
+            return k if key_node else v
+    return None

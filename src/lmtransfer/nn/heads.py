@@ -1,0 +1,164 @@
+"""Task heads, and the one factory that builds them by the names in ``lmtransfer.core.choices``.
+
+A whole-text head maps a vector per example (B, D) to scores (B, C), or, as a BiLSTM, reads the
+text's token vectors (B, T, D) and pools what it outputs. A per-position head maps a vector per word
+or token (B, T, D) with its mask to scores per position (B, T, K), optionally through a BiLSTM and with
+a CRF on top. Heads read combined layer features (``lmtransfer.nn.task_model``), whether those come
+from the cache (feature-based) or from a live encoder (fine-tuning): the head code is the same either way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lmtransfer.core.choices import SENTENCE_HEADS, SEQUENCE_HEADS
+from lmtransfer.nn.crf import CRF, Allowed
+
+
+class LinearHead(nn.Module):
+    """Multinomial logistic regression: one affine map to the label scores."""
+
+    def __init__(self, in_dim: int, num_labels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(in_dim, num_labels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.dropout(x))  # (B, C)
+
+
+class MLPHead(nn.Module):
+    """One hidden layer (GELU) between the features and the label scores."""
+
+    def __init__(self, in_dim: int, num_labels: int, hidden_size: int = 256, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(in_dim, hidden_size),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_size, num_labels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)  # (B, C)
+
+
+def run_bilstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, D) through a bidirectional LSTM, packed so that padding never reaches it -> (B, T, 2h)."""
+    lengths = mask.sum(dim=1).clamp(min=1).cpu()  # (B,)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.shape[1])  # (B, T, 2h)
+    return out
+
+
+class BiLSTMPoolHead(nn.Module):
+    """A text as its token vectors (B, T, D) and mask -> BiLSTM -> max over real positions -> (B, C).
+
+    The classic recurrent text classifier (max pooling as in InferSent); with trainable word vectors
+    below it, it is the from-scratch baseline. A text with no tokens pools to zeros.
+    """
+
+    def __init__(self, in_dim: int, num_labels: int, lstm_hidden: int = 256, lstm_layers: int = 1, dropout=0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(in_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * lstm_hidden, num_labels)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        h = run_bilstm(self.lstm, self.dropout(x), mask)  # (B, T, 2h)
+        h = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)  # (B, 2h)
+        h = torch.where(mask.any(dim=1, keepdim=True), h, torch.zeros_like(h))  # (B, 2h)
+        return self.out(self.dropout(h))  # (B, C)
+
+
+class SequenceHead(nn.Module):
+    """(B, T, D) and a (B, T) mask of real positions -> (B, T, K) scores.
+
+    ``lstm_hidden > 0`` puts a BiLSTM (packed, so padding never reaches it) under the output layer;
+    ``crf`` adds a linear-chain CRF whose loss and Viterbi decoding replace per-position softmax.
+    ``pad_score`` (if set) is written at padding positions, so that a softmax over positions (QA
+    start / end) ignores them.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_outputs: int,
+        lstm_hidden: int = 0,
+        lstm_layers: int = 1,
+        dropout: float = 0.1,
+        crf: CRF | None = None,
+        pad_score: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = (
+            nn.LSTM(in_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True)
+            if lstm_hidden
+            else None
+        )
+        self.out = nn.Linear(2 * lstm_hidden if lstm_hidden else in_dim, num_outputs)
+        self.crf = crf
+        self.pad_score = pad_score
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        if self.lstm is not None:
+            x = run_bilstm(self.lstm, self.dropout(x), mask)  # (B, T, 2h)
+        scores = self.out(self.dropout(x))  # (B, T, K)
+        if self.pad_score is not None:
+            scores = scores.masked_fill(~mask[..., None], self.pad_score)
+        return scores
+
+    def loss(self, scores: Tensor, labels: Tensor) -> Tensor:
+        """Mean CRF negative log-likelihood per sequence, or mean cross-entropy per real position;
+        ``labels`` hold -100 at padding."""
+        if self.crf is not None:
+            mask = labels != -100  # (B, T)
+            return self.crf(scores, labels.clamp(min=0), mask, reduction="mean")
+        return F.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
+        """Best label per real position: Viterbi with a CRF, else the arg-max."""
+        if self.crf is not None:
+            return self.crf.decode(scores, mask)
+        best = scores.argmax(dim=-1).tolist()  # (B, T)
+        return [row[:n] for row, n in zip(best, mask.sum(dim=1).tolist())]
+
+
+def build_head(
+    kind: str,
+    in_dim: int,
+    num_outputs: int,
+    *,
+    per_position: bool = False,
+    hidden_size: int = 256,
+    dropout: float = 0.1,
+    lstm_hidden: int = 256,
+    lstm_layers: int = 1,
+    allowed: Allowed | None = None,
+    pad_score: float | None = None,
+) -> nn.Module:
+    """The head ``kind`` (``head.type``) over ``in_dim`` features.
+
+    Whole-text (``per_position`` False): ``linear`` or ``mlp`` on one vector per text, ``bilstm`` on its
+    token vectors. Per word or token: ``linear``, ``bilstm``, ``crf`` or ``bilstm-crf``, the CRF's transition
+    masks ``allowed``, and ``pad_score`` written at padding positions (QA's softmax over positions).
+    Which task takes which heads is the config's check (``choices.TASK_HEADS``).
+    """
+    if per_position:
+        if kind not in SEQUENCE_HEADS:
+            raise ValueError(f"unknown per-position head '{kind}' (choose {', '.join(SEQUENCE_HEADS)})")
+        crf = CRF(num_outputs, allowed) if kind.endswith("crf") else None
+        hidden = lstm_hidden if kind.startswith("bilstm") else 0
+        return SequenceHead(in_dim, num_outputs, hidden, lstm_layers, dropout, crf, pad_score)
+    if kind == "bilstm":
+        return BiLSTMPoolHead(in_dim, num_outputs, lstm_hidden, lstm_layers, dropout)
+    if kind == "linear":
+        return LinearHead(in_dim, num_outputs, dropout)
+    if kind == "mlp":
+        return MLPHead(in_dim, num_outputs, hidden_size, dropout)
+    raise ValueError(f"unknown whole-text head '{kind}' (choose {', '.join(SENTENCE_HEADS)})")

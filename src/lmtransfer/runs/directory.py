@@ -1,0 +1,81 @@
+"""Run directories: everything needed to reload a trained model, written atomically as a whole.
+
+config.yaml          the resolved config (every default filled in): exactly what ran
+model.safetensors    scalar mix + head weights
+layer_weights.json   the learned mix: hidden-state indices, softmax weights, gamma
+labels.json          output names in output order (classes, tags; empty for regression and qa)
+predictions/         dev and test predictions in the task's own format (JSONL, CoNLL, SQuAD JSON)
+encoder.json         which encoder, with weight and tokenizer hashes
+metrics.json         dev / test metrics, training history, costs
+encoder/             fine-tuned runs: the trained encoder in Hugging Face format (LoRA merged in)
+checkpoints/         training checkpoints (the last few, and the best on dev)
+
+A bag-of-words run holds ``bag_of_words.json`` and ``bag_of_words.safetensors`` instead of a head.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from safetensors.torch import save_file
+
+from lmtransfer.config.build import build
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.config.source import ConfigSource
+from lmtransfer.core.atomic import write_dir
+from lmtransfer.core.errors import LmtError
+from lmtransfer.nn.task_model import TaskModel
+
+
+def save_run(
+    directory: str | Path,
+    config: RunConfig,
+    model: TaskModel | None,
+    labels: list[str],
+    encoder_info: dict[str, Any],
+    metrics: dict[str, Any],
+    export: Callable[[Path], None] | None = None,
+    files: dict[str, str] | None = None,
+) -> Path:
+    """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
+
+    ``export(folder)`` may add files (a fine-tuned encoder), ``files`` maps relative paths to text to
+    write (predictions); the old run's ``checkpoints/`` are kept.
+    A kill at any moment leaves the old run or the new one whole (see ``replace_dir``).
+    """
+
+    def fill(folder: Path) -> None:
+        if export is not None:
+            export(folder)
+        for name, text in (files or {}).items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+        (folder / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        written: list[tuple[str, Any]] = [("labels", labels), ("encoder", encoder_info), ("metrics", metrics)]
+        if model is not None:  # None: a bag-of-words baseline, whose ``export`` writes its own model files
+            state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+            save_file(state, folder / "model.safetensors")
+            written.append(("layer_weights", {"layers": encoder_info["layers"], **model.mix.layer_weights()}))
+        for name, obj in written:
+            (folder / f"{name}.json").write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+    return write_dir(directory, fill, keep=("checkpoints",))
+
+
+def run_config(directory: Path) -> RunConfig:
+    """The resolved config a run directory was trained with."""
+    try:
+        raw = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise LmtError(f"config.yaml: not valid YAML ({getattr(exc, 'problem', exc)})", path=directory) from None
+    if not isinstance(raw, dict):
+        raise LmtError("config.yaml: not a mapping of config sections", path=directory)
+    return build(raw, ConfigSource(directory / "config.yaml", {}, {}))
+
+
+def read_json(directory: Path, name: str) -> Any:
+    return json.loads((directory / name).read_text(encoding="utf-8"))

@@ -1,0 +1,173 @@
+"""Training an encoder run end to end, both ways and every task: the task data, read and checked, becomes
+encoder examples; features come from the cache (feature-based) or a live encoder (fine-tuning, LoRA); the
+task model trains in the one loop; dev and test are scored, predictions written, the run saved whole."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from accelerate import Accelerator
+
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.choices import SCRATCH
+from lmtransfer.core.devices import peak_memory
+from lmtransfer.core.errors import LmtError
+from lmtransfer.encoders.encoder import Encoder
+from lmtransfer.features.pooling import FeatureSpec
+from lmtransfer.nn.task_model import TaskModel
+from lmtransfer.runs.directory import save_run
+from lmtransfer.runs.results import Costs, ExtractionCosts, LoopCosts, TrainResult, describe_layers
+from lmtransfer.tasks.base import Prepared
+from lmtransfer.tasks.table import TaskData
+from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
+from lmtransfer.training.loop import fit, seed_everything
+from lmtransfer.training.predict import predict_outputs
+from lmtransfer.training.setup import (
+    accelerator_for,
+    config_encoder,
+    extract_for,
+    feature_spec,
+    loop_args,
+    warn_if_cpu_busy,
+)
+from lmtransfer.training.strategies import build_model, export_encoder, trainable_parameters
+
+
+def train_encoder_run(
+    data: TaskData, progress: bool = True, resume: bool = False, accelerator: Accelerator | None = None
+) -> TrainResult:
+    """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory."""
+    config, task, labels = data.config, data.task, data.labels
+    encoder = config_encoder(config, task.texts(data.splits["train"]) if config.encoder.model == SCRATCH else None)
+    spec = feature_spec(config, encoder)
+    if spec.granularity != task.granularity:  # (extract may take other features of classification data)
+        raise config.error("features.granularity", f"task '{task.name}' needs {task.granularity} features")
+    acc = accelerator or accelerator_for(config)
+    main = acc.is_main_process
+    warn_if_cpu_busy(progress and main)
+    began = time.perf_counter()
+    prepared = {n: task.prepare(split, encoder.tokenizer, labels) for n, split in data.splits.items()}
+    datasets, extraction = _datasets(config, prepared, encoder, spec, acc, progress)
+    seed_everything(config.train.seed)  # the head's initial weights are part of what the seed fixes
+    task_model = task.build_model(len(spec.layers), encoder.hidden_size, labels)
+    model, groups = build_model(config, encoder, spec, task_model)
+    fitted = fit(
+        model,
+        datasets["train"],
+        datasets["dev"],
+        loss_fn=task.loss(task_model),
+        evaluate=lambda out, _: task.score(prepared["dev"], out, task_model, labels),
+        args=loop_args(config, progress and main, resume),
+        groups=groups,
+        accelerator=acc,
+    )
+    eval_began = time.perf_counter()
+    scores, files = {}, {}
+    for name in (n for n in ("dev", "test") if n in prepared):
+        outputs, _ = predict_outputs(model, datasets[name], config.train.batch_size, acc, progress and main)
+        scores[name] = task.score(prepared[name], outputs, task_model, labels)
+        found = task.predictions(prepared[name], outputs, task_model, labels)
+        files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
+    costs = Costs(
+        strategy=config.strategy,
+        trainable_parameters=trainable_parameters(model),
+        train_seconds=fitted.train_seconds,
+        eval_seconds=time.perf_counter() - eval_began,
+        wall_seconds=time.perf_counter() - began,
+        train_examples=fitted.examples,
+        extraction=extraction,
+        loop=LoopCosts(fitted.seconds, fitted.tokens, fitted.steps, acc.num_processes, acc.mixed_precision),
+        **peak_memory(),
+    )
+    weights = {"layers": list(spec.layers), **task_model.mix.layer_weights()}
+    result = TrainResult(
+        Path(config.output_dir),
+        config,
+        model,
+        scores.get("dev"),
+        scores.get("test"),
+        {n: p.size for n, p in prepared.items()},
+        costs,
+        describe_layers(weights),
+        best_epoch=fitted.best_epoch,
+        history=fitted.history,
+        encoder_inputs={n: len(p.examples) for n, p in prepared.items()},
+        layer_weights=weights,
+    )
+    if main:
+        _save(config, encoder, spec, task_model, labels, result.metrics, files)
+    acc.wait_for_everyone()
+    return result
+
+
+def _check_words(prepared: Prepared, rows: Sequence[int] | np.ndarray, name: str) -> None:
+    """Every word of every tagging window must have come out of the encoder with a vector."""
+    for i, (example, count) in enumerate(zip(prepared.examples, rows)):
+        if len(example) != count:
+            raise LmtError(
+                f"{name}: window {i} has {len(example)} words but the encoder gave {count} word vectors "
+                "(a tokenizer that splits words differently alone and in context?); lower encoder.max_length"
+            )
+
+
+def _datasets(
+    config: RunConfig,
+    prepared: dict[str, Prepared],
+    encoder: Encoder,
+    spec: FeatureSpec,
+    acc: Accelerator,
+    progress: bool,
+) -> tuple[dict[str, Any], ExtractionCosts | None]:
+    """Per split: cached features (feature-based) or tokenised examples (live encoder); what extraction cost."""
+    if config.strategy != "feature":
+        out = {}
+        for n, p in prepared.items():
+            out[n] = TextDataset(encoder.tokenizer, p.examples, spec.max_length, p.targets, spec.granularity)
+            if spec.granularity == "word":
+                _check_words(p, [len(s) for s in out[n].encoding.spans], n)
+        return out, None
+    began = time.perf_counter()
+    with acc.main_process_first():  # one process extracts; the others then find the cache complete
+        show = progress and acc.is_main_process
+        done = {n: extract_for(config, encoder, p.examples, spec, n, show) for n, p in prepared.items()}
+    costs = ExtractionCosts(
+        seconds=time.perf_counter() - began,
+        tokens=sum(ex.tokens for ex in done.values()),
+        cache_bytes=sum(ex.cache.nbytes for ex in done.values()),
+        caches={n: str(ex.cache.directory) for n, ex in done.items()},
+    )
+    datasets = {n: CachedFeatureDataset(ex.cache, prepared[n].targets) for n, ex in done.items()}
+    if spec.granularity == "word":
+        for n, d in datasets.items():
+            _check_words(prepared[n], d.lengths, n)
+    return datasets, costs
+
+
+def _save(config: RunConfig, encoder: Encoder, spec: FeatureSpec, task_model: TaskModel, labels, metrics, files):
+    info = {
+        "name": encoder.name,
+        "source": encoder.source,
+        "tokenizer_sha256": encoder.tokenizer_hash(),
+        "num_layers": encoder.num_layers,
+        "hidden_size": encoder.hidden_size,
+        "layers": list(spec.layers),
+        "weights_sha256": encoder.weights_hash() if config.strategy == "feature" else None,
+    }
+
+    def export(folder: Path) -> None:  # fine-tuned weights go beside the head, in Hugging Face format
+        info["weights_sha256"] = export_encoder(encoder, folder / "encoder").weights_hash()
+
+    save_run(
+        config.output_dir,
+        config,
+        task_model,
+        labels,
+        info,
+        metrics,
+        export=None if config.strategy == "feature" else export,
+        files=files,
+    )
