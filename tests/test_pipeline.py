@@ -80,6 +80,7 @@ def test_train_writes_a_reloadable_run(run_overrides, tmp_path):
     run_dir = result.directory
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == [
+        "README.md",  # the model card
         "checkpoints",
         "config.yaml",
         "encoder.json",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmtransfer.compare.card import comparison_card
 from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_rows, summarize
 from lmtransfer.compare.verdict import verdict
 from lmtransfer.core.atomic import atomic_write_text
@@ -58,12 +59,17 @@ def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
-def markdown(summaries: list[Summary], verdict_text: str) -> str:
+def table_markdown(summaries: list[Summary]) -> str:
+    """The results table in Markdown, with the note on what its numbers are."""
     header, cells = table_rows(summaries)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
     note = "Mean ± sample standard deviation over seeds; seconds are wall time; extraction is the shared one's."
-    return "\n".join(lines) + f"\n\n{note}\n\n**Verdict.** {verdict_text}\n"
+    return "\n".join(lines) + f"\n\n{note}\n"
+
+
+def markdown(summaries: list[Summary], verdict_text: str) -> str:
+    return table_markdown(summaries) + f"\n**Verdict.** {verdict_text}\n"
 
 
 def build_report(rows: list[dict[str, Any]], title: str = "lmtransfer compare") -> Report:
@@ -107,11 +113,13 @@ def _html(title: str, header: list[str], cells: list[list[str]], figures: list[t
 
 
 def write_report(directory: str | Path) -> Report:
-    """Rebuild report.md and report.html in a comparison folder from its results.jsonl alone."""
+    """Rebuild report.md, report.html and the folder's model card (README.md) from its results.jsonl alone."""
     directory = Path(directory)
     rows = read_rows(directory / "results.jsonl")
     report = build_report(rows, f"lmtransfer compare: {directory.name}")
     atomic_write_text(directory / "report.md", report.markdown)
     atomic_write_text(directory / "report.html", report.html)
+    card = comparison_card(directory, table_markdown(report.summaries), report.verdict, report.summaries)
+    atomic_write_text(directory / "README.md", card)
     report.directory = directory
     return report

@@ -35,6 +35,7 @@ from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import Job, jobs
 from lmtransfer.core.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from lmtransfer.core.choices import BASELINES
+from lmtransfer.runs.tracking import log_summary
 
 RESULTS = "results.jsonl"
 EXTRACTIONS = "extractions.json"  # cache folders of a run -> what extracting them took (seconds)
@@ -80,7 +81,12 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
         append_jsonl(out / RESULTS, row)
         rows.append(row)
         _say(f"[{number}/{len(todo)}] {summary_line(row)}")
-    return CompareResult(out, rows, len(todo_all) - len(todo), write_report(out))
+    report = write_report(out)
+    if config.train.report_to:  # the verdict and the report, as a run of the rows' experiment
+        experiment = config.train.experiment or out.name
+        files = [out / "report.md", out / "report.html"]
+        log_summary(config.train.report_to, experiment, report.verdict, files, out / "logs", config.error)
+    return CompareResult(out, rows, len(todo_all) - len(todo), report)
 
 
 def _note_extraction(out: Path, caches: dict[str, str], seconds: float) -> None:

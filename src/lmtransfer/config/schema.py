@@ -180,6 +180,16 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N optimizer steps (0: epoch ends only)")
     keep_checkpoints: int = Field(2, ge=1, description="periodic checkpoints kept (the best is kept apart)")
     seed: int = 13
+    report_to: list[Literal[c.TRACKERS]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="experiment trackers to log to, through accelerate: tensorboard (into <output_dir>/logs), "
+        "mlflow (MLFLOW_TRACKING_URI), wandb, comet_ml, aim, clearml, dvclive; default none",
+    )
+    logging_steps: int = Field(10, ge=1, description="trackers get the training loss and lr every N optimizer steps")
+    experiment: str | None = Field(
+        None, description="the trackers' experiment (project); default: the run folder's name (compare: its folder's)"
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="tags of the run in the trackers")
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

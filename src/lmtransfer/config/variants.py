@@ -26,7 +26,12 @@ from lmtransfer.config.source import ConfigSource
 from lmtransfer.core.errors import ConfigError, shown
 
 # Fields that do not change what a run computes: left out of its config hash.
-UNHASHED = ("output_dir", "cache_dir", "compare")
+UNHASHED: dict[str, Any] = {
+    "output_dir": True,
+    "cache_dir": True,
+    "compare": True,
+    "train": {"report_to", "logging_steps", "experiment", "tags"},
+}
 BASE = VariantConfig(name="base")
 
 
@@ -50,7 +55,7 @@ class Job:
 
 def config_hash(config: RunConfig) -> str:
     """sha256 (16 hex digits) of the resolved config, without the fields that only say where things go."""
-    text = json.dumps(config.model_dump(mode="json", exclude=set(UNHASHED)), sort_keys=True)
+    text = json.dumps(config.model_dump(mode="json", exclude=UNHASHED), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -110,6 +115,7 @@ def _variant_config(
     assert compare is not None
     model = encoder or str((data.get("encoder") or {}).get("model", config.encoder.model))
     data["output_dir"] = str(Path(compare.output_dir) / "runs" / variant.name / slug(model) / f"seed-{seed}")
+    _track_as_row(data, compare.output_dir, variant.name, model, seed)
     try:
         built = build(data)
         resolve_layers(built.features.layers, 10_000)  # the spec's form; the range is checked once loaded
@@ -118,6 +124,18 @@ def _variant_config(
     except ValueError as exc:
         raise _variant_error(config, index, variant, "features.layers", str(exc)) from None
     return built
+
+
+def _track_as_row(data: dict[str, Any], output_dir: str, variant: str, encoder: str, seed: int) -> None:
+    """Every row of a comparison goes to the trackers as a run of one experiment (the comparison folder's
+    name, unless the config names one), tagged with its variant, encoder, seed and training-set size."""
+    train, given = data.setdefault("train", {}), data.get("data")
+    if not isinstance(train, dict) or not isinstance(train.get("tags") or {}, dict):
+        return  # not a section: validation names it
+    train.setdefault("experiment", Path(output_dir).name)
+    size = (given.get("max_train_examples") if isinstance(given, dict) else None) or "all"
+    tags = {"variant": variant, "encoder": encoder, "seed": str(seed), "train_size": str(size)}
+    train["tags"] = {**(train.get("tags") or {}), **tags}
 
 
 def _variant_error(config: RunConfig, index: int, variant: VariantConfig, field: str, message: str) -> ConfigError:

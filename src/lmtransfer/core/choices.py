@@ -29,6 +29,18 @@ SPLITS = ("train", "dev", "test")
 STRATEGIES = ("feature", "finetune", "lora")
 MIXED_PRECISION = ("auto", "no", "bf16")
 
+# experiment trackers (accelerate's names), and the package each one needs
+TRACKER_PACKAGES = {
+    "tensorboard": "tensorboard",
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+    "comet_ml": "comet-ml",
+    "aim": "aim",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+}
+TRACKERS = tuple(TRACKER_PACKAGES)
+
 # heads: whole-text heads read one vector per text (a BiLSTM reads its tokens); the others one per position
 SENTENCE_HEADS = ("linear", "mlp", "bilstm")
 SEQUENCE_HEADS = ("linear", "bilstm", "crf", "bilstm-crf")

@@ -28,9 +28,9 @@ def auto_mixed_precision() -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
-def make_accelerator(mixed_precision: str = "no", grad_accum: int = 1) -> Accelerator:
+def make_accelerator(mixed_precision: str = "no", grad_accum: int = 1, log_with: list | None = None) -> Accelerator:
     """Devices and processes from accelerate: the accelerator torch finds, else the CPU; ``mixed_precision``
-    ``auto`` is bf16 autocast where the GPU has it.
+    ``auto`` is bf16 autocast where the GPU has it; ``log_with`` the experiment trackers (accelerate's).
 
     Without a GPU the processes run on the CPU and talk over gloo, so that
     ``accelerate launch --multi_gpu --num_processes 2 -m lmtransfer train ...`` also works on a CPU machine.
@@ -41,7 +41,10 @@ def make_accelerator(mixed_precision: str = "no", grad_accum: int = 1) -> Accele
     AcceleratorState._reset_state()
     GradientState._reset_state()
     return Accelerator(
-        mixed_precision=precision, gradient_accumulation_steps=grad_accum, cpu=not accelerator_available()
+        mixed_precision=precision,
+        gradient_accumulation_steps=grad_accum,
+        cpu=not accelerator_available(),
+        log_with=log_with or None,
     )
 
 

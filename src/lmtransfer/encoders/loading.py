@@ -32,10 +32,30 @@ def _packaged_minilm() -> str:
     return str(package.get_model_path())
 
 
-# What each short name in ENCODER_ALIASES stands for: a hub id, or a function returning a local directory.
+# The hub model each short name in ENCODER_ALIASES stands for, and what loads it: the hub id, or a function
+# returning a local directory (MiniLM comes from PyPI, a copy of the hub's all-MiniLM-L6-v2).
 T = TypeVar("T")
-_TARGETS = (_packaged_minilm, "sentence-transformers/all-mpnet-base-v2", "google-bert/bert-base-uncased")
-ALIASES: dict[str, str | Callable[[], str]] = dict(zip(ENCODER_ALIASES, _TARGETS, strict=True))
+HUB_IDS = dict(
+    zip(
+        ENCODER_ALIASES,
+        (
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "sentence-transformers/all-mpnet-base-v2",
+            "google-bert/bert-base-uncased",
+        ),
+        strict=True,
+    )
+)
+ALIASES: dict[str, str | Callable[[], str]] = {**HUB_IDS, "minilm": _packaged_minilm}
+
+
+def hub_id(name: str) -> str | None:
+    """The hub id an ``encoder.model`` value names (an alias's, or a hub id itself); None for a local path."""
+    if name in HUB_IDS:
+        return HUB_IDS[name]
+    local = Path(name).expanduser()
+    looks_local = local.exists() or local.suffix or name.startswith((".", "/", "~")) or name.count("/") != 1
+    return None if looks_local else name
 
 
 def resolve_model(name: str) -> str:

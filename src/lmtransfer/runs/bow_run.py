@@ -13,13 +13,14 @@ import numpy as np
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.atomic import existing_dir
-from lmtransfer.core.devices import peak_memory
+from lmtransfer.core.devices import make_accelerator, peak_memory
 from lmtransfer.core.errors import LmtError
 from lmtransfer.data.splits import Split
 from lmtransfer.encoders.bow import SETTINGS_FILE, WEIGHTS_FILE, BagOfWords, fit_features, fit_linear, texts_of
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config, save_run
 from lmtransfer.runs.results import Costs, TrainResult
+from lmtransfer.runs.tracking import begin, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
 
@@ -104,5 +105,10 @@ def train_bag_of_words(data: TaskData, progress: bool = True, resume: bool = Fal
         vocabulary_size=len(vocabulary),
     )
     info = {"name": enc.model, "source": "scikit-learn", "vocabulary_size": len(vocabulary), "layers": []}
+    trackers = trackers_for(config)
+    if trackers:  # one step, so the trackers get the config and the final numbers only
+        acc = make_accelerator("no", 1, trackers)
+        begin(acc, config)
+        finish(acc, result)
     save_run(config.output_dir, config, None, labels, info, result.metrics, export=model.save, files=files)
     return result

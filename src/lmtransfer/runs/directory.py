@@ -7,8 +7,11 @@ labels.json          output names in output order (classes, tags; empty for regr
 predictions/         dev and test predictions in the task's own format (JSONL, CoNLL, SQuAD JSON)
 encoder.json         which encoder, with weight and tokenizer hashes
 metrics.json         dev / test metrics, training history, costs
+README.md            the model card: Hub metadata (model-index), results, how it was trained and how to use it
 encoder/             fine-tuned runs: the trained encoder in Hugging Face format (LoRA merged in)
+adapter/             LoRA runs: the adapters alone (peft)
 checkpoints/         training checkpoints (the last few, and the best on dev)
+logs/                TensorBoard's event files, with ``train.report_to: [tensorboard]``
 
 A bag-of-words run holds ``bag_of_words.json`` and ``bag_of_words.safetensors`` instead of a head.
 """
@@ -26,9 +29,10 @@ from safetensors.torch import save_file
 from lmtransfer.config.build import build
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.source import ConfigSource
-from lmtransfer.core.atomic import write_dir
+from lmtransfer.core.atomic import atomic_write_text, write_dir
 from lmtransfer.core.errors import LmtError
 from lmtransfer.nn.task_model import TaskModel
+from lmtransfer.runs.card import run_card
 
 
 def save_run(
@@ -44,7 +48,7 @@ def save_run(
     """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
 
     ``export(folder)`` may add files (a fine-tuned encoder), ``files`` maps relative paths to text to
-    write (predictions); the old run's ``checkpoints/`` are kept.
+    write (predictions); the old run's ``checkpoints/`` and ``logs/`` (TensorBoard's) are kept.
     A kill at any moment leaves the old run or the new one whole (see ``replace_dir``).
     """
 
@@ -62,8 +66,10 @@ def save_run(
             written.append(("layer_weights", {"layers": encoder_info["layers"], **model.mix.layer_weights()}))
         for name, obj in written:
             (folder / f"{name}.json").write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+        card = run_card(config, labels, encoder_info, metrics, Path(directory))
+        (folder / "README.md").write_text(card, encoding="utf-8")  # the model card (Hub format)
 
-    return write_dir(directory, fill, keep=("checkpoints",))
+    return write_dir(directory, fill, keep=("checkpoints", "logs"))
 
 
 def run_config(directory: Path) -> RunConfig:
@@ -79,3 +85,12 @@ def run_config(directory: Path) -> RunConfig:
 
 def read_json(directory: Path, name: str) -> Any:
     return json.loads((directory / name).read_text(encoding="utf-8"))
+
+
+def write_card(folder: Path) -> Path:
+    """(Re)write the model card (README.md) of a run folder from the files it holds."""
+    metrics = read_json(folder, "metrics.json") if (folder / "metrics.json").is_file() else {}
+    labels, encoder = read_json(folder, "labels.json"), read_json(folder, "encoder.json")
+    card = run_card(run_config(folder), labels, encoder, metrics, folder)
+    atomic_write_text(folder / "README.md", card)
+    return folder / "README.md"

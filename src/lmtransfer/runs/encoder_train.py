@@ -21,10 +21,12 @@ from lmtransfer.features.pooling import FeatureSpec
 from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.runs.directory import save_run
 from lmtransfer.runs.results import Costs, ExtractionCosts, LoopCosts, TrainResult, describe_layers
+from lmtransfer.runs.tracking import begin, close, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
 from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
-from lmtransfer.training.loop import fit, seed_everything
+from lmtransfer.training.loop import fit
+from lmtransfer.training.optimizer import seed_everything
 from lmtransfer.training.predict import predict_outputs
 from lmtransfer.training.setup import (
     accelerator_for,
@@ -41,12 +43,27 @@ def train_encoder_run(
     data: TaskData, progress: bool = True, resume: bool = False, accelerator: Accelerator | None = None
 ) -> TrainResult:
     """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory."""
-    config, task, labels = data.config, data.task, data.labels
+    config, task = data.config, data.task
     encoder = config_encoder(config, task.texts(data.splits["train"]) if config.encoder.model == SCRATCH else None)
     spec = feature_spec(config, encoder)
     if spec.granularity != task.granularity:  # (extract may take other features of classification data)
         raise config.error("features.granularity", f"task '{task.name}' needs {task.granularity} features")
-    acc = accelerator or accelerator_for(config)
+    trackers = trackers_for(config, resume) if accelerator is None else []  # a given accelerator brings its own
+    acc = accelerator or accelerator_for(config, trackers)
+    if trackers:
+        begin(acc, config)
+    try:
+        return _train(data, encoder, spec, acc, progress, resume, tracked=bool(trackers))
+    except BaseException:
+        if trackers:
+            close(acc)  # an MLflow run left open would take the next run in as a nested one
+        raise
+
+
+def _train(
+    data: TaskData, encoder: Encoder, spec: FeatureSpec, acc: Accelerator, progress: bool, resume: bool, tracked: bool
+) -> TrainResult:
+    config, task, labels = data.config, data.task, data.labels
     main = acc.is_main_process
     warn_if_cpu_busy(progress and main)
     began = time.perf_counter()
@@ -98,6 +115,8 @@ def train_encoder_run(
         encoder_inputs={n: len(p.examples) for n, p in prepared.items()},
         layer_weights=weights,
     )
+    if tracked:  # the final numbers, and the trackers' files closed before the run folder is swapped in
+        finish(acc, result)
     if main:
         _save(config, encoder, spec, task_model, labels, result.metrics, files)
     acc.wait_for_everyone()

@@ -8,9 +8,8 @@ Hugging Face ``accelerate``: the same call runs on a CPU, a GPU, or under ``acce
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 from lmtransfer.core.devices import make_accelerator
 from lmtransfer.training.checkpoint import Checkpoints, rng_state
 from lmtransfer.training.datasets import as_is
+from lmtransfer.training.optimizer import adamw, param_groups, seed_everything
 from lmtransfer.training.predict import eval_loader, predict_outputs
 from lmtransfer.training.sampler import EpochSampler
 
@@ -50,6 +50,7 @@ class LoopArgs:
     checkpoint_dir: Path | None = None
     checkpoint_every: int = 0  # optimizer steps; 0 = at epoch ends only
     keep_checkpoints: int = 2
+    logging_steps: int = 10  # optimizer steps between two logs of loss and lr to the accelerator's trackers
     resume: bool = False
     progress: bool = True
 
@@ -67,29 +68,6 @@ class FitResult:
     recent_losses: list[float] = field(default_factory=list)  # of the last RECENT micro-batches
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def param_groups(params: nn.Module | Iterable[nn.Parameter], lr: float, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups at one rate: decay on matrices only; biases, norms and scalar-mix weights are spared."""
-    trainable = [p for p in (params.parameters() if isinstance(params, nn.Module) else params) if p.requires_grad]
-    return [
-        {"params": [p for p in trainable if p.ndim >= 2], "lr": lr, "weight_decay": weight_decay},
-        {"params": [p for p in trainable if p.ndim < 2], "lr": lr, "weight_decay": 0.0},
-    ]
-
-
-def _adamw(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    """AdamW with the fused kernel where torch has one (CPU and CUDA): its step costs a sixth on MiniLM."""
-    try:
-        return torch.optim.AdamW(groups, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.AdamW(groups)
-
-
 @dataclass
 class _State:
     epoch: int = 1  # the epoch in progress
@@ -98,6 +76,8 @@ class _State:
     stale: int = 0  # epochs since the dev metric last improved
     loss_sum: float = 0.0  # this epoch's training loss so far (this process)
     loss_count: int = 0
+    logged_sum: float = 0.0  # the training loss since the trackers last got it
+    logged_count: int = 0
     result: FitResult = field(default_factory=FitResult)
 
 
@@ -128,7 +108,7 @@ def fit(
     # or a resumed run would see other dropout masks than an uninterrupted one
     generator = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(train, batch_size=micro, sampler=sampler, collate_fn=as_is, generator=generator)
-    optimizer = _adamw(groups or param_groups(model, args.lr, args.weight_decay))
+    optimizer = adamw(groups or param_groups(model, args.lr, args.weight_decay))
     loaders = [train_loader] if dev is None else [train_loader, eval_loader(dev, micro)]
     model, optimizer, train_loader, *dev_loader = acc.prepare(model, optimizer, *loaders)
     steps_per_epoch = -(-len(train_loader) // args.grad_accum)
@@ -143,11 +123,11 @@ def fit(
     while state.epoch <= epochs and state.stale < args.patience:
         sampler.start(state.epoch, skip=state.batches_done * micro * acc.num_processes)
         _train_epoch(parts, train_loader, loss_fn, state, began)
-        score = None
+        scores = None
         if dev_loader:
             outputs, labels = predict_outputs(model, dev_loader[0], accelerator=acc, progress=show)
-            score = float(evaluate(outputs, labels)[args.metric])
-        best = _end_epoch(parts, state, score) or best
+            scores = evaluate(outputs, labels)
+        best = _end_epoch(parts, state, scores) or best
         state.result.seconds = time.perf_counter() - began
         if parts.ckpt is not None:
             _checkpoint(parts, state)
@@ -179,18 +159,21 @@ def _start(parts: _Parts) -> tuple[_State, dict[str, Tensor] | None]:
     return _State(), None
 
 
-def _end_epoch(parts: _Parts, state: _State, score: float | None) -> dict[str, Tensor] | None:
-    """Record the epoch (and its dev score, when there is a dev set); return a copy of the weights when
-    that score is the best so far."""
+def _end_epoch(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> dict[str, Tensor] | None:
+    """Record the epoch (and its dev metrics, when there is a dev set; the trackers get them all); return
+    a copy of the weights when the watched metric is the best so far."""
     args, result = parts.args, state.result
     train_loss = state.loss_sum / max(state.loss_count, 1)
     entry, line = {"epoch": state.epoch, "train_loss": train_loss}, f"epoch {state.epoch}: train loss {train_loss:.4f}"
+    score = None if scores is None else float(scores[args.metric])
     if score is not None:
         entry[f"dev_{args.metric}"] = score
         line += f", dev {args.metric} {score:.4f}"
     result.history.append(entry)
     if parts.acc.is_main_process and args.progress:
         tqdm.write(line)
+    dev = {f"dev/{k}": v for k, v in (scores or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    parts.acc.log({"train/epoch_loss": train_loss, "train/epoch": state.epoch, **dev}, step=state.step)
     best = None if score is None else _keep_best(parts, state, score)
     state.epoch, state.batches_done, state.loss_sum, state.loss_count = state.epoch + 1, 0, 0.0, 0
     return best
@@ -240,6 +223,8 @@ def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: _State, bega
                 parts.scheduler.step()
                 state.step += 1
             _count(state, batch, loss, acc.num_processes)
+            if stepped and state.step % args.logging_steps == 0:
+                _log_step(parts, state)
             now = time.perf_counter()
             result.train_seconds += now - last
             last = now
@@ -253,11 +238,18 @@ def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: _State, bega
                 break
 
 
+def _log_step(parts: _Parts, state: _State) -> None:
+    """The trackers get the mean training loss since their last log, and the learning rate."""
+    loss = state.logged_sum / max(state.logged_count, 1)
+    parts.acc.log({"train/loss": loss, "train/learning_rate": parts.scheduler.get_last_lr()[0]}, step=state.step)
+    state.logged_sum, state.logged_count = 0.0, 0
+
+
 def _count(state: _State, batch: dict[str, Any], loss: Tensor, processes: int) -> None:
-    n = len(batch["labels"])
-    state.result.recent_losses = [*state.result.recent_losses[-(RECENT - 1) :], loss.item()]
-    state.loss_sum += loss.item() * n
-    state.loss_count += n
+    n, value = len(batch["labels"]), loss.item()
+    state.result.recent_losses = [*state.result.recent_losses[-(RECENT - 1) :], value]
+    state.loss_sum, state.loss_count = state.loss_sum + value * n, state.loss_count + n
+    state.logged_sum, state.logged_count = state.logged_sum + value * n, state.logged_count + n
     state.batches_done += 1
     state.result.examples += n * processes
     mask = batch["inputs"].get("attention_mask")

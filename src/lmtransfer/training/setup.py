@@ -76,8 +76,9 @@ def extract_for(
     )
 
 
-def accelerator_for(config: RunConfig) -> Accelerator:
-    return make_accelerator(config.train.mixed_precision, config.train.grad_accum)
+def accelerator_for(config: RunConfig, trackers: list | None = None) -> Accelerator:
+    """The config's devices and mixed precision, logging to ``trackers`` (accelerate tracker objects)."""
+    return make_accelerator(config.train.mixed_precision, config.train.grad_accum, trackers)
 
 
 def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
@@ -97,6 +98,7 @@ def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
         checkpoint_dir=Path(config.output_dir) / "checkpoints",
         checkpoint_every=t.checkpoint_every,
         keep_checkpoints=t.keep_checkpoints,
+        logging_steps=t.logging_steps,
         resume=resume,
         progress=progress,
     )

