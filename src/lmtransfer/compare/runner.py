@@ -129,7 +129,7 @@ def extraction_groups(todo: Iterable[Job]) -> list[list[Job]]:
         c = job.config
         if c.strategy != "feature" or c.encoder.model in BASELINES:
             continue
-        features = c.features.model_dump(mode="json", exclude={"layers", "combine"})
+        features = c.features.model_dump(mode="json", exclude={"layers", "combine", "window_pooling"})
         key = {"encoder": c.encoder.model_dump(mode="json"), "features": features, "task": c.task}
         key |= {"data": c.data.model_dump(mode="json"), "qa": c.qa.model_dump(mode="json"), "cache": c.cache_dir}
         groups.setdefault(json.dumps(key, sort_keys=True), []).append(job)

@@ -44,6 +44,7 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
     features = _granularity(written, strategy, fail)
     train["metric"] = _metric(written, fail)
     _check_head(written, fail)
+    features |= _reading(written, strategy, fail)
     top = {"strategy": strategy} if strategy != written.strategy else {}
     return _apply(written, top, train=train, features=features, data=_glue_columns(written.data))
 
@@ -119,6 +120,46 @@ def _glue_columns(data) -> dict[str, str | None]:
     given = data.model_fields_set
     columns = {"text_column": text, "text_pair_column": pair, "label_column": label}
     return {name: value for name, value in columns.items() if name not in given}
+
+
+def _reading(config: RunConfig, strategy: str, fail) -> dict[str, str]:
+    """How a whole text or a pair meets the encoder: ``features.pair`` resolved (auto: separate for a frozen
+    encoder, joint for fine-tuning; joint where there are no pairs), and the rules of separate pairs,
+    windows over long texts and the cosine head."""
+    f, enc, head, task = config.features, config.encoder, config.head.type, config.task
+    whole = c.TASK_GRANULARITY[task] == "sentence"
+    layout = c.GLUE_COLUMNS.get(config.data.glue or "", (None, None, None))[1]
+    pairs = whole and bool(config.data.text_pair_column or layout) and enc.model not in c.BAG_OF_WORDS
+    pair = f.pair
+    if not pairs:
+        if pair == "separate":
+            raise fail("features.pair", f"'separate' reads the two texts of a pair apart; this {task} run has no pairs")
+        pair = "joint"
+    elif pair == "auto":
+        pair = "separate" if strategy == "feature" else "joint"
+    if enc.long_text == "windows":
+        if not whole or enc.model in c.BAG_OF_WORDS:
+            what = f"task '{task}' reads long inputs in windows of its own" if not whole else "it reads whole texts"
+            raise fail("encoder.long_text", f"'windows' does not apply: {what}")
+        if pairs and pair == "joint":
+            raise fail(
+                "encoder.long_text", "windows read each text alone: with text pairs, set features.pair: separate"
+            )
+        if enc.stride >= enc.max_length // 2:
+            raise fail(
+                "encoder.stride",
+                f"windows must move on: give a stride under encoder.max_length / 2 ({enc.max_length // 2})",
+            )
+    grouped = pair == "separate" or enc.long_text == "windows"
+    if grouped and head == "bilstm":
+        raise fail(
+            "head.type", "'bilstm' reads the tokens of one sequence: use it with features.pair: joint and no windows"
+        )
+    if head == "cosine" and pair != "separate":
+        raise fail(
+            "head.type", "'cosine' compares the two texts of a pair read apart: it needs features.pair: separate"
+        )
+    return {"pair": pair} if pair != f.pair else {}
 
 
 def _metric(config: RunConfig, fail) -> str:

@@ -52,6 +52,15 @@ class EncoderConfig(_Section):
         1, ge=1, description="scratch, counts, tfidf: words seen fewer times in train are out of vocabulary"
     )
     ngrams: int = Field(1, ge=1, le=5, description="counts, tfidf: features are word n-grams of length 1 to ngrams")
+    long_text: Literal[c.LONG_TEXT] = Field(  # type: ignore[valid-type]
+        "truncate",
+        description="whole-text tasks: a text longer than max_length is cut there (truncate), or read whole in "
+        "overlapping windows of max_length tokens whose vectors are pooled (windows)",
+    )
+    stride: int = Field(32, ge=0, description="windows: tokens that consecutive windows of a text share")
+    max_windows: int = Field(
+        8, ge=1, description="windows: fine-tuning reads at most this many windows of a text (the first ones)"
+    )
 
 
 class FeatureConfig(_Section):
@@ -76,6 +85,15 @@ class FeatureConfig(_Section):
         description="where extraction runs: auto (a GPU torch finds, else the CPU), cpu, cuda, cuda:1, ...",
     )
     shard_size: int = Field(4096, ge=1, description="texts per cache shard (the unit of resume)")
+    pair: Literal[c.PAIR_READINGS] = Field(  # type: ignore[valid-type]
+        "auto",
+        description="pair tasks: the two texts through the encoder together, [CLS] a [SEP] b [SEP] (joint), or "
+        "each alone, the head reading [u; v; |u-v|; u*v] (separate); auto: separate feature-based, joint fine-tuned",
+    )
+    window_pooling: Literal[c.WINDOW_POOLING] = Field(  # type: ignore[valid-type]
+        "mean",
+        description="encoder.long_text windows: a text's window vectors pooled by mean, max or learned attention",
+    )
 
 
 class DataConfig(_Section):

@@ -43,12 +43,13 @@ TRACKERS = tuple(TRACKER_PACKAGES)
 
 # heads: whole-text heads read one vector per text (a BiLSTM reads its tokens); the others one per position
 SENTENCE_HEADS = ("linear", "mlp", "bilstm")
+PAIR_HEADS = ("cosine",)  # on the two texts of a pair read apart
 SEQUENCE_HEADS = ("linear", "bilstm", "crf", "bilstm-crf")
 QA_HEADS = ("linear", "bilstm")
 TASK_HEADS = {
     "classification": SENTENCE_HEADS,
     "multilabel": SENTENCE_HEADS,
-    "regression": SENTENCE_HEADS,
+    "regression": (*SENTENCE_HEADS, *PAIR_HEADS),
     "tagging": SEQUENCE_HEADS,
     "qa": QA_HEADS,
 }
@@ -65,6 +66,9 @@ GRANULARITIES = tuple(GRANULARITY_POOLING)
 POOLINGS = ("cls", "mean", "max", "first", "last")
 STORAGE_DTYPES = ("float16", "float32", "int8")  # how cached features are stored
 COMPUTE_DTYPES = ("float32", "bfloat16")  # the encoder's arithmetic during extraction
+PAIR_READINGS = ("auto", "joint", "separate")  # a text pair through the encoder together, or each text alone
+LONG_TEXT = ("truncate", "windows")  # a text longer than max_length: cut, or read whole in windows
+WINDOW_POOLING = ("mean", "max", "attention")  # a long text's window vectors into one
 LAYER_NAMES = ("all", "last", "last4", "second_to_last", "embeddings")
 
 # data ----------------------------------------------------------------------------------------------------

@@ -53,8 +53,8 @@ class Extraction:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def _tokenize(encoder: Encoder, examples: Sequence[Example], max_length: int) -> Encoding:
-    return encode(encoder.tokenizer, examples, max_length)
+def _tokenize(encoder: Encoder, examples: Sequence[Example], spec: FeatureSpec) -> Encoding:
+    return encode(encoder.tokenizer, examples, spec.max_length, spec.window_stride)
 
 
 def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureSpec, dtype: str) -> tuple[int, bool]:
@@ -62,11 +62,11 @@ def estimate_bytes(encoder: Encoder, examples: Sequence[Example], spec: FeatureS
     per_row = len(spec.layers) * encoder.hidden_size * np.dtype(dtype).itemsize
     if dtype == "int8":
         per_row += len(spec.layers) * 4  # one float32 scale per stored vector
-    if spec.granularity == "sentence":
+    if spec.granularity == "sentence" and spec.window_stride is None:
         return len(examples) * per_row, True
     rng = np.random.default_rng(0)
     sample = rng.choice(len(examples), size=min(len(examples), 1000), replace=False)
-    encoding = _tokenize(encoder, [examples[i] for i in sample], spec.max_length)
+    encoding = _tokenize(encoder, [examples[i] for i in sample], spec)
     rows = [encoding.rows(i, spec.granularity) for i in range(len(sample))]
     return int(np.mean(rows) * len(examples) * per_row), False
 
@@ -128,10 +128,13 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
-def _store(buffer: ShardBuffer, offsets: np.ndarray, chosen: np.ndarray, rows: torch.Tensor) -> None:
-    """Write a batch's padded rows: one write for (B, L, H) sentence features, else each example's own rows."""
-    if rows.dim() == 3:  # one row per example: the whole batch in one write
-        buffer.put(offsets[chosen], rows)
+def _store(
+    buffer: ShardBuffer, offsets: np.ndarray, row_of: np.ndarray, chosen: np.ndarray, rows: torch.Tensor
+) -> None:
+    """Write a batch's padded rows: one write for (B, L, H) sentence features (at each sequence's row:
+    ``row_of``), else each example's own rows."""
+    if rows.dim() == 3:  # one row per sequence: the whole batch in one write
+        buffer.put(row_of[chosen], rows)
         return
     for b, i in enumerate(chosen):
         buffer.put(slice(offsets[i], offsets[i + 1]), rows[b, : offsets[i + 1] - offsets[i]])
@@ -139,9 +142,12 @@ def _store(buffer: ShardBuffer, offsets: np.ndarray, chosen: np.ndarray, rows: t
 
 def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute, dtype) -> tuple[int, int]:
     start, stop = writer.shard_range(index)
-    encoding = _tokenize(encoder, examples[start:stop], spec.max_length)
-    lengths = np.array(encoding.lengths)
+    encoding = _tokenize(encoder, examples[start:stop], spec)
+    lengths = np.array(encoding.lengths)  # (sequences,): an example, or one of its windows
     offsets = np.concatenate([[0], np.cumsum([encoding.rows(i, spec.granularity) for i in range(stop - start)])])
+    row_of = encoding.sequence_rows(offsets) if spec.granularity == "sentence" else offsets[:-1]
+    owner = encoding.owner if encoding.owner is not None else np.arange(len(lengths))
+    last = np.r_[owner[1:] != owner[:-1], True]  # an example's last window: where the progress bar counts it
     buffer = writer.open_shard(index, int(offsets[-1]))
     device = next(encoder.model.parameters()).device
     pad_id = encoder.tokenizer.pad_token_id or 0
@@ -156,13 +162,13 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
         with torch.inference_mode():
             rows = _ToHost(_forward_rows(encoder, batch, spec, spans, compute), dtype)
         if pending is not None:
-            _store(buffer, offsets, pending[0], pending[1].get())
+            _store(buffer, offsets, row_of, pending[0], pending[1].get())
         pending = (chosen, rows)
-        bar.update(len(chosen))
+        bar.update(int(last[chosen].sum()))
         bar.tokens += int(lengths[chosen].sum())
         bar.set_postfix_str(f"{bar.tokens / max(bar.format_dict['elapsed'], 1e-9):,.0f} tok/s", refresh=False)
     if pending is not None:
-        _store(buffer, offsets, pending[0], pending[1].get())
+        _store(buffer, offsets, row_of, pending[0], pending[1].get())
     truncated = encoding.truncated
     writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated)
     release_freed_memory()
@@ -252,9 +258,14 @@ def extract(
         encoder.model.to(home)
     writer.finish()
     if progress and truncated:
+        done = (
+            "were cut there (encoder.max_length sets it)"
+            if spec.window_stride is None
+            else f"were read whole, in windows sharing {spec.window_stride} tokens (encoder.long_text: windows)"
+        )
         print(
-            f"[{desc}] {truncated:,} of {remaining:,} texts were longer than max_length={spec.max_length} "
-            "tokens and were cut there (encoder.max_length sets it)",
+            f"[{desc}] {truncated:,} of {remaining:,} texts were longer than max_length={spec.max_length} tokens "
+            f"and {done}",
             file=sys.stderr,
         )
     return Extraction(FeatureCache(writer.directory), remaining, tokens, time.perf_counter() - began, truncated)

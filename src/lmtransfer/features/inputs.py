@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Encoding:
-    """Tokenised examples, unpadded: per input name a list of id lists; word spans for word lists."""
+    """Tokenised examples, unpadded: per input name a list of id lists, one per sequence; word spans for
+    word lists. A sequence is an example, except where long texts are read in windows: then ``owner`` gives
+    each sequence's example, and an example's windows are consecutive sequences."""
 
     columns: dict[str, list[list[int]]]
-    truncated: int = 0  # examples cut at max_length
+    truncated: int = 0  # examples cut at max_length (read in windows, where there are windows)
     batch: Any = None  # the tokenizer's BatchEncoding, for word ids
+    owner: np.ndarray | None = None  # (sequences,) the example of each window; None: one sequence each
     _spans: list[list[tuple[int, int]]] | None = field(default=None, repr=False)
     _flat: tuple[dict[str, np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
@@ -42,7 +45,23 @@ class Encoding:
 
     @property
     def lengths(self) -> list[int]:
+        """Tokens of each sequence."""
         return [len(ids) for ids in self.columns["input_ids"]]
+
+    def windows(self, count: int) -> list[np.ndarray]:
+        """For each of the ``count`` examples, the indices of its sequences (one, or its windows in order)."""
+        if self.owner is None:
+            return [np.array([i]) for i in range(count)]
+        starts = np.searchsorted(self.owner, np.arange(count + 1))  # the owners are sorted: windows consecutive
+        return [np.arange(starts[i], starts[i + 1]) for i in range(count)]
+
+    def sequence_rows(self, offsets: np.ndarray) -> np.ndarray:
+        """The cache row of each sequence of a sentence-level cache whose example i owns rows
+        ``offsets[i]:offsets[i+1]``: its example's first row, plus its place among the example's windows."""
+        if self.owner is None:
+            return offsets[:-1]
+        first = np.searchsorted(self.owner, self.owner)  # each sequence's example's first sequence
+        return offsets[self.owner] + np.arange(len(self.owner)) - first
 
     def pad(self, chosen: Sequence[int] | np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
         """The chosen examples' columns as right-padded (B, T) int64 tensors: ids padded with
@@ -80,14 +99,18 @@ class Encoding:
         return self._flat
 
     def rows(self, index: int, granularity: str) -> int:
-        """Cache rows example ``index`` takes: 1 (sentence), its words, or its tokens."""
+        """Cache rows example ``index`` takes: 1 (sentence; one per window in windows), its words, or its tokens."""
         if granularity == "sentence":
-            return 1
+            return 1 if self.owner is None else int(np.count_nonzero(self.owner == index))
         return len(self.spans[index]) if granularity == "word" else len(self.columns["input_ids"][index])
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int) -> Encoding:
-    """Tokenise a homogeneous list of examples (truncating texts and pairs at ``max_length``)."""
+def encode(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int, stride: int | None = None
+) -> Encoding:
+    """Tokenise a homogeneous list of examples (truncating texts and pairs at ``max_length``). With a
+    ``stride``, texts are read whole instead: a longer one becomes overlapping windows of at most
+    ``max_length`` tokens, consecutive windows sharing ``stride`` tokens."""
     names = [n for n in tokenizer.model_input_names if n in ("input_ids", "token_type_ids", "attention_mask")]
     if not examples:
         return Encoding({n: [] for n in names})
@@ -106,6 +129,8 @@ def encode(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_
             max_length=max_length,
             verbose=False,
         )
+    elif stride is not None and isinstance(first, str):
+        return _windows(tokenizer, list(examples), max_length, stride, names)
     else:
         words = not isinstance(first, str)
         batch = tokenizer(
@@ -118,6 +143,17 @@ def encode(tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_
     columns = {n: batch[n] for n in names if n in batch}
     truncated = sum(bool(e.overflowing) for e in batch.encodings) if batch.encodings else 0
     return Encoding(columns, truncated, batch)
+
+
+def _windows(tokenizer, texts: list[str], max_length: int, stride: int, names: list[str]) -> Encoding:
+    """Texts as windows: the tokenizer's own overflow (each window with its special tokens)."""
+    batch = tokenizer(
+        texts, truncation=True, max_length=max_length, stride=stride, return_overflowing_tokens=True, verbose=False
+    )
+    owner = np.asarray(batch["overflow_to_sample_mapping"], dtype=np.int64)  # (sequences,)
+    columns = {n: batch[n] for n in names if n in batch}
+    windowed = int(np.count_nonzero(np.bincount(owner, minlength=len(texts)) > 1))
+    return Encoding(columns, windowed, None, owner)
 
 
 def padded_spans(spans: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:

@@ -15,12 +15,14 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What to take from an encoder: hidden-state indices, granularity and pooling, max length."""
+    """What to take from an encoder: hidden-state indices, granularity and pooling, max length, and for a
+    text longer than that, windows (sentence level: one pooled vector per window) instead of a cut."""
 
     layers: tuple[int, ...]
     granularity: str = "sentence"  # sentence | word | token
     pooling: str = "mean"  # sentence: cls | mean | max; word: first | last | mean
     max_length: int = 256
+    window_stride: int | None = None  # tokens consecutive windows share; None: texts are cut at max_length
 
 
 def stack_layers(hidden_states: Sequence[Tensor], layers: Sequence[int]) -> Tensor:
@@ -107,7 +109,8 @@ def encoder_inputs(batch: dict[str, Tensor], uses_token_type_ids: bool) -> dict[
 
 class EncoderFeatures(nn.Module):
     """Live features, shaped as the cache stores them, batched: per sentence (B, L, H), per word
-    (B, W, L, H) from the batch's ``word_spans``, or per token (B, T, L, H).
+    (B, W, L, H) from the batch's ``word_spans``, or per token (B, T, L, H); for items of grouped texts
+    (the batch's ``groups``), per window (B, S, W, L, H).
 
     Whether the encoder trains is up to the caller; this module only routes tensors.
     """
@@ -125,7 +128,12 @@ class EncoderFeatures(nn.Module):
         states = hidden_states(self.encoder, encoder_inputs(batch, self.uses_token_type_ids), self.compute)
         h = stack_layers(states, self.spec.layers)  # (B, L, T, H)
         if self.spec.granularity == "sentence":
-            return pool_sentence(h, batch["attention_mask"], self.spec.pooling)  # (B, L, H)
+            pooled = pool_sentence(h, batch["attention_mask"], self.spec.pooling)  # (N, L, H) a sequence
+            if "groups" not in batch:
+                return pooled
+            groups = batch["groups"]  # (B, S, W): each window's sequence, -1 for none
+            grouped = pooled[groups.clamp(min=0)]  # (B, S, W, L, H)
+            return grouped * (groups >= 0)[..., None, None].to(grouped.dtype)  # padding windows zero, as cached
         if self.spec.granularity == "word":
             return pool_word_spans(h, batch["word_spans"], self.spec.pooling)  # (B, W, L, H)
         return h.transpose(1, 2)  # (B, T, L, H)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmtransfer.core.choices import SENTENCE_HEADS, SEQUENCE_HEADS
+from lmtransfer.core.choices import PAIR_HEADS, SENTENCE_HEADS, SEQUENCE_HEADS
 from lmtransfer.nn.crf import CRF, Allowed
 
 
@@ -73,6 +73,20 @@ class BiLSTMPoolHead(nn.Module):
         h = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)  # (B, 2h)
         h = torch.where(mask.any(dim=1, keepdim=True), h, torch.zeros_like(h))  # (B, 2h)
         return self.out(self.dropout(h))  # (B, C)
+
+
+class CosineHead(nn.Module):
+    """A pair read apart, (B, 2, D) -> (B, 1): ``a * cos(u, v) + b``, with a = 1 and b = 0 at the start, so
+    that an untrained head scores pairs as the encoder's own cosine similarity does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))  # ()
+        self.bias = nn.Parameter(torch.zeros(()))  # ()
+
+    def forward(self, x: Tensor) -> Tensor:
+        cos = F.cosine_similarity(x[:, 0], x[:, 1], dim=-1)  # (B,)
+        return (self.scale * cos + self.bias)[:, None]  # (B, 1)
 
 
 class SequenceHead(nn.Module):
@@ -145,8 +159,9 @@ def build_head(
     """The head ``kind`` (``head.type``) over ``in_dim`` features.
 
     Whole-text (``per_position`` False): ``linear`` or ``mlp`` on one vector per text, ``bilstm`` on its
-    token vectors. Per word or token: ``linear``, ``bilstm``, ``crf`` or ``bilstm-crf``, the CRF's transition
-    masks ``allowed``, and ``pad_score`` written at padding positions (QA's softmax over positions).
+    token vectors, ``cosine`` on the two vectors of a pair read apart (one output). Per word or token:
+    ``linear``, ``bilstm``, ``crf`` or ``bilstm-crf``, the CRF's transition masks ``allowed``, and
+    ``pad_score`` written at padding positions (QA's softmax over positions).
     Which task takes which heads is the config's check (``choices.TASK_HEADS``).
     """
     if per_position:
@@ -161,4 +176,6 @@ def build_head(
         return LinearHead(in_dim, num_outputs, dropout)
     if kind == "mlp":
         return MLPHead(in_dim, num_outputs, hidden_size, dropout)
-    raise ValueError(f"unknown whole-text head '{kind}' (choose {', '.join(SENTENCE_HEADS)})")
+    if kind == "cosine":
+        return CosineHead()
+    raise ValueError(f"unknown whole-text head '{kind}' (choose {', '.join((*SENTENCE_HEADS, *PAIR_HEADS))})")

@@ -38,14 +38,20 @@ def build_combination(kind: str, num_layers: int, layer_norm: bool = False) -> n
 
 
 class TaskModel(nn.Module):
-    """Layer features -> combination -> head: (B, L, H) -> (B, C), or (B, T, L, H) + mask -> (B, T, K)."""
+    """Layer features -> combination -> head: (B, L, H) -> (B, C), or (B, T, L, H) + mask -> (B, T, K).
 
-    def __init__(self, mix: nn.Module, head: nn.Module) -> None:
+    With a ``reader`` (texts in windows, pairs read apart) the features are (B, S, W, L, H) with a (B, S, W)
+    ``windows`` mask, and the reader turns the combined (B, S, W, D) into what the head reads.
+    """
+
+    def __init__(self, mix: nn.Module, head: nn.Module, reader: nn.Module | None = None) -> None:
         super().__init__()
-        self.mix, self.head = mix, head
+        self.mix, self.head, self.reader = mix, head, reader
 
-    def forward(self, features: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = self.mix(features)  # (B, D) or (B, T, D)
+    def forward(self, features: Tensor, mask: Tensor | None = None, windows: Tensor | None = None) -> Tensor:
+        x = self.mix(features)  # (B, D), (B, T, D) or (B, S, W, D)
+        if windows is not None:
+            x = self.reader(x, windows)  # (B, D'), or (B, 2, D) for a head that compares a pair
         return self.head(x) if mask is None else self.head(x, mask)
 
 

@@ -80,6 +80,9 @@ def run_config(directory: Path) -> RunConfig:
         raise LmtError(f"config.yaml: not valid YAML ({getattr(exc, 'problem', exc)})", path=directory) from None
     if not isinstance(raw, dict):
         raise LmtError("config.yaml: not a mapping of config sections", path=directory)
+    features = raw.get("features")
+    if isinstance(features, dict) and "pair" not in features:
+        features["pair"] = "joint"  # saved before features.pair existed: its pairs were read together
     return build(raw, ConfigSource(directory / "config.yaml", {}, {}))
 
 

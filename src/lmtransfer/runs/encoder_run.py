@@ -25,9 +25,9 @@ from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import task_for
-from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
+from lmtransfer.training.datasets import CachedFeatureDataset, live_dataset
 from lmtransfer.training.predict import predict_outputs
-from lmtransfer.training.setup import extract_for, feature_spec
+from lmtransfer.training.setup import extract_for, feature_spec, window_cap
 from lmtransfer.training.strategies import LiveModel
 
 
@@ -104,11 +104,9 @@ class Run(LoadedRun):
         spec = feature_spec(self.config, self.encoder)
         if from_cache and self.own_encoder is None:  # feature-based: features come from (and go to) the cache
             stored = extract_for(self.config, self.encoder, prepared.examples, spec, "evaluate", progress).cache
-            dataset = CachedFeatureDataset(stored, prepared.targets)
+            dataset = CachedFeatureDataset(stored, prepared.targets, prepared.sides)
             return predict_outputs(self.model, dataset, batch, progress=progress)[0]
-        dataset = TextDataset(
-            self.encoder.tokenizer, prepared.examples, spec.max_length, prepared.targets, spec.granularity
-        )
+        dataset = live_dataset(self.encoder.tokenizer, prepared, spec, window_cap(self.config))
         return predict_outputs(self.live_model(spec), dataset, batch, progress=progress)[0]
 
     def live_model(self, spec: FeatureSpec) -> LiveModel:

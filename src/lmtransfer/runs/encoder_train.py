@@ -4,6 +4,7 @@ task model trains in the one loop; dev and test are scored, predictions written,
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from lmtransfer.runs.results import Costs, ExtractionCosts, LoopCosts, TrainResu
 from lmtransfer.runs.tracking import begin, close, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
-from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
+from lmtransfer.training.datasets import CachedFeatureDataset, live_dataset
 from lmtransfer.training.loop import fit
 from lmtransfer.training.optimizer import seed_everything
 from lmtransfer.training.predict import predict_outputs
@@ -35,6 +36,7 @@ from lmtransfer.training.setup import (
     feature_spec,
     loop_args,
     warn_if_cpu_busy,
+    window_cap,
 )
 from lmtransfer.training.strategies import build_model, export_encoder, trainable_parameters
 
@@ -143,11 +145,16 @@ def _datasets(
 ) -> tuple[dict[str, Any], ExtractionCosts | None]:
     """Per split: cached features (feature-based) or tokenised examples (live encoder); what extraction cost."""
     if config.strategy != "feature":
-        out = {}
+        out = {n: live_dataset(encoder.tokenizer, p, spec, window_cap(config)) for n, p in prepared.items()}
         for n, p in prepared.items():
-            out[n] = TextDataset(encoder.tokenizer, p.examples, spec.max_length, p.targets, spec.granularity)
             if spec.granularity == "word":
                 _check_words(p, [len(s) for s in out[n].encoding.spans], n)
+            if out[n].cut and progress and acc.is_main_process:
+                print(
+                    f"[{n}] {out[n].cut:,} of {len(p.examples):,} texts are longer than {config.encoder.max_windows} "
+                    f"windows: fine-tuning reads their first {config.encoder.max_windows} (encoder.max_windows)",
+                    file=sys.stderr,
+                )
         return out, None
     began = time.perf_counter()
     with acc.main_process_first():  # one process extracts; the others then find the cache complete
@@ -159,7 +166,7 @@ def _datasets(
         cache_bytes=sum(ex.cache.nbytes for ex in done.values()),
         caches={n: str(ex.cache.directory) for n, ex in done.items()},
     )
-    datasets = {n: CachedFeatureDataset(ex.cache, prepared[n].targets) for n, ex in done.items()}
+    datasets = {n: CachedFeatureDataset(ex.cache, prepared[n].targets, prepared[n].sides) for n, ex in done.items()}
     if spec.granularity == "word":
         for n, d in datasets.items():
             _check_words(prepared[n], d.lengths, n)

@@ -20,6 +20,7 @@ from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.choices import task_granularity
 from lmtransfer.data.examples import Example
 from lmtransfer.data.splits import Split
+from lmtransfer.nn.readers import TextReader
 from lmtransfer.nn.task_model import TaskModel, build_combination
 
 Labels = np.ndarray | Sequence[np.ndarray]  # one row per example, or one array per example (tags per word)
@@ -30,7 +31,10 @@ class Prepared:
     """One split as the encoder sees it: ``examples`` (one per window for windowed tasks) and their targets.
 
     ``source`` is the split as read (texts, sentences, questions), ``size`` how many items it holds,
-    and ``extra`` whatever the task needs to map outputs back onto them (windows, lengths).
+    and ``extra`` whatever the task needs to map outputs back onto them (windows, lengths). ``sides``
+    (N, S) is set where an item reads several examples (``grouped``): the index of each of its S texts
+    among ``examples`` (a pair read apart: S = 2, each distinct text once; a long text in windows: S = 1);
+    then the targets are per item.
     """
 
     examples: list[Example]
@@ -38,6 +42,12 @@ class Prepared:
     source: Any
     size: int
     extra: Any = None
+    sides: np.ndarray | None = None
+
+
+def grouped(config: RunConfig) -> bool:
+    """Whether items read their texts as groups of vectors: a pair read apart, or texts in windows."""
+    return config.features.pair == "separate" or config.encoder.long_text == "windows"
 
 
 class Task:
@@ -96,7 +106,12 @@ class Task:
         f, h = self.config.features, self.config.head
         mix = build_combination(f.combine, num_layers, h.layer_norm)
         in_dim = hidden_size * num_layers if f.combine == "concat" else hidden_size
-        return TaskModel(mix, self.head(in_dim, labels))
+        if not grouped(self.config):
+            return TaskModel(mix, self.head(in_dim, labels))
+        pair = f.pair == "separate"
+        combine = ("sides" if h.type == "cosine" else "features") if pair else "single"
+        reader = TextReader(in_dim, f.window_pooling, combine)
+        return TaskModel(mix, self.head(in_dim * reader.out_factor, labels), reader)
 
     def loss(self, model: TaskModel) -> Callable[[Tensor, Tensor], Tensor]:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from lmtransfer.data.examples import TextPair
 from lmtransfer.data.splits import Split
 from lmtransfer.data.tables import check_labels, load_splits, read_table
 from lmtransfer.nn.heads import build_head
-from lmtransfer.tasks.base import Prepared, Task
+from lmtransfer.tasks.base import Prepared, Task, grouped
 from lmtransfer.tasks.metrics import classification_metrics, multilabel_metrics, regression_metrics
 
 
@@ -65,8 +65,17 @@ class ClassificationTask(Task):
         return np.array([lookup[label] for label in split.labels or []], dtype=np.int64)  # (N,)
 
     def prepare(self, split: Split, tokenizer: Any, labels: list[str]) -> Prepared:
+        """The items as they are; a pair read apart as its two texts among the split's distinct texts (each
+        once); a text in windows as itself (the windows are made when it is tokenised)."""
         targets = None if split.labels is None else self.targets(split, labels)
-        return Prepared(list(split.items), targets, split, len(split))
+        items = list(split.items)
+        if self.config.features.pair == "separate" and items and isinstance(items[0], TextPair):
+            texts = list(dict.fromkeys(text for item in items for text in item))  # distinct, in first-seen order
+            index = {text: i for i, text in enumerate(texts)}
+            sides = np.array([[index[item.first], index[item.second]] for item in items], dtype=np.int64)
+            return Prepared(texts, targets, split, len(split), sides=sides)
+        sides = np.arange(len(items), dtype=np.int64)[:, None] if grouped(self.config) else None
+        return Prepared(items, targets, split, len(split), sides=sides)
 
     def num_outputs(self, labels: list[str]) -> int:
         return len(labels)

@@ -52,8 +52,15 @@ def feature_spec(config: RunConfig, encoder: Encoder) -> FeatureSpec:
         layers = resolve_layers(config.features.layers, encoder.num_layers)
     except ValueError as exc:
         raise config.error("features.layers", str(exc)) from None
-    f = config.features
-    return FeatureSpec(tuple(layers), f.granularity, f.pooling, config.encoder.max_length)
+    f, enc = config.features, config.encoder
+    stride = enc.stride if enc.long_text == "windows" else None
+    return FeatureSpec(tuple(layers), f.granularity, f.pooling, enc.max_length, stride)
+
+
+def window_cap(config: RunConfig) -> int | None:
+    """Windows a text is read in at most: ``encoder.max_windows`` where the encoder trains (each window is
+    a pass through it), all of them for a frozen one (its features are cached)."""
+    return config.encoder.max_windows if config.strategy != "feature" else None
 
 
 def extract_for(

@@ -43,7 +43,7 @@ class LiveModel(nn.Module):
         if self.storage_dtype is not None:
             h = storage_round(h, self.storage_dtype)
         mask = batch.get("mask")  # (B, T) real words / tokens, for sequence tasks
-        return self.model(h) if mask is None else self.model(h, mask)
+        return self.model(h, mask, batch.get("windows"))  # windows: (B, S, W), for grouped texts
 
 
 def encoder_blocks(model: nn.Module) -> nn.ModuleList:

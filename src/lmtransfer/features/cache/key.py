@@ -16,6 +16,7 @@ from lmtransfer.features.cache.layout import DIGEST_LENGTH
 from lmtransfer.features.pooling import FeatureSpec
 
 FORMAT_VERSION = 2
+ADDED = ("window_stride",)  # fields of CacheKey that came after format version 2, None when unused
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,13 @@ class CacheKey:
     data_fingerprint: str
     compute: str = "float32"  # the encoder's arithmetic during extraction: float32 or bfloat16
     format_version: int = FORMAT_VERSION
+    window_stride: int | None = None  # texts read in windows sharing this many tokens; None: cut at max_length
 
     def digest(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """The first hex digits of the sha256 of the key's JSON. A field added since format version 2 counts
+        only when it is set, so that the caches made before it keep their digests."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if not (k in ADDED and v is None)}
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
 
 
@@ -63,6 +68,7 @@ def make_key(
         dtype=dtype,
         data_fingerprint=data_fingerprint(list(examples)),
         compute=compute,
+        window_stride=spec.window_stride,
     )
 
 
