@@ -182,3 +182,30 @@ def test_window_pooling_of_one_window_is_that_window():
 def test_bad_pair_and_window_settings_name_their_field(overrides, field):
     with pytest.raises(ConfigError, match=rf"field '{re.escape(field)}"):
         load_config(None, overrides)
+
+
+def test_every_head_of_a_scored_pair_read_apart_starts_from_the_cosine():
+    """Regression on a pair read apart: the cosine head, or a head on [u; v; |u-v|; u*v] added to it whose
+    output starts at zero; the cosine is mapped onto the training targets' range (labels.json)."""
+    from lmtransfer.tasks.table import TASKS
+
+    x = torch.randn(4, 2, 8)  # (B, 2, D)
+    cosine = F.cosine_similarity(x[:, 0], x[:, 1], dim=-1)  # (B,)
+    for head in ("cosine", "linear", "mlp"):
+        config = load_config(None, ["task=regression", "data.glue=stsb", "data.train=x", f"head.type={head}"])
+        model = TASKS["regression"](config).head(8, ["0.0", "5.0"])
+        torch.testing.assert_close(model(x)[:, 0], 5.0 * cosine)
+
+
+def test_a_regression_run_records_its_targets_range(tiny_bert_dir, tmp_path):
+    import json
+
+    result = pair_run(tiny_bert_dir, tmp_path)  # classification: the labels
+    assert json.loads((result.directory / "labels.json").read_text()) == ["0", "1"]
+    (tmp_path / "r").mkdir(exist_ok=True)
+    overrides = [*task_overrides("regression", tmp_path / "r"), f"encoder.model={tiny_bert_dir}", "train.epochs=1"]
+    places = [f"cache_dir={tmp_path / 'c'}", f"output_dir={tmp_path / 'reg'}"]
+    run = train(load_config(None, [*overrides, *places]), progress=False)
+    low, high = map(float, json.loads((run.directory / "labels.json").read_text()))
+    split = task_for(run.config).read(run.config.data.train)
+    assert (low, high) == (min(map(float, split.labels)), max(map(float, split.labels)))

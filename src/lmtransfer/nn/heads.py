@@ -76,17 +76,39 @@ class BiLSTMPoolHead(nn.Module):
 
 
 class CosineHead(nn.Module):
-    """A pair read apart, (B, 2, D) -> (B, 1): ``a * cos(u, v) + b``, with a = 1 and b = 0 at the start, so
-    that an untrained head scores pairs as the encoder's own cosine similarity does."""
+    """A pair read apart, (B, 2, D) -> (B, 1): ``low + (high - low) * (a * cos(u, v) + b)``, a learned affine
+    map of the two vectors' cosine onto the targets' range ``[low, high]`` (the training set's). a starts at
+    1 and b at 0, so that an untrained head ranks pairs exactly as the encoder's own cosine similarity does
+    (what sentence-transformers' cosine loss trains a bi-encoder towards, its labels scaled to 0..1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, low: float = 0.0, high: float = 1.0) -> None:
         super().__init__()
+        self.register_buffer("low", torch.tensor(float(low)))  # ()
+        self.register_buffer("span", torch.tensor(float(high) - float(low) or 1.0))  # ()
         self.scale = nn.Parameter(torch.ones(()))  # ()
         self.bias = nn.Parameter(torch.zeros(()))  # ()
 
     def forward(self, x: Tensor) -> Tensor:
         cos = F.cosine_similarity(x[:, 0], x[:, 1], dim=-1)  # (B,)
-        return (self.scale * cos + self.bias)[:, None]  # (B, 1)
+        return (self.low + self.span * (self.scale * cos + self.bias))[:, None]  # (B, 1)
+
+
+class CosineResidualHead(nn.Module):
+    """A score of a pair read apart, (B, 2, D) -> (B, 1): the cosine head's score plus ``inner`` on the pair's
+    [u; v; |u-v|; u*v]. The inner head's output layer starts at zero, so that the head starts as the
+    encoder's cosine similarity and learns what to add to it."""
+
+    def __init__(self, inner: nn.Module, low: float = 0.0, high: float = 1.0) -> None:
+        super().__init__()
+        self.cosine, self.inner = CosineHead(low, high), inner
+        last = [m for m in inner.modules() if isinstance(m, nn.Linear)][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        u, v = x[:, 0], x[:, 1]  # (B, D) each
+        features = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)  # (B, 4D)
+        return self.cosine(x) + self.inner(features)  # (B, 1)
 
 
 class SequenceHead(nn.Module):
@@ -155,11 +177,13 @@ def build_head(
     lstm_layers: int = 1,
     allowed: Allowed | None = None,
     pad_score: float | None = None,
+    target_range: tuple[float, float] = (0.0, 1.0),
 ) -> nn.Module:
     """The head ``kind`` (``head.type``) over ``in_dim`` features.
 
     Whole-text (``per_position`` False): ``linear`` or ``mlp`` on one vector per text, ``bilstm`` on its
-    token vectors, ``cosine`` on the two vectors of a pair read apart (one output). Per word or token:
+    token vectors, ``cosine`` on the two vectors of a pair read apart (one output in ``target_range``). Per
+    word or token:
     ``linear``, ``bilstm``, ``crf`` or ``bilstm-crf``, the CRF's transition masks ``allowed``, and
     ``pad_score`` written at padding positions (QA's softmax over positions).
     Which task takes which heads is the config's check (``choices.TASK_HEADS``).
@@ -177,5 +201,5 @@ def build_head(
     if kind == "mlp":
         return MLPHead(in_dim, num_outputs, hidden_size, dropout)
     if kind == "cosine":
-        return CosineHead()
+        return CosineHead(*target_range)
     raise ValueError(f"unknown whole-text head '{kind}' (choose {', '.join((*SENTENCE_HEADS, *PAIR_HEADS))})")

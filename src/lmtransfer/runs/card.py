@@ -134,7 +134,9 @@ def _training(config: RunConfig, encoder: dict[str, Any], metrics: dict[str, Any
             f"- Head: {h.type}; epochs up to {t.epochs} (best {metrics.get('best_epoch', '?')}), batch "
             f"{t.batch_size}, lr {t.lr}, seed {t.seed}"
         )
-    if labels:
+    if labels and config.task == "regression":
+        lines.append(f"- Targets: from {labels[0]} to {labels[-1]} in train")
+    elif labels:
         lines.append(f"- Labels: {', '.join(labels[:20])}{', ...' if len(labels) > 20 else ''}")
     if sizes:
         lines.append(f"- Data: {dataset_of(config)[1]}; examples: {sizes}")

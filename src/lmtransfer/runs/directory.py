@@ -3,7 +3,7 @@
 config.yaml          the resolved config (every default filled in): exactly what ran
 model.safetensors    scalar mix + head weights
 layer_weights.json   the learned mix: hidden-state indices, softmax weights, gamma
-labels.json          output names in output order (classes, tags; empty for regression and qa)
+labels.json          output names in output order (classes, tags); regression: the train targets' range; qa: none
 predictions/         dev and test predictions in the task's own format (JSONL, CoNLL, SQuAD JSON)
 encoder.json         which encoder, with weight and tokenizer hashes
 metrics.json         dev / test metrics, training history, costs

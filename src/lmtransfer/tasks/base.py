@@ -108,10 +108,14 @@ class Task:
         in_dim = hidden_size * num_layers if f.combine == "concat" else hidden_size
         if not grouped(self.config):
             return TaskModel(mix, self.head(in_dim, labels))
-        pair = f.pair == "separate"
-        combine = ("sides" if h.type == "cosine" else "features") if pair else "single"
+        combine = self.pair_combine() if f.pair == "separate" else "single"
         reader = TextReader(in_dim, f.window_pooling, combine)
         return TaskModel(mix, self.head(in_dim * reader.out_factor, labels), reader)
+
+    def pair_combine(self) -> str:
+        """What a head of this task reads of a pair read apart: [u; v; |u-v|; u*v] (``features``), or both
+        vectors (``sides``, for a head that compares them)."""
+        return "features"
 
     def loss(self, model: TaskModel) -> Callable[[Tensor, Tensor], Tensor]:
         raise NotImplementedError

@@ -18,7 +18,7 @@ from lmtransfer.core.errors import DataError, shown
 from lmtransfer.data.examples import TextPair
 from lmtransfer.data.splits import Split
 from lmtransfer.data.tables import check_labels, load_splits, read_table
-from lmtransfer.nn.heads import build_head
+from lmtransfer.nn.heads import CosineResidualHead, build_head
 from lmtransfer.tasks.base import Prepared, Task, grouped
 from lmtransfer.tasks.metrics import classification_metrics, multilabel_metrics, regression_metrics
 
@@ -170,10 +170,27 @@ class RegressionTask(ClassificationTask):
     metrics = TASK_METRICS[name]
 
     def fit_labels(self, train: Split) -> list[str]:
-        return []
+        """The training targets' lowest and highest value: the range a cosine head maps onto."""
+        values = self.targets(train, [])
+        return [repr(float(values.min())), repr(float(values.max()))] if len(values) else []
 
     def check(self, split: Split, labels: list[str]) -> None:
         self.targets(split, labels)
+
+    def pair_combine(self) -> str:
+        return "sides"  # every head of a scored pair starts from the two texts' cosine
+
+    def head(self, in_dim: int, labels: list[str]) -> nn.Module:
+        """A text's (or a joint pair's) score; a pair read apart: the cosine head, or a head on its
+        [u; v; |u-v|; u*v] added to the cosine (``CosineResidualHead``)."""
+        target_range = tuple(map(float, labels)) if labels else (0.0, 1.0)
+        h = self.config.head
+        if self.config.features.pair != "separate":
+            return super().head(in_dim, labels)
+        if h.type == "cosine":
+            return build_head("cosine", in_dim, 1, target_range=target_range)
+        inner = super().head(4 * in_dim, labels)
+        return CosineResidualHead(inner, *target_range)
 
     def targets(self, split: Split, labels: list[str]) -> np.ndarray:
         values = np.empty(len(split), dtype=np.float32)  # (N,)
