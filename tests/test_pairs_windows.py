@@ -197,6 +197,17 @@ def test_every_head_of_a_scored_pair_read_apart_starts_from_the_cosine():
         torch.testing.assert_close(model(x)[:, 0], 5.0 * cosine)
 
 
+def test_a_scored_pair_read_apart_starts_its_mix_at_the_last_layer():
+    """The encoder's own similarity is that of its last layer: under a head that compares the two vectors
+    the mix starts with 90 % of its weight there; a classifier on [u; v; |u-v|; u*v] starts at the average."""
+    scored = ["task=regression", "data.glue=stsb", "data.train=x", "features.layers=all"]
+    mix = task_for(load_config(None, scored)).build_model(4, 8, ["0.0", "5.0"]).mix
+    assert mix.layer_weights()["softmax"] == pytest.approx([0.1 / 3] * 3 + [0.9])
+    classified = ["data.glue=mrpc", "data.train=x", "features.layers=all", "strategy=feature"]
+    mix = task_for(load_config(None, classified)).build_model(4, 8, ["0", "1"]).mix
+    assert mix.layer_weights()["softmax"] == pytest.approx([0.25] * 4)
+
+
 def test_a_regression_run_records_its_targets_range(tiny_bert_dir, tmp_path):
     import json
 

@@ -44,3 +44,13 @@ def test_scalar_mix_starts_as_average_and_learns():
 def test_scalar_mix_rejects_wrong_layer_count():
     with pytest.raises(ValueError, match="expected 3 layers"):
         ScalarMix(3)(torch.randn(2, 4, 5))
+
+
+def test_a_mix_can_start_at_the_last_layer():
+    mix = ScalarMix(4, last_weight=0.9)
+    share = mix.layer_weights()["softmax"]
+    assert share[-1] == pytest.approx(0.9)
+    assert share[:-1] == pytest.approx([0.1 / 3] * 3)
+    assert ScalarMix(1, last_weight=0.9).layer_weights()["softmax"] == [1.0]
+    with pytest.raises(ValueError, match="last_weight"):
+        ScalarMix(3, last_weight=1.0)

@@ -29,9 +29,12 @@ class ConcatLayers(nn.Module):
         return {"concat": True}
 
 
-def build_combination(kind: str, num_layers: int, layer_norm: bool = False) -> nn.Module:
+def build_combination(
+    kind: str, num_layers: int, layer_norm: bool = False, last_weight: float | None = None
+) -> nn.Module:
+    """``mix`` (``ScalarMix``; ``last_weight`` its starting share of the last layer) or ``concat``."""
     if kind == "mix":
-        return ScalarMix(num_layers, layer_norm=layer_norm)
+        return ScalarMix(num_layers, layer_norm=layer_norm, last_weight=last_weight)
     if kind == "concat":
         return ConcatLayers(num_layers, layer_norm=layer_norm)
     raise ValueError(f"unknown layer combination '{kind}' (choose mix or concat)")

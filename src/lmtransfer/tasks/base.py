@@ -24,6 +24,7 @@ from lmtransfer.nn.readers import TextReader
 from lmtransfer.nn.task_model import TaskModel, build_combination
 
 Labels = np.ndarray | Sequence[np.ndarray]  # one row per example, or one array per example (tags per word)
+SIMILARITY_START = 0.9  # the last layer's starting share of the mix under a head that compares a pair
 
 
 @dataclass
@@ -104,11 +105,14 @@ class Task:
 
     def build_model(self, num_layers: int, hidden_size: int, labels: list[str]) -> TaskModel:
         f, h = self.config.features, self.config.head
-        mix = build_combination(f.combine, num_layers, h.layer_norm)
+        combine = self.pair_combine() if f.pair == "separate" else "single"
+        # a head that compares a pair's two vectors starts from the encoder's own similarity, which is
+        # that of its last layer: the mix starts there (90 %) and learns from it what the others add
+        last_weight = SIMILARITY_START if combine == "sides" else None
+        mix = build_combination(f.combine, num_layers, h.layer_norm, last_weight)
         in_dim = hidden_size * num_layers if f.combine == "concat" else hidden_size
         if not grouped(self.config):
             return TaskModel(mix, self.head(in_dim, labels))
-        combine = self.pair_combine() if f.pair == "separate" else "single"
         reader = TextReader(in_dim, f.window_pooling, combine)
         return TaskModel(mix, self.head(in_dim * reader.out_factor, labels), reader)
 
