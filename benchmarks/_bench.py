@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,3 +33,12 @@ def handled(args: argparse.Namespace, child_row: Callable[[], dict], table: Call
     if not (args.data / "train.tsv").is_file():
         sys.exit(f"skipped: SST-2 not found at {args.data} (see ../shared/data/README.md)")
     return False
+
+
+def cpu() -> dict:
+    """The CPU model and the instruction sets that matter for speed, for every benchmark row."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+    return {"cpu": model or platform.processor(), "isa": [f for f in wanted if f in flags], "cores": os.cpu_count()}

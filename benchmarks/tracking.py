@@ -20,11 +20,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _bench import cpu
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -36,15 +37,6 @@ CASES = {
     "both": (["tensorboard", "mlflow"], 10),
     "both-every-step": (["tensorboard", "mlflow"], 1),
 }
-
-
-def cpu() -> dict:
-    """The CPU model and the instruction sets that matter for speed."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-    return {"cpu": model or platform.processor(), "isa": [f for f in wanted if f in flags], "cores": os.cpu_count()}
 
 
 def child(case: str, work: Path) -> dict:

@@ -65,6 +65,13 @@ def test_rows_rerun_and_one_shared_extraction(run_overrides, tmp_path):
     by_variant = {r["variant"]: r["cache_bytes"] for r in rows}
     assert by_variant["last"] < by_variant["concat"] < by_variant["mix-all"]
     assert "| mix-all |" in result.report.markdown and (result.directory / "report.html").is_file()
+    # each row names its evaluation units (inside the folder) and holds the interval of its own run
+    for r in rows:
+        low, high = r["intervals"]["dev"][r["metric"]]
+        assert low <= r["dev"][r["metric"]] <= high
+        assert not Path(r["units"]["dev"]).is_absolute() and (result.directory / r["units"]["dev"]).is_file()
+    assert all(s.intervals["dev"].contains(s.dev.mean) for s in result.report.summaries)
+    assert "95% paired-bootstrap interval" in result.report.markdown
 
     again = compare(config, progress=False, isolate=False)
     assert again.skipped == 6 and again.rows == []
@@ -264,3 +271,42 @@ def test_extraction_groups_take_feature_rows_that_differ_in_layers(run_overrides
     config = compare_config(run_overrides, tmp_path, variants)
     (group,) = extraction_groups(jobs(config))  # d pools otherwise and is alone: its own run extracts it
     assert sorted({j.variant for j in group}) == ["a", "b"] and len(group) == 4
+
+
+def test_training_set_sizes_are_nested_seeded_subsets_swept_for_every_variant(run_overrides, tmp_path):
+    from lmtransfer.data.splits import sample_indices
+
+    for size in (1000, 67_349):
+        small, large = (set(sample_indices(size, n, 7).tolist()) for n in (100, 300))
+        assert len(small) == 100 and small < large
+    extra = ["compare.train_sizes=[all, 12]", "compare.variants=[{name: mix}, {name: ft, set: {strategy: finetune}}]"]
+    config = compare_config(run_overrides, tmp_path, *extra, "compare.seeds=[1]", "train.epochs=1")
+    found = jobs(config)
+    assert [(j.train_size, j.variant) for j in found] == [(12, "mix"), (12, "ft"), ("all", "mix"), ("all", "ft")]
+    assert [j.config.data.max_train_examples for j in found] == [12, 12, None, None]
+    assert found[0].config.output_dir.endswith("/n-12/seed-1")
+    result = compare(config, progress=False, isolate=False)
+    rows = read_rows(result.directory / "results.jsonl")
+    assert [(r["train_size"], r["sizes"]["train"]) for r in rows] == [(12, 12), (12, 12), ("all", 48), ("all", 48)]
+    report = result.report
+    assert len(report.summaries) == 4 and {s.train_examples for s in report.summaries} == {12, 48}
+    assert "| variant | encoder | kind | train | seeds |" in report.markdown
+    assert f"| mix | {rows[0]['encoder']} | feature-based | 12 | 1 |" in report.markdown
+    assert report.verdict.startswith("With 48 training examples: ")
+    assert "Across training-set sizes: " in report.verdict
+    page = (result.directory / "report.html").read_text()
+    assert page.count("<svg") == 5 and "against the number of training examples" in page
+    again = compare(config, progress=False, isolate=False)
+    assert again.skipped == 4
+
+
+def test_bad_training_set_sizes_name_their_field(tmp_path):
+    path = tmp_path / "cmp.yaml"
+    for sizes, message in (
+        ("[0, 100]", "at least 1"),
+        ("[100, 100]", "each size once"),
+        ("[ten]", "compare.train_sizes"),
+    ):
+        path.write_text(f"compare:\n  train_sizes: {sizes}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)

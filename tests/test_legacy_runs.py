@@ -96,7 +96,9 @@ def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
     train(load_config(None, [*overrides, f"output_dir={new}"]), progress=False)
     shutil.rmtree(new / "checkpoints", ignore_errors=True)
     files = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())  # noqa: E731
-    assert files(new) == sorted([*files(old), "README.md"])  # the model card, new since 088346a
+    units = [f"predictions/{p.name.split('.')[0]}.units.npz" for p in (old / "predictions").iterdir()]
+    # new since 088346a: the model card, and each split's evaluation units (compare's intervals)
+    assert files(new) == sorted([*files(old), "README.md", *units])
     for path in ("metrics.json", "encoder.json", "labels.json", "layer_weights.json"):
         if (old / path).is_file():
             assert structure(json.loads((new / path).read_text())) == structure(json.loads((old / path).read_text()))

@@ -16,6 +16,7 @@ from lmtransfer.cli.main import cli
 from lmtransfer.compare.report import build_report, write_report
 from lmtransfer.compare.results import summarize
 from lmtransfer.compare.verdict import verdict
+from lmtransfer.tasks.units import classification_units
 
 
 def row(
@@ -190,3 +191,68 @@ def test_report_html_in_a_headless_browser(tmp_path):
         assert "Fine-tuning" in browser.find_element(By.ID, "verdict").text
     finally:
         browser.quit()
+
+
+def with_units(directory: Path, the_row: dict, gold: np.ndarray, right: np.ndarray) -> dict:
+    """The row with dev units on disk: ``right`` marks the examples it got right."""
+    name = f"units/{the_row['variant']}-{the_row.get('train_size')}-{the_row['seed']}.npz"
+    (directory / name).parent.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_bytes(classification_units(gold, np.where(right, gold, 1 - gold), 2).to_bytes())
+    accuracy = float(right.mean())
+    return the_row | {"metric": "accuracy", "dev": {"accuracy": accuracy}, "units": {"dev": name}}
+
+
+def test_a_difference_inside_its_interval_is_a_tie_and_says_what_would_separate_it(tmp_path):
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 223)
+    right = rng.random(223) < 0.94
+    other = right.copy()  # the same examples right but six: four lost, two won, so 2 of 223 apart
+    other[np.flatnonzero(right)[:4]] = False
+    other[np.flatnonzero(~right)[:2]] = True
+    rows = [with_units(tmp_path, finetune(1, 0), gold, right), with_units(tmp_path, row("mix", 1, 0), gold, other)]
+    summaries = summarize(rows, tmp_path)
+    text = verdict(summaries)
+    assert "are tied on dev accuracy" in text and "contains 0" in text, text
+    assert "dev examples (against 223 here) would be needed to tell them apart" in text
+    ft = summaries[0]
+    assert ft.intervals["dev"].low < ft.dev.mean < ft.intervals["dev"].high
+    report = build_report(rows, directory=tmp_path)
+    assert f"{ft.dev.mean * 100:.2f} [{ft.intervals['dev'].low * 100:.1f}, " in report.markdown
+
+
+def test_a_difference_outside_its_interval_is_a_win_with_the_interval(tmp_path):
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 2, 1000)
+    order = rng.permutation(1000)  # how hard each example is
+    baseline = order < 950
+    baseline[np.flatnonzero(order < 950)[:3]] = False  # three lost and two won against fine-tuning's
+    baseline[np.flatnonzero(order >= 950)[:2]] = True
+    rows = [
+        with_units(tmp_path, finetune(1, 0), gold, order < 950),
+        with_units(tmp_path, row("mix", 1, 0), gold, order < 800),
+        with_units(tmp_path, row("tfidf", 1, 0, encoder="tfidf"), gold, baseline),
+    ]
+    text = verdict(summarize(rows, tmp_path))
+    assert text.startswith("Fine-tuning (finetune) is +15.0 accuracy over the best feature-based variant (mix) (95% ")
+    assert "over the 1,000 dev examples)" in text
+    assert "The best baseline (tfidf, 94.9) is tied with finetune: 0.1 accuracy below it" in text
+    # without the units (a run folder removed), the verdict falls back to the spread over seeds
+    (tmp_path / "units" / "mix-None-1.npz").unlink()
+    assert "interval" not in verdict(summarize(rows, tmp_path)).split(". The best baseline")[0]
+
+
+def test_the_verdict_across_training_set_sizes_states_the_crossover(tmp_path):
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 2, 500)
+    order = rng.permutation(500)  # how hard each dev example is: the better run gets the easier ones right
+    rows = []
+    for size, ft_right, fb_right in ((100, 400, 401), (300, 420, 418), (1000, 470, 420)):
+        at = {"train_size": size, "sizes": {"train": size}}
+        rows.append(with_units(tmp_path, finetune(1, 0) | at, gold, order < ft_right))
+        rows.append(with_units(tmp_path, row("mix", 1, 0) | at, gold, order < fb_right))
+    text = verdict(summarize(rows, tmp_path))
+    assert text.startswith("With 1,000 training examples: fine-tuning (finetune) is +10.0 accuracy over"), text
+    assert "Across training-set sizes: up to 300 training examples the two ways are tied" in text
+    assert "; at 1,000 training examples fine-tuning is ahead by 10.0 accuracy (+" in text
+    report = build_report(rows, directory=tmp_path)
+    assert report.html.count("<svg") == 5 and "| finetune | minilm | fine-tuning | 1,000 | 1 |" in report.markdown

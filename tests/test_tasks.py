@@ -24,6 +24,7 @@ from lmtransfer.nn.scalar_mix import ScalarMix
 from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.tasks.table import task_for
 from lmtransfer.tasks.tagging import owned, word_windows
+from lmtransfer.tasks.units import Units
 from lmtransfer.training.datasets import CachedFeatureDataset, TextDataset
 from lmtransfer.training.predict import predict_outputs
 from lmtransfer.training.strategies import LiveModel
@@ -65,7 +66,14 @@ def test_each_task_trains_each_way_and_predicts(task, strategy, tmp_path, tiny_b
     again = evaluate(result.directory, progress=False)
     assert again[metric] == pytest.approx(result.metrics["test"][metric], abs=1e-6)
     written = sorted(p.name for p in (result.directory / "predictions").iterdir())
-    assert written == [f"dev{task_for(config).prediction_suffix}", f"test{task_for(config).prediction_suffix}"]
+    suffix = task_for(config).prediction_suffix
+    assert written == sorted([f"dev{suffix}", f"test{suffix}", "dev.units.npz", "test.units.npz"])
+    # each split's evaluation units give back every number of its metrics, for compare's bootstrap
+    for split in ("dev", "test"):
+        units = Units.from_bytes((result.directory / "predictions" / f"{split}.units.npz").read_bytes())
+        assert units.full() == pytest.approx({k: result.metrics[split][k] for k in units.full()}, abs=1e-9)
+        assert set(task_for(config).metrics) <= set(units.full())
+        assert len(units) == result.metrics["sizes"][split]
     found = predict(result.directory, RAW_INPUTS[task])
     assert len(found) == len(RAW_INPUTS[task])
 

@@ -21,12 +21,48 @@ SIZE = (6.4, 4.2)
 def figures(summaries: list[Summary], scale: float, metric: str) -> list[tuple[str, str]]:
     """(caption, svg) for each plot."""
     done = [s for s in summaries if s.dev is not None]
-    return [
+    sizes = {s.train_size for s in done if s.train_size is not None}
+    if len(sizes) > 1:  # the plots of one size are those at the largest; the sizes get their own
+        largest = max(done, key=lambda s: s.train_examples or 0).train_size
+        swept, done = done, [s for s in done if s.train_size == largest]
+    out = [
         ("Quality against training cost", _svg(_quality(done, scale, metric, "cost"), 0)),
         ("Quality against feature storage", _svg(_quality(done, scale, metric, "storage"), 1)),
         ("Learned layer weights of each scalar mix", _svg(_weights(done), 2)),
         (f"Learning curves (dev {metric} per epoch)", _svg(_curves(done, scale, metric), 3)),
     ]
+    if len(sizes) > 1:
+        caption = f"Dev {metric} against the number of training examples (95% intervals)"
+        out.insert(0, (caption, _svg(_sizes(swept, scale, metric), 4)))
+    return out
+
+
+def _sizes(done: list[Summary], scale: float, metric: str) -> Figure:
+    """Each variant's dev metric at each training-set size, with its interval (or ± std without units)."""
+    fig = Figure(figsize=SIZE)
+    ax = fig.subplots()
+    lines: dict[tuple[str, str], list[Summary]] = {}
+    for s in done:
+        lines.setdefault((s.variant, s.encoder), []).append(s)
+    markers = "osD^vP*X"
+    for number, ((variant, _), points) in enumerate(lines.items()):
+        points = sorted((p for p in points if p.train_examples), key=lambda p: p.train_examples)
+        if not points:
+            continue
+        x = np.array([p.train_examples for p in points], dtype=float)
+        y = np.array([p.dev.mean for p in points]) * scale
+        low = np.array([p.intervals["dev"].low if "dev" in p.intervals else p.dev.mean - p.dev.std for p in points])
+        high = np.array([p.intervals["dev"].high if "dev" in p.intervals else p.dev.mean + p.dev.std for p in points])
+        yerr = np.abs(np.vstack([y - low * scale, high * scale - y]))
+        color = COLORS.get(points[0].kind, "#333")
+        ax.errorbar(x, y, yerr=yerr, fmt=f"{markers[number % len(markers)]}-", color=color, capsize=3, label=variant)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("training examples (log)")
+    ax.set_ylabel(f"dev {metric}")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
 
 
 def _svg(fig: Figure, number: int) -> str:

@@ -35,11 +35,22 @@ def _cell(stat: Stat | None, scale: float = 1.0, digits: int = 1) -> str:
     return mean if stat.n < 2 else f"{mean} ± {stat.std * scale:,.{digits}f}"
 
 
+def _quality(summary: Summary, split: str, scale: float) -> str:
+    """The metric's mean over seeds and its 95% interval where the units are there, else mean ± std."""
+    interval = summary.intervals.get(split)
+    stat = getattr(summary, split)
+    if interval is None or stat is None:
+        return _cell(stat, scale, 2)
+    shown = interval.scaled(scale)
+    return f"{stat.mean * scale:,.2f} [{shown.low:,.1f}, {shown.high:,.1f}]"
+
+
 def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of the results table (mean ± sample std over seeds)."""
+    """Header and cells of the results table (mean over seeds, with its 95% interval or ± sample std)."""
     scale, name = points(summaries), metric_name(summaries)
-    header = ["variant", "encoder", "kind", "seeds", f"dev {name}", f"test {name}", "extraction s", "training s"]
-    header += ["eval s", "peak RSS MiB", "features", "trainable params", "inference ex/s"]
+    swept = any(s.train_size is not None for s in summaries)
+    header = ["variant", "encoder", "kind", *(["train"] if swept else []), "seeds", f"dev {name}", f"test {name}"]
+    header += ["extraction s", "training s", "eval s", "peak RSS MiB", "features", "trainable params", "inference ex/s"]
     cells = []
     for s in summaries:
         c = s.costs
@@ -51,11 +62,12 @@ def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
         )
         cache = c.get("cache_bytes")
         params = c.get("trainable_parameters")
-        quality = [_cell(s.dev, scale, 2), _cell(s.test, scale, 2)]
+        quality = [_quality(s, "dev", scale), _quality(s, "test", scale)]
         seconds = [_cell(c.get(name)) for name in ("extraction", "training", "evaluation")]
         sizes = [_cell(rss, 1, 0), human_bytes(cache.mean) if cache and cache.mean else "-"]
         sizes += [f"{params.mean:,.0f}" if params else "-", _cell(c.get("inference"), 1, 0)]
-        cells.append([s.variant, s.encoder, s.kind, seeds, *quality, *seconds, *sizes])
+        size = [f"{s.train_examples:,}" if s.train_examples else str(s.train_size)] if swept else []
+        cells.append([s.variant, s.encoder, s.kind, *size, seeds, *quality, *seconds, *sizes])
     return header, cells
 
 
@@ -64,30 +76,43 @@ def table_markdown(summaries: list[Summary]) -> str:
     header, cells = table_rows(summaries)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-    note = "Mean ± sample standard deviation over seeds; seconds are wall time; extraction is the shared one's."
-    return "\n".join(lines) + f"\n\n{note}\n"
+    return "\n".join(lines) + f"\n\n{_note(summaries)} Seconds are wall time; extraction is the shared one's.\n"
+
+
+def _note(summaries: list[Summary]) -> str:
+    if any(s.intervals for s in summaries):
+        return (
+            "Dev and test: the mean over seeds [its 95% paired-bootstrap interval over the evaluation examples, "
+            "and over the seeds where there are several]; other numbers: mean ± sample standard deviation over seeds."
+        )
+    return "Mean ± sample standard deviation over seeds."
 
 
 def markdown(summaries: list[Summary], verdict_text: str) -> str:
     return table_markdown(summaries) + f"\n**Verdict.** {verdict_text}\n"
 
 
-def build_report(rows: list[dict[str, Any]], title: str = "lmtransfer compare") -> Report:
+def build_report(
+    rows: list[dict[str, Any]], title: str = "lmtransfer compare", directory: str | Path | None = None
+) -> Report:
+    """The report of ``rows``; their evaluation units' files are looked up relative to ``directory``."""
     from lmtransfer.compare.plots import figures  # matplotlib, only when a report is drawn
 
-    summaries = summarize(rows)
-    text = verdict(summaries)
+    summaries = summarize(rows, directory)
+    text, note = verdict(summaries), _note(summaries)
     md = markdown(summaries, text)
     header, cells = table_rows(summaries)
     return Report(
         md,
-        _html(title, header, cells, figures(summaries, points(summaries), metric_name(summaries)), text),
+        _html(title, header, cells, figures(summaries, points(summaries), metric_name(summaries)), text, note),
         text,
         summaries,
     )
 
 
-def _html(title: str, header: list[str], cells: list[list[str]], figures: list[tuple[str, str]], text: str) -> str:
+def _html(
+    title: str, header: list[str], cells: list[list[str]], figures: list[tuple[str, str]], text: str, note: str
+) -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>\n" for row in cells)
@@ -105,7 +130,7 @@ def _html(title: str, header: list[str], cells: list[list[str]], figures: list[t
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f'<link rel="icon" href="data:,"><style>{style}</style></head><body>\n<h1>{e(title)}</h1>\n'
         f'<div class="wide"><table id="results"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table></div>\n'
-        "<p>Mean ± sample standard deviation over seeds. Extraction seconds are those of the extraction the "
+        f"<p>{e(note)} Extraction seconds are those of the extraction the "
         "variant's features came from (shared by the variants that use the same encoder and data).</p>\n"
         f'<div id="plots">\n{plots}</div>\n<h2>Verdict</h2>\n<p class="verdict" id="verdict">{e(text)}</p>\n'
         "</body></html>\n"
@@ -116,7 +141,7 @@ def write_report(directory: str | Path) -> Report:
     """Rebuild report.md, report.html and the folder's model card (README.md) from its results.jsonl alone."""
     directory = Path(directory)
     rows = read_rows(directory / "results.jsonl")
-    report = build_report(rows, f"lmtransfer compare: {directory.name}")
+    report = build_report(rows, f"lmtransfer compare: {directory.name}", directory)
     atomic_write_text(directory / "report.md", report.markdown)
     atomic_write_text(directory / "report.html", report.html)
     card = comparison_card(directory, table_markdown(report.summaries), report.verdict, report.summaries)

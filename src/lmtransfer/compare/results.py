@@ -1,6 +1,7 @@
 """A comparison's rows, read back and summarised: one ``Summary`` per variant and encoder, with the mean
-and sample standard deviation of each number over its finished seeds. What the report's table, plots and
-verdict are computed from."""
+and sample standard deviation of each number over its finished seeds, and, where the rows' evaluation
+units are on disk, a paired-bootstrap interval of its dev and test metric (``compare/intervals.py``).
+What the report's table, plots and verdict are computed from."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from lmtransfer.compare.intervals import Bootstrap, Interval
 from lmtransfer.core.choices import BASELINES, names_static_vectors
+from lmtransfer.tasks.units import Units
 
 LOWER_IS_BETTER = ("mse",)
 METRIC_NAMES = {"f1": "F1", "accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1"}
@@ -50,6 +53,15 @@ class Summary:
     costs: dict[str, Stat | None] = field(default_factory=dict)
     layer_weights: tuple[list[int], list[float]] | None = None  # hidden-state indices, mean softmax weights
     curve: list[float] = field(default_factory=list)  # mean dev metric per epoch
+    units: dict[str, list[Units]] = field(default_factory=dict, repr=False)  # split -> one per finished seed
+    intervals: dict[str, Interval] = field(default_factory=dict)  # split -> the metric's (its own scale)
+    bootstraps: dict[str, Bootstrap] = field(default_factory=dict, repr=False)  # split -> shared by all variants
+    train_size: int | str | None = None  # the compare.train_sizes entry (None: sizes not swept)
+    train_examples: int | None = None  # how many training examples its runs had
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}|{self.encoder}|{self.train_size}"
 
     @property
     def cost_seconds(self) -> float:
@@ -85,17 +97,61 @@ def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last row of each (variant, encoder, seed): a rerun's row replaces an older or failed one."""
     last: dict[tuple, dict[str, Any]] = {}
     for row in rows:
-        last.pop(key := (row.get("variant"), row.get("encoder"), row.get("seed")), None)
+        last.pop(key := (row.get("variant"), row.get("encoder"), row.get("train_size"), row.get("seed")), None)
         last[key] = row
     return list(last.values())
 
 
-def summarize(rows: list[dict[str, Any]]) -> list[Summary]:
-    """One Summary per (variant, encoder), in the order they first appear."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+Groups = dict[tuple[str, str, Any], list[dict[str, Any]]]  # (variant, encoder, train size) -> rows
+
+
+def summarize(rows: list[dict[str, Any]], directory: str | Path | None = None) -> list[Summary]:
+    """One Summary per (variant, encoder, training-set size), in the order they first appear; with intervals
+    where every finished seed's evaluation units are found (``row["units"]``, relative to ``directory``)."""
+    groups: Groups = {}
     for row in latest(rows):
-        groups.setdefault((row["variant"], row["encoder"]), []).append(row)
-    return [_summary(variant, encoder, group) for (variant, encoder), group in groups.items()]
+        groups.setdefault((row["variant"], row["encoder"], row.get("train_size")), []).append(row)
+    summaries = [_summary(variant, encoder, group) for (variant, encoder, _), group in groups.items()]
+    for split in ("dev", "test"):
+        _resample(summaries, groups, split, Path(directory) if directory is not None else None)
+    return summaries
+
+
+def _resample(summaries: list[Summary], groups: Groups, split: str, directory: Path | None) -> None:
+    """Each summary's interval on ``split`` from one bootstrap shared by all of them (paired resamples)."""
+    for summary in summaries:
+        ok = [r for r in groups[(summary.variant, summary.encoder, summary.train_size)] if r.get("status") == "ok"]
+        found = [_units(r, split, directory) for r in ok]
+        if found and all(u is not None and summary.metric in u.full() for u in found):
+            summary.units[split] = found
+    sizes = {len(s.units[split][0]) for s in summaries if split in s.units}
+    if len(sizes) != 1:  # none, or scored on different units: no shared resamples, no intervals
+        return
+    boot = Bootstrap(sizes.pop())
+    for summary in (s for s in summaries if split in s.units):
+        summary.bootstraps[split] = boot
+        summary.intervals[split] = boot.interval(summary.units[split], summary.metric, summary.key)
+
+
+def _units(row: dict[str, Any], split: str, directory: Path | None) -> Units | None:
+    name = (row.get("units") or {}).get(split)
+    if not name:
+        return None
+    path = Path(name)
+    if not path.is_absolute() and directory is not None:
+        path = directory / path
+    try:
+        return Units.from_bytes(path.read_bytes())
+    except (OSError, ValueError, KeyError):  # a run folder removed or replaced since: no interval for it
+        return None
+
+
+def difference(a: Summary, b: Summary, split: str = "dev") -> Interval | None:
+    """a - b on ``split`` in the metric's own scale, resampled pairwise; None without units for both."""
+    boot = a.bootstraps.get(split)
+    if boot is None or boot is not b.bootstraps.get(split):
+        return None
+    return boot.difference(a.units[split], b.units[split], a.metric, (a.key, b.key))
 
 
 def _summary(variant: str, encoder: str, group: list[dict[str, Any]]) -> Summary:
@@ -104,8 +160,11 @@ def _summary(variant: str, encoder: str, group: list[dict[str, Any]]) -> Summary
     out = Summary(
         variant, encoder, kind_of(group[0]), metric, [r["seed"] for r in ok], [r for r in group if r not in ok]
     )
+    out.train_size = group[0].get("train_size")
     if not ok:
         return out
+    counts = [(r.get("sizes") or {}).get("train") for r in ok]
+    out.train_examples = next((int(c) for c in counts if c is not None), None)
     out.dev = Stat.of([(r.get("dev") or {}).get(metric) for r in ok])
     out.test = Stat.of([(r.get("test") or {}).get(metric) for r in ok])
     seconds = [r.get("seconds") or {} for r in ok]

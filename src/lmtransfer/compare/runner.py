@@ -72,12 +72,13 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
             _note_extraction(out, outcome["caches"], outcome["seconds"])
     rows = []
     for number, job in enumerate(todo, 1):
-        _say(f"[{number}/{len(todo)}] {job.variant} / {job.encoder} / seed {job.seed}: {job.config.strategy}")
+        size = f" / {job.train_size} train" if job.train_size is not None else ""
+        _say(f"[{number}/{len(todo)}] {job.variant} / {job.encoder}{size} / seed {job.seed}: {job.config.strategy}")
         began = time.perf_counter()
         outcome = _execute("row", [job.config], out, progress, isolate, config.compare.inference_examples)
         if "error" not in outcome:
             _charge_extraction(out, outcome)
-        row = make_row(job, outcome, time.perf_counter() - began)
+        row = make_row(job, outcome, time.perf_counter() - began, out)
         append_jsonl(out / RESULTS, row)
         rows.append(row)
         _say(f"[{number}/{len(todo)}] {summary_line(row)}")
@@ -171,12 +172,15 @@ def _stderr_fd() -> int | None:
         return None
 
 
-def make_row(job: Job, outcome: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """The results.jsonl row of one job: its identity, then what it measured (or its error)."""
+def make_row(job: Job, outcome: dict[str, Any], seconds: float, out: Path | None = None) -> dict[str, Any]:
+    """The results.jsonl row of one job: its identity, then what it measured (or its error). Its units'
+    files are named relative to the comparison folder ``out`` where they lie in it, so that the folder
+    can be moved and its report rebuilt."""
     row = {
         "variant": job.variant,
         "encoder": job.encoder,
         "seed": job.seed,
+        **({"train_size": job.train_size} if job.train_size is not None else {}),
         "config_hash": job.config_hash,
         "status": "failed" if "error" in outcome else "ok",
         "run_dir": job.config.output_dir,
@@ -185,11 +189,21 @@ def make_row(job: Job, outcome: dict[str, Any], seconds: float) -> dict[str, Any
     }
     if "error" in outcome:
         return row | {"strategy": job.config.strategy, "error": outcome["error"], "traceback": outcome.get("traceback")}
+    if out is not None and outcome.get("units"):
+        outcome = outcome | {"units": {k: _relative(Path(v), out) for k, v in outcome["units"].items()}}
     return row | outcome
 
 
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(out.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
 def summary_line(row: dict[str, Any]) -> str:
-    head = f"{row['variant']} / {row['encoder']} / seed {row['seed']}"
+    size = f" / {row['train_size']} train" if row.get("train_size") is not None else ""
+    head = f"{row['variant']} / {row['encoder']}{size} / seed {row['seed']}"
     if row["status"] != "ok":
         return f"{head}: FAILED: {row['error']}"
     metric = row["metric"]

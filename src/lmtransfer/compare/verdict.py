@@ -1,9 +1,15 @@
 """The report's verdict: which way wins on dev, by how much, and at what cost, in a plain sentence or
-three computed from the summaries (ties within the spread over seeds, missing ways, baselines, failures)."""
+three computed from the summaries (missing ways, baselines, failures).
+
+A difference is a win only when its 95% paired-bootstrap interval (over the dev examples, and the seeds
+where there are several) leaves out 0; otherwise the verdict calls it a tie and says roughly how many dev
+examples might tell the two apart. Rows without evaluation units (made before lmtransfer kept them) fall
+back to the spread over seeds."""
 
 from __future__ import annotations
 
-from lmtransfer.compare.results import LOWER_IS_BETTER, Summary, label, metric_name, points
+from lmtransfer.compare.intervals import Interval, units_to_separate
+from lmtransfer.compare.results import LOWER_IS_BETTER, Summary, difference, label, metric_name, points
 from lmtransfer.core.text import human_bytes
 
 
@@ -23,22 +29,107 @@ def _best(summaries: list[Summary], kinds: tuple[str, ...]) -> Summary | None:
 
 
 def verdict(summaries: list[Summary]) -> str:
-    """A plain sentence or three on which way wins on dev, and at what cost."""
-    scale, name = points(summaries), metric_name(summaries)
-    failed = [f"{s.variant} seed {r.get('seed')}" for s in summaries for r in s.failed]
+    """A plain sentence or three on which way wins on dev, and at what cost; with several training-set
+    sizes, that at the largest, then where along the sizes one way pulls ahead."""
+    failed = [f"{s.variant}{_at(s)} seed {r.get('seed')}" for s in summaries for r in s.failed]
     tail = f" {len(failed)} run(s) failed ({', '.join(failed)}); their errors are in results.jsonl." if failed else ""
+    sizes = train_sizes(summaries)
+    if len(sizes) < 2:
+        return _verdict_at(summaries) + tail
+    largest = [s for s in summaries if s.train_size == sizes[-1]]
+    head = _verdict_at(largest)
+    if not head.startswith("No run"):
+        head = f"With {_examples(largest):,} training examples: {head[0].lower()}{head[1:]}"
+    return f"{head} {crossover(summaries)}".rstrip() + tail
+
+
+def train_sizes(summaries: list[Summary]) -> list[int | str]:
+    """The training-set sizes swept, smallest first ("all" last)."""
+    sizes = {s.train_size for s in summaries if s.train_size is not None}
+    return sorted(sizes, key=lambda v: float("inf") if v == "all" else float(v))
+
+
+def _examples(summaries: list[Summary]) -> int:
+    """How many training examples these runs (of one size) had."""
+    counts = [s.train_examples for s in summaries if s.train_examples is not None]
+    sizes = [s.train_size for s in summaries if isinstance(s.train_size, int)]
+    return max(counts or sizes or [0])
+
+
+def _at(summary: Summary) -> str:
+    return f" at {summary.train_size} train" if summary.train_size is not None else ""
+
+
+def crossover(summaries: list[Summary]) -> str:
+    """Where along the training-set sizes the best fine-tuning and the best feature-based variant are tied,
+    and from where one is ahead, e.g. "up to 300 training examples the two ways are tied (...); from 1,000
+    on fine-tuning is ahead by 2.1 (+1.2 to +3.0) at 1,779"."""
+    scale, name = points(summaries), metric_name(summaries)
+    lower = next((s.metric for s in summaries if s.dev is not None), "") in LOWER_IS_BETTER
+    steps = []  # (examples, state, gain, interval or None)
+    for size in train_sizes(summaries):
+        here = [s for s in summaries if s.train_size == size]
+        ft, fb = _best(here, ("fine-tuning",)), _best(here, ("feature-based",))
+        if not (ft and fb):
+            continue
+        gain = (fb.dev.mean - ft.dev.mean) if lower else (ft.dev.mean - fb.dev.mean)
+        interval = _scaled(difference(ft, fb), -scale if lower else scale)
+        if interval is not None:
+            state = "tie" if interval.contains(0.0) else ("fine-tuning" if gain > 0 else "feature-based")
+        else:
+            noise = max(ft.dev.std, fb.dev.std) * scale
+            state = "tie" if abs(gain * scale) <= max(noise, 0.05) else ("fine-tuning" if gain > 0 else "feature-based")
+        steps.append((_examples(here), state, gain * scale, interval))
+    if len(steps) < 2:
+        return ""
+    runs: list[list[tuple]] = []
+    for step in steps:
+        if runs and runs[-1][-1][1] == step[1]:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    parts = []
+    for number, run in enumerate(runs):
+        first, last = run[0][0], run[-1][0]
+        if len(run) == 1:
+            span = f"at {first:,}"
+        elif number == len(runs) - 1:
+            span = f"from {first:,} on"
+        elif number == 0:
+            span = f"up to {last:,}"
+        else:
+            span = f"from {first:,} to {last:,}"
+        _, state, gain, interval = run[-1]
+        within = f", 95% interval {_span(interval)}" if interval is not None else ""
+        if state == "tie":
+            parts.append(
+                f"{span} training examples the two ways are tied (fine-tuning minus feature-based {gain:+.1f} "
+                f"{name}{within}, at {last:,})"
+            )
+        else:
+            ahead = interval if interval is None or gain > 0 else interval.scaled(-1.0)
+            within = f" ({_span(ahead)})" if ahead is not None else ""
+            parts.append(f"{span} training examples {state} is ahead by {abs(gain):.1f} {name}{within} at {last:,}")
+    return f"Across training-set sizes: {'; '.join(parts)}."
+
+
+def _verdict_at(summaries: list[Summary]) -> str:
+    """The verdict on summaries of one training-set size."""
+    scale, name = points(summaries), metric_name(summaries)
     ft, fb = _best(summaries, ("fine-tuning",)), _best(summaries, ("feature-based",))
     base = _best(summaries, ("baseline", "static vectors"))
     if not (ft or fb or base):
-        return "No run finished, so there is nothing to compare yet." + tail
+        return "No run finished, so there is nothing to compare yet."
     lower = next(s.metric for s in summaries if s.dev is not None) in LOWER_IS_BETTER
     gain = (
         (lambda a, b: (b.dev.mean - a.dev.mean) * scale) if lower else (lambda a, b: (a.dev.mean - b.dev.mean) * scale)
     )
     v = lambda s: f"{s.dev.mean * scale:.1f}"  # noqa: E731
     parts = []
+    sign = -scale if lower else scale  # intervals of a gain, in points
+    spread = lambda a, b: _scaled(difference(a, b), sign)  # noqa: E731
     if ft and fb:
-        parts.append(_ways(ft, fb, gain(ft, fb), scale, name, summaries))
+        parts.append(_ways(ft, fb, gain(ft, fb), spread(ft, fb), scale, name, summaries))
     elif ft or fb:
         only = ft or fb
         missing = "feature-based" if ft else "fine-tuning"
@@ -51,16 +142,49 @@ def verdict(summaries: list[Summary]) -> str:
         if best is None:
             parts.append(f"Only baselines finished; the best is {label(base, summaries)} at {v(base)} dev {name}.")
         else:
-            d = gain(best, base)
+            d, interval = gain(best, base), spread(best, base)
             where = "below" if d > 0 else "above"
-            parts.append(
-                f"The best baseline ({label(base, summaries)}, {v(base)}) is {abs(d):.1f} {name} {where} "
-                f"{label(best, summaries)}."
-            )
-    return " ".join(parts) + tail
+            if interval is not None and d < 0:  # the interval of how far it is above
+                interval = interval.scaled(-1.0)
+            head = f"The best baseline ({label(base, summaries)}, {v(base)})"
+            if interval is not None and interval.contains(0.0):
+                parts.append(
+                    f"{head} is tied with {label(best, summaries)}: {abs(d):.1f} {name} {where} it, a difference "
+                    f"whose 95% interval ({_span(interval)}) contains 0."
+                )
+            else:
+                within = f" ({_span(interval)}, 95% interval)" if interval is not None else ""
+                parts.append(f"{head} is {abs(d):.1f} {name} {where} {label(best, summaries)}{within}.")
+    return " ".join(parts)
 
 
-def _ways(ft: Summary, fb: Summary, diff: float, scale: float, name: str, summaries: list[Summary]) -> str:
+def _scaled(interval: Interval | None, factor: float) -> Interval | None:
+    return interval.scaled(factor) if interval is not None else None
+
+
+def _span(interval: Interval) -> str:
+    return f"{interval.low:+.1f} to {interval.high:+.1f}"
+
+
+def _separate(interval: Interval, units: int) -> str:
+    needed = units_to_separate(interval, units)
+    if needed is None:
+        return ""
+    return (
+        f"; if the difference held, roughly {needed:,} dev examples (against {units:,} here) would be needed to "
+        "tell them apart"
+    )
+
+
+def _ways(
+    ft: Summary,
+    fb: Summary,
+    diff: float,
+    interval: Interval | None,
+    scale: float,
+    name: str,
+    summaries: list[Summary],
+) -> str:
     """The sentence that sets the best fine-tuning and the best feature-based variant side by side."""
     noise = max(ft.dev.std, fb.dev.std) * scale
     time = _ratio(ft.cost_seconds, fb.cost_seconds)
@@ -69,7 +193,22 @@ def _ways(ft: Summary, fb: Summary, diff: float, scale: float, name: str, summar
     own = ft.costs.get("cache_bytes")
     ft_storage = "no feature storage" if not own or own.mean == 0 else f"{human_bytes(own.mean)} of features"
     a, b = label(ft, summaries), label(fb, summaries)
-    if abs(diff) <= max(noise, 0.05):
+    if interval is not None:
+        seeds = " and the seeds" if max(len(ft.seeds), len(fb.seeds)) > 1 else ""
+        units = len(ft.units["dev"][0])
+        if interval.contains(0.0):
+            return (
+                f"Fine-tuning ({a}) and the best feature-based variant ({b}) are tied on dev {name}: "
+                f"{ft.dev.mean * scale:.1f} vs {fb.dev.mean * scale:.1f}, a difference of {diff:+.1f} whose 95% "
+                f"interval over the {units:,} dev examples{seeds} ({_span(interval)}) contains 0"
+                f"{_separate(interval, units)}. Fine-tuning takes {time} the training time (extraction + "
+                f"training), feature-based stores {storage}."
+            )
+        interval = interval if diff > 0 else interval.scaled(-1.0)
+        within = f" (95% interval {_span(interval)} over the {units:,} dev examples{seeds})"
+    else:
+        within = ""
+    if interval is None and abs(diff) <= max(noise, 0.05):
         return (
             f"Fine-tuning ({a}) and the best feature-based variant ({b}) are tied on dev {name} "
             f"({ft.dev.mean * scale:.1f} vs {fb.dev.mean * scale:.1f}, within the spread over seeds); "
@@ -77,11 +216,11 @@ def _ways(ft: Summary, fb: Summary, diff: float, scale: float, name: str, summar
         )
     if diff > 0:
         return (
-            f"Fine-tuning ({a}) is +{diff:.1f} {name} over the best feature-based variant ({b}), at {time} the "
-            f"training time (extraction + training) and {ft_storage} against {storage}."
+            f"Fine-tuning ({a}) is +{diff:.1f} {name} over the best feature-based variant ({b}){within}, at "
+            f"{time} the training time (extraction + training) and {ft_storage} against {storage}."
         )
     return (
-        f"The best feature-based variant ({b}) is +{-diff:.1f} {name} over fine-tuning ({a}), at "
+        f"The best feature-based variant ({b}) is +{-diff:.1f} {name} over fine-tuning ({a}){within}, at "
         f"{_ratio(fb.cost_seconds, ft.cost_seconds)} the training time (extraction + training), storing {storage} "
         "of features."
     )

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lmtransfer import api
+from lmtransfer.compare.intervals import Bootstrap
 from lmtransfer.config.build import build, changed
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
@@ -28,7 +29,10 @@ from lmtransfer.core.atomic import atomic_write_json
 from lmtransfer.core.devices import peak_rss_bytes
 from lmtransfer.data.splits import Split
 from lmtransfer.runs.kinds import load_run
+from lmtransfer.runs.results import UNITS_SUFFIX
 from lmtransfer.tasks.base import Task
+from lmtransfer.tasks.table import task_for
+from lmtransfer.tasks.units import Units
 from lmtransfer.training.setup import config_encoder
 
 INFERENCE_SAMPLE = 500  # dev items whose live prediction is timed
@@ -88,10 +92,23 @@ def train_row(config: RunConfig, progress: bool, inference_examples: int = INFER
         "cache_bytes": costs.cache_bytes,
         "trainable_parameters": costs.trainable_parameters,
         "inference": inference,
+        "sizes": result.sizes,
         "best_epoch": result.best_epoch,
         "history": result.history,
         "layer_weights": result.layer_weights,
+        "units": {split: str(result.directory / "predictions" / f"{split}{UNITS_SUFFIX}") for split in result.units},
+        "intervals": row_intervals(result.units, task_for(result.config).metrics),
     }
+
+
+def row_intervals(units: dict[str, Units], metrics: tuple[str, ...]) -> dict[str, dict[str, list[float]]]:
+    """The 95% bootstrap interval of each of the task's metrics on each split, for this seed's run alone
+    (the report's intervals resample the seeds too, and pair the variants)."""
+    out = {}
+    for split, found in units.items():
+        boot = Bootstrap(len(found))
+        out[split] = {m: boot.interval([found], m).as_list() for m in metrics if m in found.full()}
+    return out
 
 
 def inference_throughput(run_dir: Path, sample: int = INFERENCE_SAMPLE) -> dict[str, Any]:

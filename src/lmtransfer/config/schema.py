@@ -248,6 +248,12 @@ class CompareConfig(_Section):
     inference_examples: int = Field(
         500, ge=1, description="dev items whose live prediction (raw text in, labels out) is timed per row"
     )
+    train_sizes: list[int | Literal["all"]] | None = Field(
+        None,
+        min_length=1,
+        description="training-set sizes: every row runs at each, on nested seeded subsets of train (the same "
+        "for every variant; dev and test stay whole); all: the whole training set",
+    )
 
     # the base run as written (before defaults), and where it came from: what the variants are built from
     _base: dict[str, Any] | None = PrivateAttr(default=None)
@@ -259,6 +265,11 @@ class CompareConfig(_Section):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"compare.variants: variant names must differ ({', '.join(twice)} twice)")
+        sizes = self.train_sizes or []
+        if any(s != "all" and s < 1 for s in sizes):
+            raise ValueError("compare.train_sizes: sizes are numbers of training examples, at least 1, or all")
+        if len(set(sizes)) < len(sizes):
+            raise ValueError("compare.train_sizes: each size once")
         return self
 
 

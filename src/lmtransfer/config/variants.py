@@ -43,6 +43,7 @@ class Job:
     encoder: str
     seed: int
     config: RunConfig
+    train_size: int | str | None = None  # a size of compare.train_sizes (a number, or "all"); None: not swept
 
     @property
     def config_hash(self) -> str:
@@ -82,30 +83,42 @@ def _base_data(config: RunConfig) -> dict[str, Any]:
 
 
 def jobs(config: RunConfig) -> list[Job]:
-    """Every row of the comparison, in order: variant, then encoder, then seed. Raises a ConfigError
-    that names the variant, the field and (for a file) its line for the first row that does not validate."""
+    """Every row of the comparison, in order: training-set size (smallest first), then variant, encoder and
+    seed. Raises a ConfigError that names the variant, the field and (for a file) its line for the first
+    row that does not validate."""
     compare = config.compare
     if compare is None:
         raise ConfigError("this config has no compare section", field="compare")
     base = _base_data(config)
     encoders = compare.encoders or [config.encoder.model]
     out = []
-    for index, variant in enumerate(compare.variants or [BASE]):
-        own = "encoder.model" in variant.set or not variant.encoders
-        for encoder in [None] if own else encoders:
-            for seed in compare.seeds:
-                built = _variant_config(config, base, index, variant, encoder, seed)
-                out.append(Job(variant.name, built.encoder.model, seed, built))
+    sizes: list[int | str | None] = list(compare.train_sizes or [None])
+    sizes.sort(key=lambda s: float("inf") if s == "all" else (s or 0))
+    for size in sizes:
+        for index, variant in enumerate(compare.variants or [BASE]):
+            own = "encoder.model" in variant.set or not variant.encoders
+            for encoder in [None] if own else encoders:
+                for seed in compare.seeds:
+                    built = _variant_config(config, base, index, variant, encoder, seed, size)
+                    out.append(Job(variant.name, built.encoder.model, seed, built, size))
     return out
 
 
 def _variant_config(
-    config: RunConfig, base: dict[str, Any], index: int, variant: VariantConfig, encoder: str | None, seed: int
+    config: RunConfig,
+    base: dict[str, Any],
+    index: int,
+    variant: VariantConfig,
+    encoder: str | None,
+    seed: int,
+    size: int | str | None = None,
 ) -> RunConfig:
     data = copy.deepcopy(base)
     try:
         for key, value in variant.set.items():
             set_dotted(data, key, copy.deepcopy(value))
+        if size is not None:  # the sweep's size wins over a variant's own (nested subsets, data.split_seed)
+            set_dotted(data, "data.max_train_examples", None if size == "all" else size)
     except ConfigError as exc:
         raise _variant_error(config, index, variant, exc.field or "set", exc.message) from None
     if encoder is not None:
@@ -114,7 +127,8 @@ def _variant_config(
     compare = config.compare
     assert compare is not None
     model = encoder or str((data.get("encoder") or {}).get("model", config.encoder.model))
-    data["output_dir"] = str(Path(compare.output_dir) / "runs" / variant.name / slug(model) / f"seed-{seed}")
+    where = Path(compare.output_dir) / "runs" / variant.name / slug(model)
+    data["output_dir"] = str(where / (f"n-{size}" if size is not None else "") / f"seed-{seed}")
     _track_as_row(data, compare.output_dir, variant.name, model, seed)
     try:
         built = build(data)

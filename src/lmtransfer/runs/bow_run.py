@@ -19,7 +19,7 @@ from lmtransfer.data.splits import Split
 from lmtransfer.encoders.bow import SETTINGS_FILE, WEIGHTS_FILE, BagOfWords, fit_features, fit_linear, texts_of
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config, save_run
-from lmtransfer.runs.results import Costs, TrainResult
+from lmtransfer.runs.results import UNITS_SUFFIX, Costs, TrainResult
 from lmtransfer.runs.tracking import begin, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
@@ -76,10 +76,12 @@ def train_bag_of_words(data: TaskData, progress: bool = True, resume: bool = Fal
     fit_seconds = time.perf_counter() - start
     model = BagOfWords(enc.model, vocabulary, enc.ngrams, idf, weight.astype(np.float32), bias.astype(np.float32))
     start = time.perf_counter()
-    scores, files = {}, {}
+    scores, units, files = {}, {}, {}
     for name in (n for n in ("dev", "test") if n in prepared):
         outputs = model.outputs(texts_of(prepared[name].examples))
-        scores[name] = task.score(prepared[name], outputs, None, labels)
+        scored = task.scored(prepared[name], outputs, None, labels)
+        scores[name], units[name] = scored.metrics, scored.units
+        files[f"predictions/{name}{UNITS_SUFFIX}"] = scored.units.to_bytes()
         found = task.predictions(prepared[name], outputs, None, labels)
         files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
     costs = Costs(
@@ -103,6 +105,7 @@ def train_bag_of_words(data: TaskData, progress: bool = True, resume: bool = Fal
         costs,
         f"{len(vocabulary):,} bag-of-words features, scikit-learn linear model",
         vocabulary_size=len(vocabulary),
+        units=units,
     )
     info = {"name": enc.model, "source": "scikit-learn", "vocabulary_size": len(vocabulary), "layers": []}
     trackers = trackers_for(config)

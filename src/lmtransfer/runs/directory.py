@@ -4,7 +4,8 @@ config.yaml          the resolved config (every default filled in): exactly what
 model.safetensors    scalar mix + head weights
 layer_weights.json   the learned mix: hidden-state indices, softmax weights, gamma
 labels.json          output names in output order (classes, tags); regression: the train targets' range; qa: none
-predictions/         dev and test predictions in the task's own format (JSONL, CoNLL, SQuAD JSON)
+predictions/         dev and test predictions in the task's own format (JSONL, CoNLL, SQuAD JSON), and
+                     what each evaluation unit scored ({split}.units.npz, for compare's intervals)
 encoder.json         which encoder, with weight and tokenizer hashes
 metrics.json         dev / test metrics, training history, costs
 README.md            the model card: Hub metadata (model-index), results, how it was trained and how to use it
@@ -43,21 +44,25 @@ def save_run(
     encoder_info: dict[str, Any],
     metrics: dict[str, Any],
     export: Callable[[Path], None] | None = None,
-    files: dict[str, str] | None = None,
+    files: dict[str, str | bytes] | None = None,
 ) -> Path:
     """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
 
-    ``export(folder)`` may add files (a fine-tuned encoder), ``files`` maps relative paths to text to
-    write (predictions); the old run's ``checkpoints/`` and ``logs/`` (TensorBoard's) are kept.
+    ``export(folder)`` may add files (a fine-tuned encoder), ``files`` maps relative paths to text or bytes
+    to write (predictions, their evaluation units); the old run's ``checkpoints/`` and ``logs/``
+    (TensorBoard's) are kept.
     A kill at any moment leaves the old run or the new one whole (see ``replace_dir``).
     """
 
     def fill(folder: Path) -> None:
         if export is not None:
             export(folder)
-        for name, text in (files or {}).items():
+        for name, content in (files or {}).items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text, encoding="utf-8")
+            if isinstance(content, bytes):
+                (folder / name).write_bytes(content)
+            else:
+                (folder / name).write_text(content, encoding="utf-8")
         (folder / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         written: list[tuple[str, Any]] = [("labels", labels), ("encoder", encoder_info), ("metrics", metrics)]
         if model is not None:  # None: a bag-of-words baseline, whose ``export`` writes its own model files

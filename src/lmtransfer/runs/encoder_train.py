@@ -21,7 +21,7 @@ from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.features.pooling import FeatureSpec
 from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.runs.directory import save_run
-from lmtransfer.runs.results import Costs, ExtractionCosts, LoopCosts, TrainResult, describe_layers
+from lmtransfer.runs.results import UNITS_SUFFIX, Costs, ExtractionCosts, LoopCosts, TrainResult, describe_layers
 from lmtransfer.runs.tracking import begin, close, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
@@ -85,10 +85,12 @@ def _train(
         accelerator=acc,
     )
     eval_began = time.perf_counter()
-    scores, files = {}, {}
+    scores, units, files = {}, {}, {}
     for name in (n for n in ("dev", "test") if n in prepared):
         outputs, _ = predict_outputs(model, datasets[name], config.train.batch_size, acc, progress and main)
-        scores[name] = task.score(prepared[name], outputs, task_model, labels)
+        scored = task.scored(prepared[name], outputs, task_model, labels)
+        scores[name], units[name] = scored.metrics, scored.units
+        files[f"predictions/{name}{UNITS_SUFFIX}"] = scored.units.to_bytes()
         found = task.predictions(prepared[name], outputs, task_model, labels)
         files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
     costs = Costs(
@@ -116,6 +118,7 @@ def _train(
         history=fitted.history,
         encoder_inputs={n: len(p.examples) for n, p in prepared.items()},
         layer_weights=weights,
+        units=units,
     )
     if tracked:  # the final numbers, and the trackers' files closed before the run folder is swapped in
         finish(acc, result)

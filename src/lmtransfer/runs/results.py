@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lmtransfer.config.schema import RunConfig
+from lmtransfer.tasks.units import Units
+
+UNITS_SUFFIX = ".units.npz"  # predictions/dev.units.npz: the split's units, for compare's bootstrap
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class TrainResult:
     encoder_inputs: dict[str, int] | None = None  # examples per split as the encoder saw them (windows)
     vocabulary_size: int | None = None  # bag of words
     layer_weights: dict[str, Any] | None = None  # layer_weights.json (None: a bag-of-words run)
+    units: dict[str, Units] = field(default_factory=dict)  # split -> what each evaluation unit scored
 
     @property
     def task(self) -> str:

@@ -22,6 +22,7 @@ from lmtransfer.data.examples import Example
 from lmtransfer.data.splits import Split
 from lmtransfer.nn.readers import TextReader
 from lmtransfer.nn.task_model import TaskModel, build_combination
+from lmtransfer.tasks.units import Units
 
 Labels = np.ndarray | Sequence[np.ndarray]  # one row per example, or one array per example (tags per word)
 SIMILARITY_START = 0.9  # the last layer's starting share of the mix under a head that compares a pair
@@ -49,6 +50,14 @@ class Prepared:
 def grouped(config: RunConfig) -> bool:
     """Whether items read their texts as groups of vectors: a pair read apart, or texts in windows."""
     return config.features.pair == "separate" or config.encoder.long_text == "windows"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A split's metrics and its evaluation units (``Units.full()`` gives the same numbers)."""
+
+    metrics: dict[str, Any]
+    units: Units
 
 
 class Task:
@@ -125,9 +134,14 @@ class Task:
         raise NotImplementedError
 
     # outputs ----------------------------------------------------------------------------------------
-    def score(self, prepared: Prepared, outputs: np.ndarray, model: TaskModel, labels: list[str]) -> dict[str, Any]:
-        """Metrics of ``outputs`` (one row per prepared example, in order) against the split's gold."""
+    def scored(self, prepared: Prepared, outputs: np.ndarray, model: TaskModel, labels: list[str]) -> Scored:
+        """Metrics of ``outputs`` (one row per prepared example, in order) against the split's gold, and what
+        each evaluation unit (text, sentence, question) contributed to them, for resampling."""
         raise NotImplementedError
+
+    def score(self, prepared: Prepared, outputs: np.ndarray, model: TaskModel, labels: list[str]) -> dict[str, Any]:
+        """The metrics alone (the loop's dev evaluation after each epoch)."""
+        return self.scored(prepared, outputs, model, labels).metrics
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: TaskModel, labels: list[str]) -> list:
         """One prediction per item of the split (per text, sentence or question)."""

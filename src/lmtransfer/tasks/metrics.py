@@ -132,19 +132,27 @@ def f1(prediction: str, truths: Sequence[str]) -> float:
     return max((_f1_one(prediction, truth) for truth in _as_list(truths)), default=0.0)
 
 
-def squad_metrics(predictions: dict[str, str], examples: list[QAExample]) -> dict[str, float | int]:
-    """Exact match and F1 in percent over ``examples``, and their count.
+def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> tuple[list[float], list[float]]:
+    """Exact match and F1 (0..1) of each question, in order.
 
     An impossible question's gold answer is "", so it scores 1 only when the prediction normalises to ""
     (as in the SQuAD v2 script). A missing prediction scores 0; predictions for other ids are ignored.
     """
-    em_total = f1_total = 0.0
+    exact, overlap = [], []
     for example in examples:
         if example.id not in predictions:
+            exact.append(0.0)
+            overlap.append(0.0)
             continue
         truths = [""] if example.is_impossible else [answer.text for answer in example.answers]
-        em_total += exact_match(predictions[example.id], truths)
-        f1_total += f1(predictions[example.id], truths)
+        exact.append(exact_match(predictions[example.id], truths))
+        overlap.append(f1(predictions[example.id], truths))
+    return exact, overlap
+
+
+def squad_metrics(predictions: dict[str, str], examples: list[QAExample]) -> dict[str, float | int]:
+    """Exact match and F1 in percent over ``examples`` (see ``squad_scores``), and their count."""
+    exact, overlap = squad_scores(predictions, examples)
     count = len(examples)
     scale = 100.0 / count if count else 0.0
-    return {"exact_match": em_total * scale, "f1": f1_total * scale, "count": count}
+    return {"exact_match": sum(exact) * scale, "f1": sum(overlap) * scale, "count": count}

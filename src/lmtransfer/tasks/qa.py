@@ -23,10 +23,11 @@ from lmtransfer.data.examples import Encoded
 from lmtransfer.data.splits import Split, make_splits
 from lmtransfer.data.squad import QAExample, read_squad
 from lmtransfer.nn.heads import build_head
-from lmtransfer.tasks.base import Prepared, Task
-from lmtransfer.tasks.metrics import squad_metrics
+from lmtransfer.tasks.base import Prepared, Scored, Task
+from lmtransfer.tasks.metrics import squad_metrics, squad_scores
 from lmtransfer.tasks.qa_answers import predict_answers
 from lmtransfer.tasks.qa_windows import make_windows
+from lmtransfer.tasks.units import squad_units
 
 NO_SCORE = -1e4  # written at padding positions, so that the softmax over positions ignores them
 Questions = Split[QAExample]  # a split of SQuAD questions; ``version`` is the file's own ("v2.0")
@@ -111,9 +112,10 @@ class QATask(Task):
             self._null_threshold(prepared.source),
         )
 
-    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
-        metrics = squad_metrics(self._answers(prepared, outputs), prepared.source.items)
-        return {**metrics, "windows": len(prepared.examples)}
+    def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
+        answers, questions = self._answers(prepared, outputs), prepared.source.items
+        metrics = squad_metrics(answers, questions)
+        return Scored({**metrics, "windows": len(prepared.examples)}, squad_units(*squad_scores(answers, questions)))
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
         answers = self._answers(prepared, outputs)

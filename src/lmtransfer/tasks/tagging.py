@@ -23,8 +23,9 @@ from lmtransfer.data.conll import Sentence, conll_text, read_conll
 from lmtransfer.data.splits import Split, make_splits
 from lmtransfer.data.tag_schemes import SCHEMES, allowed_transitions, convert, detect_scheme
 from lmtransfer.nn.heads import build_head
-from lmtransfer.tasks.base import Prepared, Task
+from lmtransfer.tasks.base import Prepared, Scored, Task
 from lmtransfer.tasks.metrics import entity_metrics
+from lmtransfer.tasks.units import entity_units
 
 Tagged = Split[Sentence]  # a split of CoNLL sentences; ``labelled`` is False for raw input
 
@@ -189,10 +190,11 @@ class TaggingTask(Task):
                 tags[window.sentence][i] = labels[path[i - window.start]]
         return tags
 
-    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
+    def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
         predicted = self._decoded(prepared, outputs, model, labels)
         gold = [self._tags(s) for s in prepared.source.items]
-        return entity_metrics(gold, predicted, self.config.head.tag_scheme)
+        scheme = self.config.head.tag_scheme
+        return Scored(entity_metrics(gold, predicted, scheme), entity_units(gold, predicted, scheme))
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
         """Tags per sentence in the files' own scheme."""

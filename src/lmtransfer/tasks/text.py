@@ -19,8 +19,9 @@ from lmtransfer.data.examples import TextPair
 from lmtransfer.data.splits import Split
 from lmtransfer.data.tables import check_labels, load_splits, read_table
 from lmtransfer.nn.heads import CosineResidualHead, build_head
-from lmtransfer.tasks.base import Prepared, Task, grouped
+from lmtransfer.tasks.base import Prepared, Scored, Task, grouped
 from lmtransfer.tasks.metrics import classification_metrics, multilabel_metrics, regression_metrics
+from lmtransfer.tasks.units import classification_units, multilabel_units, regression_units
 
 
 class ClassificationTask(Task):
@@ -95,11 +96,12 @@ class ClassificationTask(Task):
     def loss(self, model: nn.Module):
         return F.cross_entropy
 
-    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
-        metrics = classification_metrics(prepared.targets, outputs.argmax(axis=1), labels)
+    def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
+        found = outputs.argmax(axis=1)
+        metrics = classification_metrics(prepared.targets, found, labels)
         # "f1": of the second label, the positive class, in binary tasks (MRPC, QQP); else macro-F1
         metrics["f1"] = metrics["per_class"][labels[1]]["f1"] if len(labels) == 2 else metrics["macro_f1"]
-        return metrics
+        return Scored(metrics, classification_units(prepared.targets, found, len(labels)))
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
         probs = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
@@ -152,8 +154,9 @@ class MultilabelTask(ClassificationTask):
     def loss(self, model: nn.Module):
         return F.binary_cross_entropy_with_logits
 
-    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
-        return multilabel_metrics(prepared.targets, outputs >= 0.0, labels)  # logit 0 = probability 0.5
+    def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
+        found = outputs >= 0.0  # logit 0 = probability 0.5
+        return Scored(multilabel_metrics(prepared.targets, found, labels), multilabel_units(prepared.targets, found))
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
         probs = torch.sigmoid(torch.from_numpy(outputs)).numpy()
@@ -209,8 +212,9 @@ class RegressionTask(ClassificationTask):
     def loss(self, model: nn.Module):
         return lambda outputs, targets: F.mse_loss(outputs.squeeze(-1), targets)
 
-    def score(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> dict[str, Any]:
-        return regression_metrics(prepared.targets, outputs[:, 0])
+    def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
+        found = outputs[:, 0]
+        return Scored(regression_metrics(prepared.targets, found), regression_units(prepared.targets, found))
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
         return [{"score": float(value)} for value in outputs[:, 0]]
