@@ -55,8 +55,14 @@ def test_rows_rerun_and_one_shared_extraction(run_overrides, tmp_path):
     assert len(caches(tmp_path)) == 3
     assert all(r["extraction_shared"] for r in rows)
     shared = json.loads((result.directory / "extractions.json").read_text())  # what the one extraction took
-    assert [r["seconds"]["extraction"] for r in rows] == list(shared.values()) * 6
+    made = sum(FeatureCache(d).made_seconds for d in caches(tmp_path))  # what its shards recorded
+    assert [r["seconds"]["extraction"] for r in rows] == pytest.approx([made] * 6)
+    assert 0 < made <= next(iter(shared.values()))
     assert all(r["seconds"]["extraction_own"] < r["seconds"]["extraction"] for r in rows)
+    # another comparison that finds the caches made is charged what making them took, not the lookup
+    elsewhere = compare_config(run_overrides, tmp_path, VARIANTS, f"compare.output_dir={tmp_path / 'other'}")
+    other = compare(elsewhere, progress=False, isolate=False)
+    assert [r["seconds"]["extraction"] for r in other.rows] == pytest.approx([made] * 6)
     used = {
         d for r in rows for d in json.loads(Path(r["run_dir"], "metrics.json").read_text())["costs"]["caches"].values()
     }
@@ -217,16 +223,28 @@ def test_bad_variants_are_named_errors(tmp_path, variant, field, message):
     assert f"compare.variants[1].set.{field}" in err.field and "variant 'x'" in err.message and message in str(err)
 
 
-def test_bad_compare_sections(tmp_path):
+BAD_SECTIONS = [
+    ("compare:\n  seeds: []\n", r"line 2: field 'compare\.seeds'"),
+    ("compare:\n  variants:\n    - {name: a}\n    - {name: a}\n", "names must differ"),
+    ("compare:\n  variants:\n    - {name: ../up}\n", r"compare\.variants\.name"),
+    ("compare:\n  train_sizes: [0, 100]\n", "at least 1"),
+    ("compare:\n  train_sizes: [100, 100]\n", "each size once"),
+    ("compare:\n  train_sizes: [ten]\n", r"compare\.train_sizes"),
+    (
+        "compare:\n  variants: [{name: a}]\n  search: {space: {train.batch_size: [0]}}\n",
+        r"compare\.search\.space\.train\.batch_size.*variant 'a'",
+    ),
+    ("compare:\n  variants: [{name: a}]\n  search: {variants: [b], space: {train.lr: [0.1]}}\n", "no variant named b"),
+    ("compare:\n  search: {space: {train.lr: {low: 1, high: 0.1}}}\n", "must be below high"),
+    ("compare:\n  search: {space: {train.lr: []}}\n", "an empty list of values"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_SECTIONS)
+def test_bad_compare_sections(tmp_path, text, message):
     path = tmp_path / "cmp.yaml"
-    path.write_text("compare:\n  seeds: []\n")
-    with pytest.raises(ConfigError, match=r"line 2: field 'compare\.seeds'"):
-        load_config(path)
-    path.write_text("compare:\n  variants:\n    - {name: a}\n    - {name: a}\n")
-    with pytest.raises(ConfigError, match="names must differ"):
-        load_config(path)
-    path.write_text("compare:\n  variants:\n    - {name: ../up}\n")
-    with pytest.raises(ConfigError, match=r"compare\.variants\.name"):
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
 
 
@@ -300,13 +318,58 @@ def test_training_set_sizes_are_nested_seeded_subsets_swept_for_every_variant(ru
     assert again.skipped == 4
 
 
-def test_bad_training_set_sizes_name_their_field(tmp_path):
-    path = tmp_path / "cmp.yaml"
-    for sizes, message in (
-        ("[0, 100]", "at least 1"),
-        ("[100, 100]", "each size once"),
-        ("[ten]", "compare.train_sizes"),
-    ):
-        path.write_text(f"compare:\n  train_sizes: {sizes}\n")
-        with pytest.raises(ConfigError, match=message):
-            load_config(path)
+SEARCHED = (
+    "compare.variants=[{name: mix}, {name: ft, set: {strategy: finetune, features.layers: last},"
+    " search: {trials: 2, space: {train.lr: {low: 1.0e-4, high: 1.0e-3, log: true}}}}]"
+)
+
+
+def test_a_search_tunes_each_way_by_dev_alone_and_resumes(run_overrides, tmp_path, monkeypatch):
+    from lmtransfer.compare import worker
+
+    extra = [SEARCHED, "compare.search={space: {train.lr: [0.01, 0.05], head.dropout: [0.0]}}", "train.epochs=1"]
+    config = compare_config(run_overrides, tmp_path, *extra, "compare.seeds=[1]")
+    calls = []
+    real = worker.train_row
+    monkeypatch.setattr(worker, "train_row", lambda c, *a: calls.append(c.train.score_test) or real(c, *a))
+    result = compare(config, progress=False, isolate=False)
+    rows = read_rows(result.directory / "results.jsonl")
+    trials = [r for r in rows if r.get("trial") is not None]
+    assert [(r["variant"], r["trial"]) for r in trials] == [("mix", 0), ("mix", 1), ("ft", 0), ("ft", 1)]
+    assert [r["params"] for r in trials[:2]] == [
+        {"train.lr": 0.01, "head.dropout": 0.0},
+        {"train.lr": 0.05, "head.dropout": 0.0},
+    ]
+    assert all(1e-4 <= r["params"]["train.lr"] <= 1e-3 for r in trials[2:])  # sampled by TPE within the range
+    assert all(r["test"] is None and r["inference"] is None for r in trials)  # dev alone
+    assert calls == [False] * 4 + [True] * 2
+    final = [r for r in rows if r.get("trial") is None]
+    for r in final:
+        tried = [t for t in trials if t["variant"] == r["variant"]]
+        best = max(tried, key=lambda t: t["dev"]["accuracy"])  # ties: the earliest
+        assert r["search"]["params"] == best["params"] and r["search"]["trials"] == 2
+        assert r["test"] is not None and Path(r["run_dir"], "metrics.json").is_file()
+    assert "| tuning |" in result.report.markdown and "| 2 trials, " in result.report.markdown
+    assert "Tuning by dev: fine-tuning 2 trials in" in result.report.verdict
+    assert len(result.report.summaries) == 2  # the trials are not variants of the table
+
+    # a search killed after its first trial goes on from the second; the finished rows are not run again
+    lines = (result.directory / "results.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line).get("trial") in (0,) and json.loads(line)["variant"] == "mix"]
+    (result.directory / "results.jsonl").write_text("\n".join(kept) + "\n")
+    calls.clear()
+    again = compare(config, progress=False, isolate=False)
+    assert calls == [False] * 3 + [True] * 2
+    assert again.skipped == 0 and len(again.rows) == 2
+
+
+def test_a_child_reports_its_own_peak_memory_not_its_parents():
+    """ru_maxrss of a child started by fork + exec holds the parent's peak on Linux; a row's must not."""
+    import subprocess
+    import sys
+
+    held = np.ones(600 * 2**20 // 8)  # 600 MiB in this (the parent) process
+    held += 1
+    code = "from lmtransfer.core.devices import peak_rss_bytes; print(peak_rss_bytes())"
+    child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert child < 500 * 2**20 and held.sum() > 0

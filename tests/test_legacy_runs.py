@@ -104,7 +104,7 @@ def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
             assert structure(json.loads((new / path).read_text())) == structure(json.loads((old / path).read_text()))
     written = yaml.safe_load((new / "config.yaml").read_text())
     added = {  # the fields added since 088346a, at their defaults
-        "train": {"report_to": [], "logging_steps": 10, "experiment": None, "tags": {}},
+        "train": {"report_to": [], "logging_steps": 10, "experiment": None, "tags": {}, "score_test": True},
         "encoder": {"long_text": "truncate", "stride": 32, "max_windows": 8},
         "features": {"pair": "joint", "window_pooling": "mean"},
     }

@@ -57,7 +57,9 @@ TEXTS = [f"{s} {i}" for i in range(6) for s in SENTENCES]  # 72 distinct texts: 
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes but timing.json's (how long each shard took: not part of what a cache holds)."""
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and p.name != "timing.json")
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 # --- the victims: run in a forked child of the server, with the server's encoder as first argument ---

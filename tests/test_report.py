@@ -141,7 +141,7 @@ def test_report_only_rebuilds_the_files_from_results(tmp_path):
     assert "<script" not in page and 'src="http' not in page and 'href="http' not in page  # nothing to fetch
 
 
-def chromium_driver():
+def chromium_driver(width: int = 1400):
     """A headless Chromium through Selenium, with the driver Debian installs (Selenium Manager downloads nothing)."""
     required = os.environ.get("LMTRANSFER_REQUIRE_BROWSER") == "1"
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -168,7 +168,7 @@ def chromium_driver():
         "--no-sandbox",
         "--disable-dev-shm-usage",
         "--disable-gpu",
-        "--window-size=1400,1800",
+        f"--window-size={width},1800",
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -253,6 +253,46 @@ def test_the_verdict_across_training_set_sizes_states_the_crossover(tmp_path):
     text = verdict(summarize(rows, tmp_path))
     assert text.startswith("With 1,000 training examples: fine-tuning (finetune) is +10.0 accuracy over"), text
     assert "Across training-set sizes: up to 300 training examples the two ways are tied" in text
-    assert "; at 1,000 training examples fine-tuning is ahead by 10.0 accuracy (+" in text
+    assert "; at 1,000 training examples fine-tuning is ahead by 10.0 accuracy (+" in text and text.endswith(").")
     report = build_report(rows, directory=tmp_path)
     assert report.html.count("<svg") == 5 and "| finetune | minilm | fine-tuning | 1,000 | 1 |" in report.markdown
+
+
+def test_a_swept_tuned_report_fits_1280_pixels_with_its_size_plot(tmp_path):
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 2, 300)
+    order = rng.permutation(300)
+    rows = []
+    search = {"params": {"train.lr": 0.0001}, "trials": 3, "seconds": 1234.5}
+    for size, right in ((100, 240), (1000, 270), (10_000, 285)):
+        at = {"train_size": size, "sizes": {"train": size}, "search": search}
+        long_name = "/home/someone/models/a-rather-long-local-encoder-folder-name/all-MiniLM-L6-v2"
+        rows.append(with_units(tmp_path, finetune(1, 0) | at | {"encoder": long_name}, gold, order < right))
+        rows.append(with_units(tmp_path, row("mix", 1, 0) | at | {"encoder": long_name}, gold, order < right - 20))
+        rows.append(with_units(tmp_path, row("tfidf", 1, 0, encoder="tfidf") | at, gold, order < right - 30))
+    write_rows(tmp_path, rows)
+    report = write_report(tmp_path)
+    assert report.markdown.startswith("**Verdict.** With 10,000 training examples: ")
+    browser = chromium_driver(1280)
+    try:
+        browser.get((tmp_path / "report.html").resolve().as_uri())
+        from selenium.webdriver.common.by import By
+
+        assert browser.execute_script("return window.innerWidth") <= 1280
+        wide = browser.execute_script(
+            "const w = document.documentElement.clientWidth;"
+            "return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1)"
+            ".map(e => e.tagName + ' ' + e.className).slice(0, 5);"
+        )
+        assert wide == [] and browser.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+        ids = browser.execute_script("return [...document.body.children].map(e => e.id || e.tagName)")
+        assert ids.index("verdict") < ids.index("DIV")  # the verdict before the table
+        captions = [f.text for f in browser.find_elements(By.CSS_SELECTOR, "#plots figcaption")]
+        assert captions[0].startswith("Dev accuracy against the number of training examples")
+        plots = browser.find_elements(By.CSS_SELECTOR, "#plots svg")
+        assert len(plots) == 5 and all(p.is_displayed() and p.size["width"] > 100 for p in plots)
+        assert "3 trials, 1,234 s" in browser.find_element(By.ID, "results").text
+    finally:
+        browser.quit()

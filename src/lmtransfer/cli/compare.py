@@ -27,16 +27,20 @@ def compare_command(config_path, overrides, report_dir, quiet) -> None:
     """Run every variant x encoder x seed of CONFIG's compare section and report which way wins.
 
     CONFIG is a run config (the base run) with a `compare:` section: `encoders` (encoder.model values),
-    `seeds`, `variants` (each a `name` and a `set` of dotted fields, as --set takes them) and `output_dir`.
-    Each row trains in a child process and is appended to OUTPUT_DIR/results.jsonl with its metrics,
-    extraction / training / evaluation seconds, peak RSS, cache bytes, trainable parameters and
-    inference examples/s; feature-based variants share one extraction of the union of their layers.
-    Run it again to resume: finished rows are skipped. The report (mean +- std over seeds, plots,
-    a verdict) goes to stdout, OUTPUT_DIR/report.md and the self-contained OUTPUT_DIR/report.html.
+    `seeds`, `variants` (each a `name`, a `set` of dotted fields, as --set takes them, and optionally its
+    own `search`), `search` (trials over dotted keys for every variant but the baselines, chosen by dev
+    alone), `train_sizes` (nested training subsets, e.g. [100, 300, all]) and `output_dir`. Each row
+    trains in a child process and is appended to OUTPUT_DIR/results.jsonl with its metrics and their 95%
+    intervals, extraction / training / evaluation seconds, peak RSS, cache bytes, trainable parameters
+    and inference examples/s; feature-based variants share one extraction of the union of their layers.
+    Run it again to resume: finished rows and trials are skipped. The report (the verdict, which calls a
+    difference whose paired-bootstrap interval contains 0 a tie; the table with intervals; plots) goes to
+    stdout, OUTPUT_DIR/report.md and the self-contained OUTPUT_DIR/report.html.
 
     \b
     lmtransfer compare configs/demo.yaml
     lmtransfer compare configs/conll2003-table7.yaml --set compare.seeds=[1,2,3]
+    lmtransfer compare configs/sst2-sizes.yaml --set 'compare.train_sizes=[100, 300]'
     lmtransfer compare --report-only runs/compare-demo
     """
     from lmtransfer.compare.report import write_report

@@ -45,11 +45,20 @@ def _quality(summary: Summary, split: str, scale: float) -> str:
     return f"{stat.mean * scale:,.2f} [{shown.low:,.1f}, {shown.high:,.1f}]"
 
 
+def _tuning(search: dict[str, Any] | None) -> str:
+    """A search's budget: its trials and their seconds."""
+    if not search:
+        return "-"
+    return f"{search['trials']} trials, {search['seconds']:,.0f} s"
+
+
 def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (mean over seeds, with its 95% interval or ± sample std)."""
     scale, name = points(summaries), metric_name(summaries)
     swept = any(s.train_size is not None for s in summaries)
+    tuned = any(s.search for s in summaries)
     header = ["variant", "encoder", "kind", *(["train"] if swept else []), "seeds", f"dev {name}", f"test {name}"]
+    header += ["tuning"] if tuned else []
     header += ["extraction s", "training s", "eval s", "peak RSS MiB", "features", "trainable params", "inference ex/s"]
     cells = []
     for s in summaries:
@@ -67,7 +76,8 @@ def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
         sizes = [_cell(rss, 1, 0), human_bytes(cache.mean) if cache and cache.mean else "-"]
         sizes += [f"{params.mean:,.0f}" if params else "-", _cell(c.get("inference"), 1, 0)]
         size = [f"{s.train_examples:,}" if s.train_examples else str(s.train_size)] if swept else []
-        cells.append([s.variant, s.encoder, s.kind, *size, seeds, *quality, *seconds, *sizes])
+        tuning = [_tuning(s.search)] if tuned else []
+        cells.append([s.variant, s.encoder, s.kind, *size, seeds, *quality, *tuning, *seconds, *sizes])
     return header, cells
 
 
@@ -89,7 +99,18 @@ def _note(summaries: list[Summary]) -> str:
 
 
 def markdown(summaries: list[Summary], verdict_text: str) -> str:
-    return table_markdown(summaries) + f"\n**Verdict.** {verdict_text}\n"
+    """The verdict first, then the table."""
+    return f"**Verdict.** {verdict_text}\n\n" + table_markdown(summaries)
+
+
+def _html_cell(text: str) -> str:
+    """A table cell for the page: a metric's interval (or ± std) on a line of its own under the mean."""
+    e = html.escape
+    for mark in (" [", " ± "):
+        if mark in text and text[0].isdigit():
+            mean, rest = text.split(mark, 1)
+            return f'{e(mean)}<br><span class="ci">{e(mark.strip())}{" " if mark == " ± " else ""}{e(rest)}</span>'
+    return e(text)
 
 
 def build_report(
@@ -115,12 +136,14 @@ def _html(
 ) -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>\n" for row in cells)
+    body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>\n" for row in cells)
     plots = "".join(f"<figure><figcaption>{e(caption)}</figcaption>\n{svg}</figure>\n" for caption, svg in figures)
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}"
-        "table{border-collapse:collapse;font-size:14px}"
-        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
+    style = (  # compact enough for 1280 px: headers wrap, an interval goes under its mean, long names break
+        "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:80em;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}"
+        "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
+        "th{white-space:normal;vertical-align:bottom}td:nth-child(2){white-space:normal;overflow-wrap:anywhere}"
+        ".ci{color:#555;font-size:12px}"
         "th:nth-child(-n+3),td:nth-child(-n+3){text-align:left}th{background:#f3f3f3}"
         "figure{display:inline-block;margin:1em 1em 0 0;vertical-align:top}figcaption{font-weight:600}"
         "svg{max-width:100%;height:auto}.wide{overflow-x:auto}"
@@ -129,11 +152,11 @@ def _html(
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f'<link rel="icon" href="data:,"><style>{style}</style></head><body>\n<h1>{e(title)}</h1>\n'
+        f'<h2>Verdict</h2>\n<p class="verdict" id="verdict">{e(text)}</p>\n'
         f'<div class="wide"><table id="results"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table></div>\n'
         f"<p>{e(note)} Extraction seconds are those of the extraction the "
         "variant's features came from (shared by the variants that use the same encoder and data).</p>\n"
-        f'<div id="plots">\n{plots}</div>\n<h2>Verdict</h2>\n<p class="verdict" id="verdict">{e(text)}</p>\n'
-        "</body></html>\n"
+        f'<div id="plots">\n{plots}</div>\n</body></html>\n'
     )
 
 

@@ -58,6 +58,7 @@ class Summary:
     bootstraps: dict[str, Bootstrap] = field(default_factory=dict, repr=False)  # split -> shared by all variants
     train_size: int | str | None = None  # the compare.train_sizes entry (None: sizes not swept)
     train_examples: int | None = None  # how many training examples its runs had
+    search: dict[str, Any] | None = None  # what its search chose: params, trials, seconds (None: not searched)
 
     @property
     def key(self) -> str:
@@ -109,7 +110,7 @@ def summarize(rows: list[dict[str, Any]], directory: str | Path | None = None) -
     """One Summary per (variant, encoder, training-set size), in the order they first appear; with intervals
     where every finished seed's evaluation units are found (``row["units"]``, relative to ``directory``)."""
     groups: Groups = {}
-    for row in latest(rows):
+    for row in latest([r for r in rows if r.get("trial") is None]):  # a search's trials are summarised apart
         groups.setdefault((row["variant"], row["encoder"], row.get("train_size")), []).append(row)
     summaries = [_summary(variant, encoder, group) for (variant, encoder, _), group in groups.items()]
     for split in ("dev", "test"):
@@ -163,6 +164,7 @@ def _summary(variant: str, encoder: str, group: list[dict[str, Any]]) -> Summary
     out.train_size = group[0].get("train_size")
     if not ok:
         return out
+    out.search = next((r["search"] for r in ok if r.get("search")), None)
     counts = [(r.get("sizes") or {}).get("train") for r in ok]
     out.train_examples = next((int(c) for c in counts if c is not None), None)
     out.dev = Stat.of([(r.get("dev") or {}).get(metric) for r in ok])

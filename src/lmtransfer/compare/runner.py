@@ -14,6 +14,7 @@ failed, with its error, and the comparison goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -30,9 +31,10 @@ import torch
 
 from lmtransfer.compare.report import Report, write_report
 from lmtransfer.compare.results import read_rows
+from lmtransfer.compare.search import SearchResult, is_trial, run_search
 from lmtransfer.compare.worker import run_job
 from lmtransfer.config.schema import RunConfig
-from lmtransfer.config.variants import Job, jobs
+from lmtransfer.config.variants import Job, SearchPlan, jobs, search_plans
 from lmtransfer.core.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from lmtransfer.core.choices import BASELINES
 from lmtransfer.runs.tracking import log_summary
@@ -55,11 +57,13 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
     ``isolate`` runs each row in a child process (its peak RSS is then its own); False runs them here.
     """
     assert config.compare is not None, "compare() needs a config with a compare section"
-    todo_all = jobs(config)
     out = Path(config.compare.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", config.to_yaml())
-    finished = {_key(r) for r in read_rows(out / RESULTS) if r.get("status") == "ok"}
+    searched = _searches(config, out, progress)
+    todo_all = jobs(config, {key: found.values for key, found in searched.items() if found.values})
+    earlier = read_rows(out / RESULTS)
+    finished = {_key(r) for r in earlier if r.get("status") == "ok" and not is_trial(r)}
     todo = [j for j in todo_all if j.key not in finished]
     _say(f"compare: {len(todo_all)} rows, {len(todo_all) - len(todo)} already in {out / RESULTS}, {len(todo)} to run")
     for group in extraction_groups(todo):
@@ -79,6 +83,9 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
         if "error" not in outcome:
             _charge_extraction(out, outcome)
         row = make_row(job, outcome, time.perf_counter() - began, out)
+        found = searched.get((job.variant, job.encoder, job.train_size))
+        if found is not None:  # what its search chose, and what the search cost
+            row["search"] = {"params": found.values, "trials": found.trials, "seconds": found.seconds}
         append_jsonl(out / RESULTS, row)
         rows.append(row)
         _say(f"[{number}/{len(todo)}] {summary_line(row)}")
@@ -88,6 +95,45 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
         files = [out / "report.md", out / "report.html"]
         log_summary(config.train.report_to, experiment, report.verdict, files, out / "logs", config.error)
     return CompareResult(out, rows, len(todo_all) - len(todo), report)
+
+
+def _searches(config: RunConfig, out: Path, progress: bool) -> dict[tuple, SearchResult]:
+    """Run each search's trials that results.jsonl does not hold yet; what each chose."""
+    plans = search_plans(config)
+    if not plans:
+        return {}
+    assert config.compare is not None
+    rows = read_rows(out / RESULTS)
+
+    def run_trial(plan: SearchPlan, trial: RunConfig, values: dict[str, Any], number: int) -> dict[str, Any]:
+        job = Job(plan.variant, plan.encoder, trial.train.seed, trial, plan.train_size)
+        _say(f"[trial {number + 1}/{plan.search.trials}] {plan.variant} / {plan.encoder}: {_shown(values)}")
+        began = time.perf_counter()
+        # here, not in a child: a trial's peak memory is not reported, and a child's start (10-20 s of
+        # imports) would cost more than a feature-based trial itself; dev alone, no timed prediction; what
+        # training prints goes where a child's would, to stderr, so that stdout carries only the report
+        with contextlib.redirect_stdout(sys.stderr):
+            outcome = _execute("row", [trial], out, progress, False, 0)
+        if "error" not in outcome:
+            _charge_extraction(out, outcome)
+        row = make_row(job, outcome, time.perf_counter() - began, out) | {"trial": number, "params": values}
+        append_jsonl(out / RESULTS, row)
+        _say(f"[trial {number + 1}/{plan.search.trials}] {summary_line(row)}")
+        return row
+
+    found = {}
+    for plan in plans:
+        size = f" at {plan.train_size} train" if plan.train_size is not None else ""
+        keys = ", ".join(plan.search.space)
+        _say(f"compare: searching {plan.variant} / {plan.encoder}{size}: {plan.search.trials} trials over {keys}")
+        found[plan.key] = result = run_search(plan, rows, run_trial, seed=config.compare.seeds[0])
+        chose = _shown(result.values) if result.values else "nothing (no trial finished)"
+        _say(f"compare: {plan.variant}{size} chose {chose} ({result.trials} trials, {result.seconds:,.0f} s)")
+    return found
+
+
+def _shown(values: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (values or {}).items())
 
 
 def _note_extraction(out: Path, caches: dict[str, str], seconds: float) -> None:
@@ -105,7 +151,9 @@ def _ledger(out: Path) -> dict[str, float]:
 
 def _charge_extraction(out: Path, outcome: dict[str, Any]) -> None:
     """A row's extraction seconds are what its features took to extract, also where an earlier
-    extraction (the shared one, or the first seed's run) made them: its own time stays as extraction_own."""
+    extraction (the shared one, the first seed's run, another comparison) made them: the caches record it,
+    so the cost does not depend on whether a cache happened to exist. Its own time stays as
+    extraction_own. (Caches made before they recorded it: what this comparison saw making them.)"""
     caches = outcome.get("caches") or {}
     seconds = outcome["seconds"]
     own = seconds.get("extraction")
@@ -114,7 +162,8 @@ def _charge_extraction(out: Path, outcome: dict[str, Any]) -> None:
     if not outcome.get("extraction_shared"):
         _note_extraction(out, caches, own)
     seconds["extraction_own"] = own
-    seconds["extraction"] = _ledger(out).get("|".join(sorted(set(caches.values()))), own)
+    made = seconds.get("extraction_made")
+    seconds["extraction"] = made if made is not None else _ledger(out).get("|".join(sorted(set(caches.values()))), own)
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str, int, str]:
@@ -208,10 +257,11 @@ def summary_line(row: dict[str, Any]) -> str:
         return f"{head}: FAILED: {row['error']}"
     metric = row["metric"]
     s = row["seconds"]
+    speed = f", {row['inference']['examples_per_second']:,.1f} ex/s" if row.get("inference") else ""
     return (
         f"{head}: dev {metric} {row['dev'].get(metric, float('nan')):.4f}, "
         f"extraction {s['extraction'] or 0:.1f} s, training {s['training'] or 0:.1f} s, "
-        f"peak RSS {row['peak_rss_bytes'] / 2**20:,.0f} MiB, {row['inference']['examples_per_second']:,.1f} ex/s"
+        f"peak RSS {row['peak_rss_bytes'] / 2**20:,.0f} MiB{speed}"
     )
 
 

@@ -63,7 +63,7 @@ def _at(summary: Summary) -> str:
 def crossover(summaries: list[Summary]) -> str:
     """Where along the training-set sizes the best fine-tuning and the best feature-based variant are tied,
     and from where one is ahead, e.g. "up to 300 training examples the two ways are tied (...); from 1,000
-    on fine-tuning is ahead by 2.1 (+1.2 to +3.0) at 1,779"."""
+    training examples on fine-tuning is ahead by 2.1 accuracy (+1.2 to +3.0) at 1,779"."""
     scale, name = points(summaries), metric_name(summaries)
     lower = next((s.metric for s in summaries if s.dev is not None), "") in LOWER_IS_BETTER
     steps = []  # (examples, state, gain, interval or None)
@@ -92,24 +92,24 @@ def crossover(summaries: list[Summary]) -> str:
     for number, run in enumerate(runs):
         first, last = run[0][0], run[-1][0]
         if len(run) == 1:
-            span = f"at {first:,}"
+            span = f"at {first:,} training examples"
         elif number == len(runs) - 1:
-            span = f"from {first:,} on"
+            span = f"from {first:,} training examples on"
         elif number == 0:
-            span = f"up to {last:,}"
+            span = f"up to {last:,} training examples"
         else:
-            span = f"from {first:,} to {last:,}"
+            span = f"from {first:,} to {last:,} training examples"
         _, state, gain, interval = run[-1]
-        within = f", 95% interval {_span(interval)}" if interval is not None else ""
+        at = f" at {last:,}" if len(run) > 1 else ""  # the figures are the run's last size's
         if state == "tie":
+            within = f", 95% interval {_span(interval)}" if interval is not None else ""
             parts.append(
-                f"{span} training examples the two ways are tied (fine-tuning minus feature-based {gain:+.1f} "
-                f"{name}{within}, at {last:,})"
+                f"{span} the two ways are tied (fine-tuning minus feature-based {gain:+.1f} {name}{within}{at})"
             )
         else:
             ahead = interval if interval is None or gain > 0 else interval.scaled(-1.0)
             within = f" ({_span(ahead)})" if ahead is not None else ""
-            parts.append(f"{span} training examples {state} is ahead by {abs(gain):.1f} {name}{within} at {last:,}")
+            parts.append(f"{span} {state} is ahead by {abs(gain):.1f} {name}{within}{at}")
     return f"Across training-set sizes: {'; '.join(parts)}."
 
 
@@ -130,6 +130,8 @@ def _verdict_at(summaries: list[Summary]) -> str:
     spread = lambda a, b: _scaled(difference(a, b), sign)  # noqa: E731
     if ft and fb:
         parts.append(_ways(ft, fb, gain(ft, fb), spread(ft, fb), scale, name, summaries))
+        if ft.search or fb.search:
+            parts.append(f"Tuning by dev: fine-tuning {_budget(ft)}, feature-based {_budget(fb)}.")
     elif ft or fb:
         only = ft or fb
         missing = "feature-based" if ft else "fine-tuning"
@@ -156,6 +158,15 @@ def _verdict_at(summaries: list[Summary]) -> str:
                 within = f" ({_span(interval)}, 95% interval)" if interval is not None else ""
                 parts.append(f"{head} is {abs(d):.1f} {name} {where} {label(best, summaries)}{within}.")
     return " ".join(parts)
+
+
+def _budget(summary: Summary) -> str:
+    if not summary.search:
+        return "none (its own values)"
+    values = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (summary.search["params"] or {}).items()
+    )
+    return f"{summary.search['trials']} trials in {summary.search['seconds']:,.0f} s (chose {values or 'nothing'})"
 
 
 def _scaled(interval: Interval | None, factor: float) -> Interval | None:

@@ -72,7 +72,7 @@ def train_row(config: RunConfig, progress: bool, inference_examples: int = INFER
     """Train the row's run, time live prediction on a dev sample, and return the row's measurements."""
     began = time.perf_counter()
     result = api.train(config, progress=progress)
-    inference = inference_throughput(result.directory, inference_examples)
+    inference = inference_throughput(result.directory, inference_examples) if inference_examples else None
     costs = result.costs
     return {
         "strategy": config.strategy,
@@ -81,7 +81,8 @@ def train_row(config: RunConfig, progress: bool, inference_examples: int = INFER
         "dev": _scalars(result.dev),
         "test": _scalars(result.test),
         "seconds": {
-            "extraction": costs.extract_seconds,  # the parent puts the shared extraction's in
+            "extraction": costs.extract_seconds,  # the parent puts what making the features took in
+            "extraction_made": costs.extraction.made_seconds if costs.extraction else None,
             "training": costs.train_seconds,
             "evaluation": costs.eval_seconds,
             "wall": time.perf_counter() - began,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lmtransfer.config.source import ConfigSource, located
 from lmtransfer.core import choices as c
@@ -208,6 +208,9 @@ class TrainConfig(_Section):
         None, description="the trackers' experiment (project); default: the run folder's name (compare: its folder's)"
     )
     tags: dict[str, str] = Field(default_factory=dict, description="tags of the run in the trackers")
+    score_test: bool = Field(
+        True, description="score the test split after training (false: dev alone, as compare's search trials are)"
+    )
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -228,6 +231,59 @@ class LoraConfig(_Section):
     target_modules: list[str] | None = Field(None, description="default: the attention projections of the model")
 
 
+class RangeConfig(_Section):
+    """A searched number between ``low`` and ``high`` (log-uniform with ``log``; whole numbers with ``integer``)."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeConfig:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class SearchConfig(_Section):
+    """A search over dotted keys of a variant, choosing by dev alone (Optuna's TPE sampler; a grid, tried
+    whole, where every key lists its values and the grid fits in ``trials``)."""
+
+    trials: int = Field(10, ge=1, description="trials per variant (and encoder and training-set size)")
+    space: dict[str, list[Any] | RangeConfig] = Field(
+        default_factory=dict,
+        description="dotted key -> a list of values, or {low, high, log, integer}; e.g. train.lr: {low: 1e-3, high: "
+        "3e-2, log: true}",
+    )
+    variants: list[str] | None = Field(
+        None, description="compare.search only: the variants it searches; default every one but the baselines"
+    )
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _values(cls, space: Any) -> Any:
+        """Each key's values: a non-empty list, or a range (a mapping), each error naming its key."""
+        if not isinstance(space, dict):
+            return space
+        out: dict[str, Any] = {}
+        for key, values in space.items():
+            if isinstance(values, list) and not values:
+                raise ValueError(f"{key}: an empty list of values")
+            if isinstance(values, dict):
+                try:
+                    values = RangeConfig(**values)
+                except ValidationError as exc:
+                    problem = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                    raise ValueError(f"{key}: {problem}") from None
+            elif not isinstance(values, list | RangeConfig):
+                raise ValueError(f"{key}: a list of values or a range {{low, high, log, integer}}")
+            out[key] = values
+        return out
+
+
 class VariantConfig(_Section):
     """One arm of a comparison: the base run with some fields changed (the dotted keys of ``--set``)."""
 
@@ -236,6 +292,7 @@ class VariantConfig(_Section):
     encoders: bool = Field(
         True, description="cross with compare.encoders; false (or a set encoder.model) runs it on its own encoder"
     )
+    search: SearchConfig | None = Field(None, description="this variant's own search (instead of compare.search)")
 
 
 class CompareConfig(_Section):
@@ -247,6 +304,9 @@ class CompareConfig(_Section):
     output_dir: str = Field("runs/compare", description="results.jsonl, report.md, report.html and the runs")
     inference_examples: int = Field(
         500, ge=1, description="dev items whose live prediction (raw text in, labels out) is timed per row"
+    )
+    search: SearchConfig | None = Field(
+        None, description="a search for every variant (but baselines) that has none of its own; see SearchConfig"
     )
     train_sizes: list[int | Literal["all"]] | None = Field(
         None,
@@ -270,6 +330,9 @@ class CompareConfig(_Section):
             raise ValueError("compare.train_sizes: sizes are numbers of training examples, at least 1, or all")
         if len(set(sizes)) < len(sizes):
             raise ValueError("compare.train_sizes: each size once")
+        unknown = sorted(set(self.search.variants or []) - set(names)) if self.search else []
+        if unknown:
+            raise ValueError(f"compare.search.variants: no variant named {', '.join(unknown)}")
         return self
 
 

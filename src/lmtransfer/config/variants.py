@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import yaml
 
 from lmtransfer.config.build import build, set_dotted
 from lmtransfer.config.layers import resolve_layers
-from lmtransfer.config.schema import RunConfig, VariantConfig
+from lmtransfer.config.schema import RangeConfig, RunConfig, SearchConfig, VariantConfig
 from lmtransfer.config.source import ConfigSource
+from lmtransfer.core.choices import BASELINES
 from lmtransfer.core.errors import ConfigError, shown
 
 # Fields that do not change what a run computes: left out of its config hash.
@@ -30,7 +32,7 @@ UNHASHED: dict[str, Any] = {
     "output_dir": True,
     "cache_dir": True,
     "compare": True,
-    "train": {"report_to", "logging_steps", "experiment", "tags"},
+    "train": {"report_to", "logging_steps", "experiment", "tags", "score_test"},
 }
 BASE = VariantConfig(name="base")
 
@@ -73,6 +75,8 @@ def bind_variants(config: RunConfig, data: dict[str, Any], source: ConfigSource 
     compare._base = {k: copy.deepcopy(v) for k, v in data.items() if k != "compare"}
     compare._source = source
     jobs(config)
+    for plan in search_plans(config):  # every searched key, at its first value, makes a valid run
+        plan.trial({k: v[0] if isinstance(v, list) else v.low for k, v in plan.search.space.items()}, 0)
 
 
 def _base_data(config: RunConfig) -> dict[str, Any]:
@@ -82,26 +86,111 @@ def _base_data(config: RunConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude_unset=True, exclude={"compare"})  # built in Python
 
 
-def jobs(config: RunConfig) -> list[Job]:
+Chosen = dict[tuple[str, str, Any], dict[str, Any]]  # (variant, encoder, train size) -> what its search chose
+
+
+def _sizes(config: RunConfig) -> list[int | str | None]:
+    assert config.compare is not None
+    sizes: list[int | str | None] = list(config.compare.train_sizes or [None])
+    return sorted(sizes, key=lambda s: float("inf") if s == "all" else (s or 0))
+
+
+def jobs(config: RunConfig, chosen: Chosen | None = None) -> list[Job]:
     """Every row of the comparison, in order: training-set size (smallest first), then variant, encoder and
-    seed. Raises a ConfigError that names the variant, the field and (for a file) its line for the first
-    row that does not validate."""
+    seed; a searched variant with what its search chose (``chosen``) set on top. Raises a ConfigError that
+    names the variant, the field and (for a file) its line for the first row that does not validate."""
     compare = config.compare
     if compare is None:
         raise ConfigError("this config has no compare section", field="compare")
     base = _base_data(config)
-    encoders = compare.encoders or [config.encoder.model]
     out = []
-    sizes: list[int | str | None] = list(compare.train_sizes or [None])
-    sizes.sort(key=lambda s: float("inf") if s == "all" else (s or 0))
-    for size in sizes:
+    for size, index, variant, encoder in _cells(config):
+        for seed in compare.seeds:
+            built = _variant_config(config, base, index, variant, encoder, seed, size)
+            extra = (chosen or {}).get((variant.name, built.encoder.model, size))
+            if extra:
+                built = _variant_config(config, base, index, variant, encoder, seed, size, extra)
+            out.append(Job(variant.name, built.encoder.model, seed, built, size))
+    return out
+
+
+def _cells(config: RunConfig) -> Iterator[tuple[int | str | None, int, VariantConfig, str | None]]:
+    """(training-set size, variant index, variant, encoder or None for its own) in row order."""
+    compare = config.compare
+    assert compare is not None
+    for size in _sizes(config):
         for index, variant in enumerate(compare.variants or [BASE]):
             own = "encoder.model" in variant.set or not variant.encoders
-            for encoder in [None] if own else encoders:
-                for seed in compare.seeds:
-                    built = _variant_config(config, base, index, variant, encoder, seed, size)
-                    out.append(Job(variant.name, built.encoder.model, seed, built, size))
-    return out
+            for encoder in [None] if own else compare.encoders or [config.encoder.model]:
+                yield size, index, variant, encoder
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The search of one variant on one encoder at one training-set size: its space and budget, and how a
+    trial's values become a run config (the first seed, dev alone, its own folder)."""
+
+    variant: str
+    encoder: str
+    train_size: int | str | None
+    search: SearchConfig
+    config: RunConfig  # the comparison's
+    index: int
+    encoder_arg: str | None
+
+    @property
+    def key(self) -> tuple[str, str, Any]:
+        return (self.variant, self.encoder, self.train_size)
+
+    def trial(self, values: dict[str, Any], number: int) -> RunConfig:
+        compare = self.config.compare
+        assert compare is not None
+        variant = (compare.variants or [BASE])[self.index]
+        extra = {**values, "train.score_test": False}
+        return _variant_config(
+            self.config,
+            _base_data(self.config),
+            self.index,
+            variant,
+            self.encoder_arg,
+            compare.seeds[0],
+            self.train_size,
+            extra,
+            trial=number,
+        )
+
+
+def search_plans(config: RunConfig) -> list[SearchPlan]:
+    """The searches of the comparison, in row order: each variant with a search of its own, and, with
+    ``compare.search``, every other variant it names (default: all but the baselines)."""
+    compare = config.compare
+    if compare is None:
+        return []
+    base = _base_data(config)
+    plans = []
+    for size, index, variant, encoder in _cells(config):
+        built = _variant_config(config, base, index, variant, encoder, compare.seeds[0], size)
+        search = variant.search
+        wanted = compare.search is not None and (
+            variant.name in compare.search.variants
+            if compare.search.variants is not None
+            else built.encoder.model not in BASELINES
+        )
+        if search is None and wanted:
+            search = compare.search
+        if search is not None and search.space:
+            plans.append(SearchPlan(variant.name, built.encoder.model, size, search, config, index, encoder))
+    return plans
+
+
+def grid(space: dict[str, list[Any] | RangeConfig]) -> list[dict[str, Any]] | None:
+    """Every combination of the values, where each key lists its values; None where one is a range."""
+    if any(isinstance(v, RangeConfig) for v in space.values()):
+        return None
+    combos: list[dict[str, Any]] = [{}]
+    for key, values in space.items():
+        combos = [{**c, key: v} for c in combos for v in values]  # type: ignore[union-attr]
+    return combos
 
 
 def _variant_config(
@@ -112,6 +201,8 @@ def _variant_config(
     encoder: str | None,
     seed: int,
     size: int | str | None = None,
+    extra: dict[str, Any] | None = None,
+    trial: int | None = None,
 ) -> RunConfig:
     data = copy.deepcopy(base)
     try:
@@ -121,6 +212,11 @@ def _variant_config(
             set_dotted(data, "data.max_train_examples", None if size == "all" else size)
     except ConfigError as exc:
         raise _variant_error(config, index, variant, exc.field or "set", exc.message) from None
+    try:
+        for key, value in (extra or {}).items():  # what a search tries or chose
+            set_dotted(data, key, copy.deepcopy(value))
+    except ConfigError as exc:
+        raise _search_error(config, index, variant, exc.field or "search", exc.message) from None
     if encoder is not None:
         set_dotted(data, "encoder.model", encoder)
     set_dotted(data, "train.seed", seed)
@@ -128,16 +224,30 @@ def _variant_config(
     assert compare is not None
     model = encoder or str((data.get("encoder") or {}).get("model", config.encoder.model))
     where = Path(compare.output_dir) / "runs" / variant.name / slug(model)
-    data["output_dir"] = str(where / (f"n-{size}" if size is not None else "") / f"seed-{seed}")
+    leaf = f"trial-{trial}" if trial is not None else f"seed-{seed}"
+    data["output_dir"] = str(where / (f"n-{size}" if size is not None else "") / leaf)
     _track_as_row(data, compare.output_dir, variant.name, model, seed)
     try:
         built = build(data)
         resolve_layers(built.features.layers, 10_000)  # the spec's form; the range is checked once loaded
     except ConfigError as exc:
+        searched = exc.field and any(exc.field == k or exc.field.startswith(f"{k}.") for k in extra or {})
+        if searched and exc.field != "train.score_test":
+            raise _search_error(config, index, variant, exc.field, exc.message) from None
         raise _variant_error(config, index, variant, exc.field or "(top level)", exc.message) from None
     except ValueError as exc:
         raise _variant_error(config, index, variant, "features.layers", str(exc)) from None
     return built
+
+
+def _search_error(config: RunConfig, index: int, variant: VariantConfig, field: str, message: str) -> ConfigError:
+    """A searched key that does not make a valid run, named where its search is written."""
+    where = f"compare.variants[{index}].search.space" if variant.search else "compare.search.space"
+    source = config.compare._source if config.compare else None
+    text = f"variant '{variant.name}': a searched value: {shown(message)}"
+    if source is None or source.path is None:
+        return ConfigError(text, field=shown(f"{where}.{field}"))
+    return ConfigError(text, path=source.path, field=shown(f"{where}.{field}"))
 
 
 def _track_as_row(data: dict[str, Any], output_dir: str, variant: str, encoder: str, seed: int) -> None:

@@ -141,6 +141,7 @@ def _store(
 
 
 def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute, dtype) -> tuple[int, int]:
+    began = time.perf_counter()
     start, stop = writer.shard_range(index)
     encoding = _tokenize(encoder, examples[start:stop], spec)
     lengths = np.array(encoding.lengths)  # (sequences,): an example, or one of its windows
@@ -170,7 +171,7 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
     if pending is not None:
         _store(buffer, offsets, row_of, pending[0], pending[1].get())
     truncated = encoding.truncated
-    writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated)
+    writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated, time.perf_counter() - began)
     release_freed_memory()
     return int(lengths.sum()), truncated
 

@@ -128,6 +128,11 @@ def _train(
     return result
 
 
+def _made_seconds(seconds: list[float | None]) -> float | None:
+    """What making the run's caches took, from their manifests; None if one of them did not record it."""
+    return float(sum(seconds)) if all(s is not None for s in seconds) else None  # type: ignore[misc]
+
+
 def _check_words(prepared: Prepared, rows: Sequence[int] | np.ndarray, name: str) -> None:
     """Every word of every tagging window must have come out of the encoder with a vector."""
     for i, (example, count) in enumerate(zip(prepared.examples, rows)):
@@ -168,6 +173,7 @@ def _datasets(
         tokens=sum(ex.tokens for ex in done.values()),
         cache_bytes=sum(ex.cache.nbytes for ex in done.values()),
         caches={n: str(ex.cache.directory) for n, ex in done.items()},
+        made_seconds=_made_seconds([ex.cache.made_seconds for ex in done.values()]),
     )
     datasets = {n: CachedFeatureDataset(ex.cache, prepared[n].targets, prepared[n].sides) for n, ex in done.items()}
     if spec.granularity == "word":

@@ -21,6 +21,7 @@ class ExtractionCosts:
     tokens: int
     cache_bytes: int  # of the layers the run reads
     caches: dict[str, str]  # split -> cache directory
+    made_seconds: float | None = None  # what making its caches took, now or earlier (None: not recorded)
 
     @property
     def tokens_per_second(self) -> float | None:

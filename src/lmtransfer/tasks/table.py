@@ -58,4 +58,6 @@ def read_task_data(config: RunConfig) -> TaskData:
     for name, split in splits.items():
         if name != "train":
             task.check(split, labels)
+    if not config.train.score_test:  # a search trial: chosen by dev, the test split stays unseen
+        splits = {name: split for name, split in splits.items() if name != "test"}
     return TaskData(config, task, splits, labels)

@@ -7,6 +7,8 @@ Layout of one cache (``<root>/features/<digest>/``)::
     shard-00000.data.npy       (rows, L, H) float16 / float32 / int8 rows of shard 0
     shard-00000.offsets.npy    (n + 1,) int64: example i of the shard owns rows offsets[i]:offsets[i+1]
     shard-00000.scales.npy     (rows, L) float32, int8 caches only: row vector = data * scale
+    timing.json                seconds each shard took to extract: what the cache cost to make, for compare's
+                               costs; kept out of the manifest, so that caches of the same key stay identical
 
 int8 storage quantises each stored vector (one layer of one row) on its own, symmetric around zero:
 scale = max|x| / 127. It takes a quarter of float32 and half of float16, and its rounding error
@@ -27,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+TIMING = "timing.json"
 DIGEST_LENGTH = 24  # hex digits of a cache's directory name (the start of its key's sha256)
 
 

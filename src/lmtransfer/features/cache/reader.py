@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lmtransfer.core.errors import CacheError
-from lmtransfer.features.cache.layout import read_json, shard_parts
+from lmtransfer.features.cache.layout import TIMING, read_json, shard_parts
 from lmtransfer.features.cache.quantize import dequantize_int8
 
 
@@ -57,6 +57,14 @@ class FeatureCache:
     def stored_bytes(self) -> int:
         """Bytes of every shard file, all stored layers."""
         return sum(s[part]["bytes"] for s in self.manifest["shards"] for part in shard_parts(s))
+
+    @property
+    def made_seconds(self) -> float | None:
+        """What extracting this cache took (the sum over its shards, resumed ones included), whenever and by
+        whichever run it was made; None for a cache written before shards recorded their time."""
+        timing = read_json(self.directory / TIMING) or {}
+        seconds = [timing.get(str(s["index"])) for s in self.manifest["shards"]]
+        return float(sum(seconds)) if all(isinstance(v, int | float) for v in seconds) else None
 
     @property
     def nbytes(self) -> int:

@@ -14,7 +14,7 @@ import torch
 from lmtransfer.core.atomic import atomic_write_json, commit_file, sha256_file
 from lmtransfer.core.errors import CacheError
 from lmtransfer.features.cache.key import FORMAT_VERSION, CacheKey
-from lmtransfer.features.cache.layout import read_json, shard_name, shard_parts
+from lmtransfer.features.cache.layout import TIMING, read_json, shard_name, shard_parts
 from lmtransfer.features.cache.quantize import quantize_int8
 
 
@@ -115,7 +115,13 @@ class CacheWriter:
         return ShardBuffer(temporary("data", self.key.dtype, shape), None)
 
     def commit_shard(
-        self, index: int, buffer: ShardBuffer, offsets: np.ndarray, tokens: int, truncated: int = 0
+        self,
+        index: int,
+        buffer: ShardBuffer,
+        offsets: np.ndarray,
+        tokens: int,
+        truncated: int = 0,
+        seconds: float | None = None,
     ) -> None:
         buffer.flush()
         files = {}
@@ -137,6 +143,9 @@ class CacheWriter:
             "truncated": truncated,
             **files,
         }
+        if seconds is not None:  # what extracting it took: the cache's cost, also for runs that only read it
+            timing = read_json(self.directory / TIMING) or {}
+            atomic_write_json(self.directory / TIMING, {**timing, str(index): seconds})
         self.manifest["shards"] = sorted(self.manifest["shards"] + [entry], key=lambda s: s["index"])
         atomic_write_json(self.directory / "manifest.json", self.manifest)
 
