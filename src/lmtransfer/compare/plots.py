@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 if TYPE_CHECKING:
     from lmtransfer.compare.results import Summary
@@ -57,7 +57,9 @@ def _sizes(done: list[Summary], scale: float, metric: str) -> Figure:
         color = COLORS.get(points[0].kind, "#333")
         ax.errorbar(x, y, yerr=yerr, fmt=f"{markers[number % len(markers)]}-", color=color, capsize=3, label=variant)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    sizes = sorted({p.train_examples for p in done if p.train_examples})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes run, not powers of ten
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training examples (log)")
     ax.set_ylabel(f"dev {metric}")
     ax.legend(fontsize=8, loc="best")
