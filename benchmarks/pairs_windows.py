@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _bench import cpu
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -91,14 +92,6 @@ for length in (64, 128, 256):
     demo += ["train.head_lr=5e-3", "train.warmup_ratio=0.1", "encoder.max_windows=8"]
     for reading in ("truncate", "windows"):
         CASES[f"bbc-finetune-{reading}-{length}"] = [*bbc, *demo, f"encoder.long_text={reading}"]
-
-
-def cpu() -> dict:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-    return {"cpu": model, "isa": [f for f in wanted if f in flags], "cores": os.cpu_count()}
 
 
 def scalars(metrics: dict | None) -> dict | None:
