@@ -197,6 +197,11 @@ def metric_name(summaries: list[Summary]) -> str:
     return METRIC_NAMES.get(metric, metric)
 
 
+def shown_values(values: dict[str, Any] | None) -> str:
+    """A search's values for a sentence: ``train.lr=0.0003, head.type=mlp``."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (values or {}).items())
+
+
 def label(summary: Summary, summaries: list[Summary]) -> str:
     """The variant's name, with its encoder where the comparison has several."""
     several = len({s.encoder for s in summaries if s.kind in ("feature-based", "fine-tuning")}) > 1

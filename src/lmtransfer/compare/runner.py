@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from lmtransfer.compare.report import Report, write_report
-from lmtransfer.compare.results import read_rows
+from lmtransfer.compare.results import read_rows, shown_values
 from lmtransfer.compare.search import SearchResult, is_trial, run_search
 from lmtransfer.compare.worker import run_job
 from lmtransfer.config.schema import RunConfig
@@ -107,7 +107,7 @@ def _searches(config: RunConfig, out: Path, progress: bool) -> dict[tuple, Searc
 
     def run_trial(plan: SearchPlan, trial: RunConfig, values: dict[str, Any], number: int) -> dict[str, Any]:
         job = Job(plan.variant, plan.encoder, trial.train.seed, trial, plan.train_size)
-        _say(f"[trial {number + 1}/{plan.search.trials}] {plan.variant} / {plan.encoder}: {_shown(values)}")
+        _say(f"[trial {number + 1}/{plan.search.trials}] {plan.variant} / {plan.encoder}: {shown_values(values)}")
         began = time.perf_counter()
         # here, not in a child: a trial's peak memory is not reported, and a child's start (10-20 s of
         # imports) would cost more than a feature-based trial itself; dev alone, no timed prediction; what
@@ -127,13 +127,9 @@ def _searches(config: RunConfig, out: Path, progress: bool) -> dict[tuple, Searc
         keys = ", ".join(plan.search.space)
         _say(f"compare: searching {plan.variant} / {plan.encoder}{size}: {plan.search.trials} trials over {keys}")
         found[plan.key] = result = run_search(plan, rows, run_trial, seed=config.compare.seeds[0])
-        chose = _shown(result.values) if result.values else "nothing (no trial finished)"
+        chose = shown_values(result.values) if result.values else "nothing (no trial finished)"
         _say(f"compare: {plan.variant}{size} chose {chose} ({result.trials} trials, {result.seconds:,.0f} s)")
     return found
-
-
-def _shown(values: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (values or {}).items())
 
 
 def _note_extraction(out: Path, caches: dict[str, str], seconds: float) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from lmtransfer.compare.results import LOWER_IS_BETTER
 from lmtransfer.config.schema import RangeConfig, RunConfig
-from lmtransfer.config.variants import SearchPlan, grid
+from lmtransfer.config.variants import SearchPlan, first_values, grid
 
 RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int], dict[str, Any]]  # -> the trial's row
 
@@ -46,7 +46,7 @@ def _value(row: dict[str, Any], metric: str) -> float | None:
 
 def run_search(plan: SearchPlan, rows: list[dict[str, Any]], run_trial: RunTrial, seed: int = 0) -> SearchResult:
     """Run the trials of ``plan`` that ``rows`` (results.jsonl) do not hold yet; the best one's values."""
-    metric = plan.trial(_first(plan.search.space), 0).train.metric or ""
+    metric = plan.trial(first_values(plan.search.space), 0).train.metric or ""
     lower = metric in LOWER_IS_BETTER
     done = [r for r in rows if is_trial(r) and (r["variant"], r["encoder"], r.get("train_size")) == plan.key]
     combos = grid(plan.search.space)
@@ -61,10 +61,6 @@ def run_search(plan: SearchPlan, rows: list[dict[str, Any]], run_trial: RunTrial
         return SearchResult(None, len(found), seconds)
     best = (min if lower else max)(scored, key=lambda vr: vr[0])[1]  # ties: the earliest trial
     return SearchResult(dict(best["params"]), len(found), seconds)
-
-
-def _first(space: dict[str, list[Any] | RangeConfig]) -> dict[str, Any]:
-    return {k: v[0] if isinstance(v, list) else v.low for k, v in space.items()}
 
 
 def _grid(

@@ -9,7 +9,15 @@ back to the spread over seeds."""
 from __future__ import annotations
 
 from lmtransfer.compare.intervals import Interval, units_to_separate
-from lmtransfer.compare.results import LOWER_IS_BETTER, Summary, difference, label, metric_name, points
+from lmtransfer.compare.results import (
+    LOWER_IS_BETTER,
+    Summary,
+    difference,
+    label,
+    metric_name,
+    points,
+    shown_values,
+)
 from lmtransfer.core.text import human_bytes
 
 
@@ -72,14 +80,9 @@ def crossover(summaries: list[Summary]) -> str:
         ft, fb = _best(here, ("fine-tuning",)), _best(here, ("feature-based",))
         if not (ft and fb):
             continue
-        gain = (fb.dev.mean - ft.dev.mean) if lower else (ft.dev.mean - fb.dev.mean)
-        interval = _scaled(difference(ft, fb), -scale if lower else scale)
-        if interval is not None:
-            state = "tie" if interval.contains(0.0) else ("fine-tuning" if gain > 0 else "feature-based")
-        else:
-            noise = max(ft.dev.std, fb.dev.std) * scale
-            state = "tie" if abs(gain * scale) <= max(noise, 0.05) else ("fine-tuning" if gain > 0 else "feature-based")
-        steps.append((_examples(here), state, gain * scale, interval))
+        gain, interval = _gain(ft, fb, scale, lower)
+        state = "tie" if _tied(ft, fb, gain, interval, scale) else ("fine-tuning" if gain > 0 else "feature-based")
+        steps.append((_examples(here), state, gain, interval))
     if len(steps) < 2:
         return ""
     runs: list[list[tuple]] = []
@@ -121,15 +124,10 @@ def _verdict_at(summaries: list[Summary]) -> str:
     if not (ft or fb or base):
         return "No run finished, so there is nothing to compare yet."
     lower = next(s.metric for s in summaries if s.dev is not None) in LOWER_IS_BETTER
-    gain = (
-        (lambda a, b: (b.dev.mean - a.dev.mean) * scale) if lower else (lambda a, b: (a.dev.mean - b.dev.mean) * scale)
-    )
     v = lambda s: f"{s.dev.mean * scale:.1f}"  # noqa: E731
     parts = []
-    sign = -scale if lower else scale  # intervals of a gain, in points
-    spread = lambda a, b: _scaled(difference(a, b), sign)  # noqa: E731
     if ft and fb:
-        parts.append(_ways(ft, fb, gain(ft, fb), spread(ft, fb), scale, name, summaries))
+        parts.append(_ways(ft, fb, *_gain(ft, fb, scale, lower), scale, name, summaries))
         if ft.search or fb.search:
             parts.append(f"Tuning by dev: fine-tuning {_budget(ft)}, feature-based {_budget(fb)}.")
     elif ft or fb:
@@ -144,7 +142,7 @@ def _verdict_at(summaries: list[Summary]) -> str:
         if best is None:
             parts.append(f"Only baselines finished; the best is {label(base, summaries)} at {v(base)} dev {name}.")
         else:
-            d, interval = gain(best, base), spread(best, base)
+            d, interval = _gain(best, base, scale, lower)
             where = "below" if d > 0 else "above"
             if interval is not None and d < 0:  # the interval of how far it is above
                 interval = interval.scaled(-1.0)
@@ -160,13 +158,26 @@ def _verdict_at(summaries: list[Summary]) -> str:
     return " ".join(parts)
 
 
+def _gain(a: Summary, b: Summary, scale: float, lower: bool) -> tuple[float, Interval | None]:
+    """How far a is better than b on dev, in points (negative: worse), and the paired interval of that,
+    where both have evaluation units."""
+    gain = (b.dev.mean - a.dev.mean) if lower else (a.dev.mean - b.dev.mean)
+    return gain * scale, _scaled(difference(a, b), -scale if lower else scale)
+
+
+def _tied(a: Summary, b: Summary, gain: float, interval: Interval | None, scale: float) -> bool:
+    """A tie: the interval of the difference contains 0, or, for rows without units, the difference is
+    within the spread over seeds."""
+    if interval is not None:
+        return interval.contains(0.0)
+    return abs(gain) <= max(max(a.dev.std, b.dev.std) * scale, 0.05)
+
+
 def _budget(summary: Summary) -> str:
     if not summary.search:
         return "none (its own values)"
-    values = ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (summary.search["params"] or {}).items()
-    )
-    return f"{summary.search['trials']} trials in {summary.search['seconds']:,.0f} s (chose {values or 'nothing'})"
+    values = shown_values(summary.search["params"]) or "nothing"
+    return f"{summary.search['trials']} trials in {summary.search['seconds']:,.0f} s (chose {values})"
 
 
 def _scaled(interval: Interval | None, factor: float) -> Interval | None:
@@ -197,7 +208,7 @@ def _ways(
     summaries: list[Summary],
 ) -> str:
     """The sentence that sets the best fine-tuning and the best feature-based variant side by side."""
-    noise = max(ft.dev.std, fb.dev.std) * scale
+    tied = _tied(ft, fb, diff, interval, scale)
     time = _ratio(ft.cost_seconds, fb.cost_seconds)
     stored = fb.costs.get("cache_bytes")
     storage = human_bytes(stored.mean) if stored else "none"
@@ -207,7 +218,7 @@ def _ways(
     if interval is not None:
         seeds = " and the seeds" if max(len(ft.seeds), len(fb.seeds)) > 1 else ""
         units = len(ft.units["dev"][0])
-        if interval.contains(0.0):
+        if tied:
             return (
                 f"Fine-tuning ({a}) and the best feature-based variant ({b}) are tied on dev {name}: "
                 f"{ft.dev.mean * scale:.1f} vs {fb.dev.mean * scale:.1f}, a difference of {diff:+.1f} whose 95% "
@@ -219,7 +230,7 @@ def _ways(
         within = f" (95% interval {_span(interval)} over the {units:,} dev examples{seeds})"
     else:
         within = ""
-    if interval is None and abs(diff) <= max(noise, 0.05):
+    if tied:  # rows without units: the spread over seeds
         return (
             f"Fine-tuning ({a}) and the best feature-based variant ({b}) are tied on dev {name} "
             f"({ft.dev.mean * scale:.1f} vs {fb.dev.mean * scale:.1f}, within the spread over seeds); "

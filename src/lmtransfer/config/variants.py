@@ -76,7 +76,7 @@ def bind_variants(config: RunConfig, data: dict[str, Any], source: ConfigSource 
     compare._source = source
     jobs(config)
     for plan in search_plans(config):  # every searched key, at its first value, makes a valid run
-        plan.trial({k: v[0] if isinstance(v, list) else v.low for k, v in plan.search.space.items()}, 0)
+        plan.trial(first_values(plan.search.space), 0)
 
 
 def _base_data(config: RunConfig) -> dict[str, Any]:
@@ -181,6 +181,11 @@ def search_plans(config: RunConfig) -> list[SearchPlan]:
         if search is not None and search.space:
             plans.append(SearchPlan(variant.name, built.encoder.model, size, search, config, index, encoder))
     return plans
+
+
+def first_values(space: dict[str, list[Any] | RangeConfig]) -> dict[str, Any]:
+    """Each searched key at its first value (a range: its low end)."""
+    return {k: v[0] if isinstance(v, list) else v.low for k, v in space.items()}
 
 
 def grid(space: dict[str, list[Any] | RangeConfig]) -> list[dict[str, Any]] | None:
