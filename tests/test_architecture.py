@@ -17,7 +17,10 @@ from lmtransfer.core import choices
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lmtransfer"
 # lowest first: a module may import from its own layer and the ones before it, never from a later one
-LAYERS = ("core", "config", "data", "encoders", "nn", "features", "tasks", "training", "runs", "api", "compare", "cli")
+LAYERS = (
+    *("core", "config", "data", "encoders", "nn", "features", "tasks", "training", "runs"),
+    *("api", "compare", "serve", "cli"),
+)
 ENTRY = ("lmtransfer", "lmtransfer.__main__")  # the package's lazy front door and ``python -m lmtransfer``
 
 

@@ -34,6 +34,21 @@ def test_last_layer_mean_matches_sentence_transformers(minilm, tmp_path):
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
+def test_served_embeddings_are_sentence_transformers_embeddings(minilm):
+    """``lmtransfer serve --encoder minilm``'s /v1/embeddings gives what sentence-transformers encodes."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from fastapi.testclient import TestClient
+
+    from lmtransfer.serve.app import build_app
+    from lmtransfer.serve.served import ServedEncoder
+
+    with TestClient(build_app([], [ServedEncoder("minilm", minilm.freeze())])) as client:
+        body = client.post("/v1/embeddings", json={"input": TEXTS}).json()
+    ours = np.array([row["embedding"] for row in body["data"]])
+    reference = sentence_transformers.SentenceTransformer(str(minilm.source), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
 def test_demo_trains_on_a_subset(tmp_path):
     from lmtransfer import load_config, predict, train
 

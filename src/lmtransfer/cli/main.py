@@ -14,6 +14,7 @@ from lmtransfer.cli.cache import cache
 from lmtransfer.cli.compare import compare_command
 from lmtransfer.cli.hub import push_command
 from lmtransfer.cli.models import fill_mask_command, pretrain_command, train_vectors_command
+from lmtransfer.cli.serve import serve_command
 from lmtransfer.cli.train import extract, train
 from lmtransfer.cli.use import evaluate, predict
 from lmtransfer.core.errors import LmtError
@@ -43,6 +44,7 @@ def cli(threads: int | None) -> None:
 for command in (extract, train, evaluate, predict, fill_mask_command, pretrain_command, train_vectors_command):
     cli.add_command(command)
 cli.add_command(compare_command)
+cli.add_command(serve_command)
 cli.add_command(push_command)
 cli.add_command(cache)
 

@@ -57,22 +57,13 @@ def predict(run_dir, inputs, input_path, output) -> None:
     else:
         config = run_config(existing_dir(Path(run_dir)))
         items = [_parse_input(item, config.task, config.data.text_pair_column) for item in inputs]
-        rows = [_row(item, found, config.task) for item, found in zip(items, api.predict(run_dir, items))]
+        found = api.predict(run_dir, items)
+        rows = [api.prediction_row(config.task, item, result) for item, result in zip(items, found)]
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if output:
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)
-
-
-def _row(item, found, task: str) -> dict:
-    if task == "tagging":
-        return {"words": item.split(), "tags": found}
-    if task == "qa":
-        return {**item, **found}
-    if isinstance(item, tuple):
-        return {"text": item[0], "text_pair": item[1], **found}
-    return {"text": item, **found}
 
 
 def _parse_input(item: str, task: str, pair_column: str | None):

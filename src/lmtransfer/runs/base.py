@@ -35,6 +35,11 @@ class LoadedRun:
     def ready(self) -> None:
         """Load what prediction needs (an encoder), so that what follows times prediction alone."""
 
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer its inputs go through, or None (a bag-of-words run counts words its own way)."""
+        return None
+
     def prepare(self, split: Split) -> Prepared:
         """``split`` as this run's model reads it (tokenised with its tokenizer, where it has one)."""
         raise NotImplementedError

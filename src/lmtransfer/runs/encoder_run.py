@@ -94,6 +94,10 @@ class Run(LoadedRun):
     def ready(self) -> None:
         self.encoder  # noqa: B018 (loads it)
 
+    @property
+    def tokenizer(self) -> Any:
+        return self.encoder.tokenizer
+
     def prepare(self, split: Split) -> Prepared:
         return self.task.prepare(split, self.encoder.tokenizer, self.labels)
 

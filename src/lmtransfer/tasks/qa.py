@@ -25,7 +25,7 @@ from lmtransfer.data.squad import QAExample, read_squad
 from lmtransfer.nn.heads import build_head
 from lmtransfer.tasks.base import Prepared, Scored, Task
 from lmtransfer.tasks.metrics import squad_metrics, squad_scores
-from lmtransfer.tasks.qa_answers import predict_answers
+from lmtransfer.tasks.qa_answers import answer_spans
 from lmtransfer.tasks.qa_windows import make_windows
 from lmtransfer.tasks.units import squad_units
 
@@ -100,9 +100,10 @@ class QATask(Task):
 
         return span_loss
 
-    def _answers(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, str]:
+    def _answers(self, prepared: Prepared, outputs: np.ndarray) -> dict[str, dict]:
+        """Per question id: the answer, its character offsets in the context and its score."""
         q = self.config.qa
-        return predict_answers(
+        return answer_spans(
             prepared.source.items,
             prepared.extra,
             list(outputs[..., 0]),
@@ -113,13 +114,14 @@ class QATask(Task):
         )
 
     def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
-        answers, questions = self._answers(prepared, outputs), prepared.source.items
+        questions = prepared.source.items
+        answers = {key: span["answer"] for key, span in self._answers(prepared, outputs).items()}
         metrics = squad_metrics(answers, questions)
         return Scored({**metrics, "windows": len(prepared.examples)}, squad_units(*squad_scores(answers, questions)))
 
     def predictions(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> list:
         answers = self._answers(prepared, outputs)
-        return [{"id": e.id, "answer": answers[e.id]} for e in prepared.source.items]
+        return [{"id": e.id, **answers[e.id]} for e in prepared.source.items]
 
     def prediction_file(self, prepared: Prepared, predictions: list) -> str:
         """The official format: one JSON object mapping question id to answer text."""

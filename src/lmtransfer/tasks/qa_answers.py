@@ -55,7 +55,7 @@ def _window_logits(logits: np.ndarray, length: int, name: str) -> np.ndarray:
     return logits[:length]  # (T,): padding positions beyond the window are dropped
 
 
-def predict_answers(
+def answer_spans(
     examples: list[QAExample],
     windows: QAWindows,
     start_logits: list[np.ndarray],
@@ -63,19 +63,21 @@ def predict_answers(
     max_answer_length: int = 30,
     n_best: int = 20,
     null_threshold: float | None = None,
-) -> dict[str, str]:
-    """Answer text per example id: the best span over all of an example's windows, cut from its original context.
+) -> dict[str, dict]:
+    """Per example id, its answer: ``{"answer", "start", "end", "score"}``, the best span over all of the
+    example's windows, cut from its original context at characters ``start:end``; ``score`` is the span's
+    start + end logit.
 
     ``start_logits[w]`` / ``end_logits[w]`` belong to window ``w``; they may be longer than the window
     (batch padding) and are cut to its length. Of a window's ``n_best`` spans the best one whose character
     range is not empty is used; between windows the higher score wins (the earlier window on a tie).
     With ``null_threshold`` set (SQuAD v2) the answer is "" when the null score, ``start[0] + end[0]``
     minimised over the example's windows, exceeds the best span score by more than ``null_threshold``.
-    An example with no usable span gets "".
+    An example with no usable span, or no answer, gets "" with start, end and score None.
     """
     if len(start_logits) != len(windows) or len(end_logits) != len(windows):
         raise ValueError(f"{len(windows)} windows, but {len(start_logits)} start and {len(end_logits)} end logits")
-    best: dict[int, tuple[float, str]] = {}
+    best: dict[int, tuple[float, int, int]] = {}
     null: dict[int, float] = {}
     for w in range(len(windows)):
         index, length = int(windows.example_index[w]), len(windows.input_ids[w])
@@ -87,12 +89,21 @@ def predict_answers(
             begin, stop = int(offsets[first, 0]), int(offsets[last, 1])
             if stop > begin:
                 if index not in best or score > best[index][0]:
-                    best[index] = (score, examples[index].context[begin:stop])
+                    best[index] = (score, begin, stop)
                 break
-    predictions = {}
+    answers = {}
     for index, example in enumerate(examples):
-        score, text = best.get(index, (-np.inf, ""))
-        if null_threshold is not None and null.get(index, -np.inf) - score > null_threshold:
-            text = ""
-        predictions[example.id] = text
-    return predictions
+        found = best.get(index)
+        if found is not None and null_threshold is not None and null.get(index, -np.inf) - found[0] > null_threshold:
+            found = None
+        if found is None:
+            answers[example.id] = {"answer": "", "start": None, "end": None, "score": None}
+        else:
+            score, begin, stop = found
+            answers[example.id] = {"answer": example.context[begin:stop], "start": begin, "end": stop, "score": score}
+    return answers
+
+
+def predict_answers(*args, **kwargs) -> dict[str, str]:
+    """Answer text per example id: ``answer_spans`` (same arguments) without the offsets and scores."""
+    return {key: span["answer"] for key, span in answer_spans(*args, **kwargs).items()}

@@ -1,0 +1,126 @@
+"""``lmtransfer serve``: trained runs and encoders behind an HTTP API (``lmtransfer.serve``)."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from lmtransfer.core.errors import LmtError
+
+API_KEY_ENV = "LMTRANSFER_API_KEY"
+
+
+@click.command("serve")
+@click.argument("runs", nargs=-1, metavar="[RUN ...]")
+@click.option(
+    "--encoder",
+    "encoders",
+    multiple=True,
+    metavar="MODEL",
+    help="also serve an encoder for /v1/embeddings and /v1/features: an alias (minilm, mpnet), a folder or a "
+    "hub id, optionally NAME=MODEL (repeatable)",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind; 0.0.0.0 for every interface")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--api-key",
+    default=None,
+    envvar=API_KEY_ENV,
+    help=f"require 'Authorization: Bearer KEY' on /v1 (env {API_KEY_ENV}; /health stays open)",
+)
+@click.option(
+    "--max-batch-tokens",
+    default=16384,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="token budget of one batch of requests",
+)
+@click.option(
+    "--max-wait-ms",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="how long the oldest request waits for others to share its batch",
+)
+@click.option(
+    "--max-queue",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="inputs that may wait; beyond, requests get 503 with Retry-After at once",
+)
+@click.option("--max-inputs", default=256, show_default=True, type=click.IntRange(min=1), help="inputs per request")
+@click.option(
+    "--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="request size"
+)
+@click.option("--no-batching", is_flag=True, help="one forward pass per request (for comparison)")
+@click.option("--max-length", default=256, show_default=True, type=click.IntRange(min=2), help="encoders' tokens")
+@click.option(
+    "--compute",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="encoders' arithmetic: bfloat16 is about 2x faster on CPUs with bfloat16 units (AVX512-BF16, AMX) and "
+    "GPUs; slower elsewhere. Runs compute as they were trained to.",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="a log line per request")
+def serve_command(runs, encoders, host, port, api_key, max_batch_tokens, max_wait_ms, max_queue, max_inputs,
+                  max_body_bytes, no_batching, max_length, compute, access_log) -> None:  # fmt: skip
+    """Serve trained RUN folders (NAME=FOLDER to name one; default: the folder's name) and --encoder models
+    over HTTP, each loaded once.
+
+    \b
+      POST /v1/predict/NAME   {"inputs": [...]}: texts; pairs as {"text", "text_pair"}; words or texts to tag;
+                              {"question", "context"}; answers as `lmtransfer predict` prints them
+      POST /v1/embeddings     OpenAI's embeddings request (mean of the last layer, length 1)
+      POST /v1/features       {"input": [...], "layers": "all" | "last" | [0, 6], "pooling": "mean"}
+      GET  /v1/models, GET /health, GET /docs (the OpenAPI page)
+
+    Concurrent requests share batches (--max-batch-tokens, --max-wait-ms). SIGTERM (or Ctrl-C) finishes the
+    requests in flight, then exits 0. Example:
+
+    \b
+      lmtransfer serve runs/bbc --encoder minilm
+      curl -s localhost:8000/v1/predict/bbc -d '{"inputs": ["Shares rose sharply."]}'
+    """
+    if not runs and not encoders:
+        raise click.UsageError("give at least one RUN folder or --encoder MODEL")
+    import uvicorn
+
+    from lmtransfer.serve.app import Settings, build_app
+    from lmtransfer.serve.served import ServedEncoder, ServedRun, parse_named, unique_names
+
+    named_runs = [parse_named(spec) for spec in runs]
+    named_encoders = [parse_named(spec) for spec in encoders]
+    unique_names(named_runs + named_encoders)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True)
+    served_runs = []
+    for name, folder in named_runs:
+        click.echo(f"loading run {name} from {folder}", err=True)
+        served_runs.append(ServedRun.load(name, folder))
+    served_encoders = []
+    for name, model in named_encoders:
+        click.echo(f"loading encoder {name} ({model}, {compute})", err=True)
+        served_encoders.append(ServedEncoder.load(name, model, max_length, compute))
+    settings = Settings(
+        max_batch_tokens=max_batch_tokens,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        max_inputs=max_inputs,
+        max_body_bytes=max_body_bytes,
+        api_key=api_key or None,
+        batching=not no_batching,
+    )
+    app = build_app(served_runs, served_encoders, settings)
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=30, log_level="info"
+    )
+    # uvicorn handles SIGTERM itself (it stops taking connections and finishes those in flight), then
+    # raises the signal again under the handler that was there before it: a no-op here, so the exit is 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn has said why (the port is taken, say)
+        raise LmtError(f"the server did not start on {host}:{port}")
