@@ -174,6 +174,20 @@ def sweep(server: Server, name: str, endpoints: dict[str, list[bytes]], args, ro
             print(f"{name:<22} {endpoint:<11} c={level:<4} {row['requests_per_s']:>7} req/s  {p}  {row['statuses']}")
 
 
+def bfloat16_agreement(texts: list[str]) -> dict:
+    """How close the served bfloat16 embeddings are to float32's: cosine over the SST-2 dev sentences."""
+    from lmtransfer.serve.served import ServedEncoder
+
+    vectors = {}
+    for compute in ("float32", "bfloat16"):
+        encoder = ServedEncoder.load("minilm", "minilm", compute=compute)
+        vectors[compute] = np.stack([v[0] for v in encoder.work(encoder.items(texts, (encoder.last,), "mean", True))])
+    cosine = (vectors["float32"] * vectors["bfloat16"]).sum(axis=1)  # both have length 1
+    row = {"server": "in process", "endpoint": "embeddings bf16 vs float32", "concurrency": 0, "requests": len(texts)}
+    row.update({"cosine_mean": round(float(cosine.mean()), 5), "cosine_min": round(float(cosine.min()), 5)})
+    return {**row, "seconds": 0, "requests_per_s": 0, "statuses": {}, "server_errors": 0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sst2")
@@ -187,9 +201,10 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        default=["batching", "soak", "no-batching", "infinity", "bf16", "overload"],
-        help="parts to run: batching, soak, no-batching, infinity, bf16 (both servers' embeddings in bfloat16), "
-        "overload",
+        default=["batching", "soak", "no-batching", "float32", "infinity", "overload"],
+        help="parts to run: batching and no-batching (lmtransfer as it starts: --compute auto), soak, float32 "
+        "(lmtransfer's embeddings in float32, and bfloat16 against float32), infinity (at its default dtype, and "
+        "in bfloat16), overload",
     )
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
@@ -211,7 +226,7 @@ def main() -> None:
     base = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **cpu()}
     rows: list[dict] = []
 
-    def ours_server(*extra: str) -> Server:
+    def ours_server(*extra: str) -> Server:  # as a user starts it: --compute auto (bfloat16 where native)
         port = free_port()
         command = [LMTRANSFER, "serve", f"bbc={run}", "--encoder", "minilm", "--port", str(port), "--no-access-log"]
         return Server([*command, *extra], port, "/health")
@@ -235,7 +250,7 @@ def main() -> None:
         sweep(server, "lmtransfer no-batching", ours, args, rows)
         server.stop()
     infinity = shutil.which(args.infinity) or (args.infinity if Path(args.infinity).is_file() else None)
-    if infinity is None and ("infinity" in args.only or "bf16" in args.only):
+    if infinity is None and "infinity" in args.only:
         print(f"skipped infinity: {args.infinity} not found (see this script's docstring)")
 
     def infinity_sweep(name: str, *extra: str) -> None:
@@ -248,14 +263,16 @@ def main() -> None:
         sweep(server, name, {"embeddings": payloads}, args, rows)
         server.stop()
 
+    if "float32" in args.only:
+        rows.append(bfloat16_agreement(texts))
+        agreement = f"cosine {rows[-1]['cosine_mean']} mean, {rows[-1]['cosine_min']} least"
+        print(f"bfloat16 embeddings against float32: {agreement}")
+        server = ours_server("--compute", "float32")
+        sweep(server, "lmtransfer float32", {"embeddings": ours["embeddings"]}, args, rows)
+        server.stop()
     if "infinity" in args.only and infinity:
         infinity_sweep("infinity-emb")
-    if "bf16" in args.only:
-        server = ours_server("--compute", "bfloat16")
-        sweep(server, "lmtransfer bf16", {"embeddings": ours["embeddings"]}, args, rows)
-        server.stop()
-        if infinity:
-            infinity_sweep("infinity-emb bf16", "--dtype", "bfloat16")
+        infinity_sweep("infinity-emb bf16", "--dtype", "bfloat16")
     if "overload" in args.only:  # a queue of 8 inputs under 128 connections: most requests are refused
         server = ours_server("--max-queue", "8")
         row = asyncio.run(load(server.port, ours["predict"], 128, 3000, 15))
@@ -280,6 +297,8 @@ def table(path: Path) -> str:
     out += ["| server | endpoint | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | statuses |"]
     out += ["|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in latest:
+        if "cosine_mean" in r:
+            continue
         statuses = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
         cells = [r["server"], r["endpoint"], r["concurrency"], r["requests"], r["requests_per_s"]]
         cells += [r.get("p50_ms", ""), r.get("p95_ms", ""), r.get("p99_ms", ""), statuses]
@@ -290,8 +309,9 @@ def table(path: Path) -> str:
         if ours is None:
             continue
         pairs = [(ours, "lmtransfer", "lmtransfer no-batching"), (ours, "lmtransfer", "infinity-emb")]
-        if by.get(("lmtransfer bf16", endpoint, 32)):
-            pairs.append((by["lmtransfer bf16", endpoint, 32], "lmtransfer bf16", "infinity-emb bf16"))
+        pairs.append((ours, "lmtransfer", "infinity-emb bf16"))
+        if by.get(("lmtransfer float32", endpoint, 32)):
+            pairs.append((by["lmtransfer float32", endpoint, 32], "lmtransfer float32", "infinity-emb"))
         for mine, name, other in pairs:
             theirs = by.get((other, endpoint, 32))
             if theirs:
@@ -300,6 +320,8 @@ def table(path: Path) -> str:
         if "p50_ms" in ours:
             out.append(f"{endpoint} at concurrency 32: p99 / p50 = {ours['p99_ms'] / ours['p50_ms']:.2f}")
     for r in latest:
+        if "cosine_mean" in r:
+            out.append(f"bfloat16 embeddings: cosine to float32 {r['cosine_mean']} on average, {r['cosine_min']} least")
         if "rss_start" in r:
             out.append(f"soak of {r['requests']:,} requests: RSS growth {100 * r['rss_growth']:.1f}%")
         if "refused_p99_ms" in r:

@@ -42,7 +42,8 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-LIMIT_S = {"property": 45, "example": 10}  # wall clock per test
+# wall clock per test; a property's limit grows with its examples (45 s for the default 150)
+LIMIT_S = {"property": max(45, int(EXAMPLES * 0.3)), "example": 10}
 
 
 class Hang(BaseException):  # a BaseException, so that hypothesis does not catch it and try to shrink a hang

@@ -373,3 +373,19 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(runs, tmp_path):
         if server.poll() is None:
             server.kill()
     assert answer["r"].status_code == 200 and answer["r"].json()["outputs"][0]["text"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2", "avx512f"}, "float32"),
+        ({"avx2", "avx512_bf16"}, "bfloat16"),
+        ({"amx_bf16"}, "bfloat16"),
+        (set(), "float32"),
+    ],
+)
+def test_compute_auto_is_bfloat16_only_where_the_cpu_has_it(flags, expected, monkeypatch):
+    from lmtransfer.core import devices
+
+    monkeypatch.setattr(devices, "cpu_flags", lambda: flags)
+    assert devices.auto_compute("cpu") == expected

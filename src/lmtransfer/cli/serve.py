@@ -58,11 +58,12 @@ API_KEY_ENV = "LMTRANSFER_API_KEY"
 @click.option("--max-length", default=256, show_default=True, type=click.IntRange(min=2), help="encoders' tokens")
 @click.option(
     "--compute",
-    type=click.Choice(["float32", "bfloat16"]),
-    default="float32",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
     show_default=True,
-    help="encoders' arithmetic: bfloat16 is about 2x faster on CPUs with bfloat16 units (AVX512-BF16, AMX) and "
-    "GPUs; slower elsewhere. Runs compute as they were trained to.",
+    help="encoders' arithmetic: auto is bfloat16 where the CPU has bfloat16 units (AVX512-BF16, AMX), about 2x "
+    "faster there, and float32 elsewhere (where bfloat16 is emulated and slower); float32 gives "
+    "sentence-transformers' vectors exactly. Runs compute as they were trained to.",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="a log line per request")
 def serve_command(runs, encoders, host, port, api_key, max_batch_tokens, max_wait_ms, max_queue, max_inputs,
@@ -100,6 +101,10 @@ def serve_command(runs, encoders, host, port, api_key, max_batch_tokens, max_wai
     for name, folder in named_runs:
         click.echo(f"loading run {name} from {folder}", err=True)
         served_runs.append(ServedRun.load(name, folder))
+    if compute == "auto":
+        from lmtransfer.core.devices import auto_compute
+
+        compute = auto_compute("cpu")
     served_encoders = []
     for name, model in named_encoders:
         click.echo(f"loading encoder {name} ({model}, {compute})", err=True)

@@ -23,6 +23,38 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.accelerator.current_accelerator() if accelerator_available() else torch.device("cpu")
 
 
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 matrix arithmetic
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bfloat16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` does bfloat16 matrix arithmetic in hardware: a CPU with AVX512-BF16 or AMX (AMD
+    Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and later), a GPU that supports it. Elsewhere
+    torch emulates bfloat16 on the CPU, several times slower than float32."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if kind == "cpu":
+        return bool(cpu_flags() & set(BFLOAT16_CPU_FLAGS))
+    return False
+
+
+def auto_compute(device: torch.device | str = "cpu") -> str:
+    """What ``compute: auto`` means on ``device``: bfloat16 where it is native, float32 elsewhere."""
+    return "bfloat16" if native_bfloat16(device) else "float32"
+
+
 def auto_mixed_precision() -> str:
     """What ``mixed_precision: auto`` means here: bf16 on a GPU that has it, else none."""
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
