@@ -37,8 +37,10 @@ def handled(args: argparse.Namespace, child_row: Callable[[], dict], table: Call
 
 def cpu() -> dict:
     """The CPU model and the instruction sets that matter for speed, for every benchmark row."""
+    from lmtransfer.core.devices import cpu_flags
+
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
     return {"cpu": model or platform.processor(), "isa": [f for f in wanted if f in flags], "cores": os.cpu_count()}

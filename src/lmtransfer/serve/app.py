@@ -73,7 +73,7 @@ def _error(status: int, message: str, field: str | None = None, kind: str = "inv
 
 def _field(loc: tuple | list) -> str:
     """A pydantic location as a dotted field; the union member pydantic tried (``list[str]``) left out."""
-    parts = [str(p) for p in loc if p not in ("body", "function-after[_encodable(), str]")]
+    parts = [str(p) for p in loc if p != "body"]
     return ".".join(p for p in parts if not ("[" in p or p in ("str", "list", "tuple", "Pair", "int")))
 
 
