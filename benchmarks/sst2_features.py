@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import handled
+from _bench import cpu, handled
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "sst2"
@@ -106,6 +106,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor()}",
         "model": "minilm",
         "seed": 13,
+        **cpu(),
     }
     base = base_overrides(args.data)
     for subset in (10_000, None):

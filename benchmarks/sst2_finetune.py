@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import handled, parser
+from _bench import cpu, handled, parser
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "sst2"
@@ -201,6 +201,7 @@ def main() -> None:
         "model": "minilm",
         "seed": SEED,
         "train_subset": SUBSET,
+        **cpu(),
         "batch_size": BATCH,
         "max_length": MAX_LENGTH,
     }

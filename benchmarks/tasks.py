@@ -27,6 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _bench import cpu
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -155,7 +157,7 @@ def run(names: list[str], out: Path | None, smoke: bool) -> None:
             print(f"{name} failed (exit {done.returncode})", flush=True)
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        row.update(date=datetime.date.today().isoformat(), machine=platform.processor() or platform.machine())
+        row.update(date=datetime.date.today().isoformat(), machine=platform.processor() or platform.machine(), **cpu())
         row["smoke"] = smoke
         print(json.dumps({k: row[k] for k in ("variant", "dev", "test")}), flush=True)
         if not smoke:

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bench import cpu
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 OUT = HERE / "results" / "threads.jsonl"
@@ -109,6 +111,7 @@ def main() -> None:
                     row = {
                         "benchmark": "threads",
                         "date": datetime.date.today().isoformat(),
+                        **cpu(),
                         "cores": cores,
                         "busy": busy,
                         "workload": workload,

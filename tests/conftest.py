@@ -174,3 +174,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_without_bfloat16(monkeypatch):
+    """Tests, and the processes they start, see a CPU without bfloat16 units, so that ``compute: auto`` and
+    ``mixed_precision: auto`` mean float32 on every machine and float32 results can be compared exactly;
+    a test of ``auto`` sets the flags it needs on top of this."""
+    monkeypatch.setenv("LMTRANSFER_CPU_FLAGS", "avx2")

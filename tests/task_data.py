@@ -119,3 +119,25 @@ def task_overrides(task: str, folder: Path) -> list[str]:
     write, extra = writers[task]
     files = write(folder)
     return [f"task={task}", *(f"data.{n}={p}" for n, p in files.items()), *extra]
+
+
+def train_task_runs(tmp_path_factory, tiny_bert_dir: Path, tasks, prefix: str) -> dict[str, Path]:
+    """A tiny trained run of each of ``tasks``: fine-tuned for classification (pairs), feature-based for
+    the others (for the server's and the exporter's tests)."""
+    from lmtransfer import load_config, train
+
+    made = {}
+    for task in tasks:
+        folder = tmp_path_factory.mktemp(f"{prefix}-{task}")
+        overrides = [
+            *task_overrides(task, folder),
+            f"encoder.model={tiny_bert_dir}",
+            "encoder.max_length=32",
+            f"strategy={'finetune' if task == 'classification' else 'feature'}",
+            "train.epochs=1",
+            "train.batch_size=8",
+            f"cache_dir={folder / 'cache'}",
+            f"output_dir={folder / 'run'}",
+        ]
+        made[task] = train(load_config(None, overrides), progress=False).directory
+    return made

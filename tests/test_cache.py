@@ -179,3 +179,63 @@ def test_cache_commands(tiny_encoder, tmp_path):
     assert broken.exit_code == 1 and "missing" in broken.output
     removed = runner.invoke(cli, ["cache", "rm", cache.directory.name[:6], "--cache-dir", str(tmp_path)])
     assert removed.exit_code == 0 and not cache.directory.exists()
+
+
+SLOW_EXTRACTION = textwrap.dedent(
+    """
+    import sys, time
+    import lmtransfer.features.extraction as ex
+    from lmtransfer.encoders.loading import load_encoder
+    from tests.test_cache import TEXTS, SPEC
+
+    slow = ex._forward_rows
+    def forward_slowly(*args, **kwargs):
+        time.sleep(0.25)  # long enough for the other writer to start while this one works
+        return slow(*args, **kwargs)
+    ex._forward_rows = forward_slowly
+    done = ex.extract(load_encoder(sys.argv[1]), TEXTS, SPEC, sys.argv[2], shard_size=16, batch_size=4, progress=False)
+    print(done.examples, len(done.cache))
+    """
+)
+
+
+def test_two_concurrent_extractions_share_the_shards_and_both_end_well(tiny_bert_dir, tiny_encoder, tmp_path):
+    """Two commands filling one cache at once (two terminals, two comparisons sharing an encoder): the
+    second starts a fraction of a second after the first; both finish, neither redoes the other's shards,
+    and the cache verifies and equals one extraction alone byte for byte."""
+    whole_root, shared_root = tmp_path / "whole", tmp_path / "shared"
+    extract(tiny_encoder, TEXTS, SPEC, whole_root, shard_size=16, batch_size=4, progress=False)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", SLOW_EXTRACTION, str(tiny_bert_dir), str(shared_root)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [proc.communicate(timeout=180) for proc in (first, second)]
+    for proc, (_, err) in zip((first, second), outputs):
+        assert proc.returncode == 0, err
+    extracted = [int(out.split()[0]) for out, _ in outputs]
+    assert sum(extracted) == len(TEXTS) and min(extracted) > 0  # the shards were shared out, none done twice
+    assert all(int(out.split()[1]) == len(TEXTS) for out, _ in outputs)  # each returned the whole cache
+    (directory,) = shared_root.glob("features/*")
+    assert verify_cache(directory) == []
+    assert tree_bytes(shared_root) == tree_bytes(whole_root)
+
+
+def test_extraction_under_accelerate_launch_splits_the_shards(tiny_bert_dir, tiny_encoder, tmp_path):
+    """``accelerate launch`` with two processes: each extracts the shards the other does not hold, both
+    return the complete cache, and it equals a single-process extraction byte for byte."""
+    whole_root, launched_root = tmp_path / "whole", tmp_path / "launched"
+    extract(tiny_encoder, TEXTS, SPEC, whole_root, shard_size=16, batch_size=4, progress=False)
+    script = tmp_path / "extract.py"
+    script.write_text(SLOW_EXTRACTION, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    launcher = Path(sys.executable).parent / "accelerate"
+    command = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tiny_bert_dir)]
+    done = subprocess.run([*command, str(launched_root)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    assert len(counts) == 2  # one line per process
+    assert sum(int(c[0]) for c in counts) == len(TEXTS) and min(int(c[0]) for c in counts) > 0
+    assert all(int(c[1]) == len(TEXTS) for c in counts)
+    assert tree_bytes(launched_root) == tree_bytes(whole_root)

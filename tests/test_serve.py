@@ -26,14 +26,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmtransfer import load_config
-from lmtransfer.api import predict, prediction_row, train
+from lmtransfer.api import predict, prediction_row
 from lmtransfer.encoders.loading import load_encoder
 from lmtransfer.features.pooling import hidden_states, pool_sentence, stack_layers
 from lmtransfer.serve.app import Settings, build_app
 from lmtransfer.serve.batcher import Batcher, QueueFull
 from lmtransfer.serve.served import ServedEncoder, ServedRun
-from tests.task_data import task_overrides
+from tests.task_data import train_task_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -63,22 +62,7 @@ def as_predict_input(task: str, item):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_bert_dir) -> dict[str, Path]:
     """A trained tiny run of every task (feature-based; fine-tuned for classification)."""
-    made = {}
-    for task in INPUTS:
-        folder = tmp_path_factory.mktemp(f"serve-{task}")
-        strategy = "finetune" if task == "classification" else "feature"
-        overrides = [
-            *task_overrides(task, folder),
-            f"encoder.model={tiny_bert_dir}",
-            "encoder.max_length=32",
-            f"strategy={strategy}",
-            "train.epochs=1",
-            "train.batch_size=8",
-            f"cache_dir={folder / 'cache'}",
-            f"output_dir={folder / 'run'}",
-        ]
-        made[task] = train(load_config(None, overrides), progress=False).directory
-    return made
+    return train_task_runs(tmp_path_factory, tiny_bert_dir, INPUTS, "serve")
 
 
 @pytest.fixture(scope="module")

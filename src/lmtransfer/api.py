@@ -16,6 +16,7 @@ from accelerate import Accelerator
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.choices import SPLITS
+from lmtransfer.core.devices import launched_process
 from lmtransfer.data.splits import Split
 from lmtransfer.features.extraction import Extraction
 from lmtransfer.runs.kinds import load_run, trainer_for
@@ -28,6 +29,9 @@ from lmtransfer.training.setup import config_encoder, extract_for, feature_spec,
 def extract(config: RunConfig, splits: Sequence[str] = SPLITS, progress: bool = True) -> dict[str, Extraction]:
     """Extract (or find cached) features for the config's data splits, as its task feeds them to the encoder."""
     data = read_task_data(config)
+    # under `accelerate launch` every process extracts, each taking the shards no other holds (the
+    # cache's locks share them out); the first process alone shows progress
+    progress = progress and launched_process()[0] == 0
     warn_if_cpu_busy(progress)
     encoder = config_encoder(data.config)
     spec = feature_spec(data.config, encoder)

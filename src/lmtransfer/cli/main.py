@@ -13,6 +13,7 @@ import click
 
 from lmtransfer.cli.cache import cache
 from lmtransfer.cli.compare import compare_command
+from lmtransfer.cli.export import export_command
 from lmtransfer.cli.hub import push_command
 from lmtransfer.cli.models import fill_mask_command, pretrain_command, train_vectors_command
 from lmtransfer.cli.serve import serve_command
@@ -42,10 +43,25 @@ def cli(ctx: click.Context, threads: int | None) -> None:
         # needs between batches; passive waiting (read when torch loads, so set first) served 13% more
         # requests per second on 2 cores (docs/serving.md)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if threads is None:
+        threads = _threads_per_launched_process()
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _threads_per_launched_process() -> int | None:
+    """Under ``accelerate launch`` with several processes on one machine and no GPU, each process's share
+    of the cores (torch would start one thread per core in every process, and they would fight over them);
+    None otherwise: torch's default. OMP_NUM_THREADS, where set, is respected."""
+    local = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE")
+    if not local or not local.isdigit() or int(local) <= 1 or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    from lmtransfer.core.devices import accelerator_available
+    from lmtransfer.core.threads import usable_cores  # imports torch: only when launched
+
+    return None if accelerator_available() else max(1, usable_cores() // int(local))
 
 
 for command in (extract, train, evaluate, predict, fill_mask_command, pretrain_command, train_vectors_command):
@@ -53,6 +69,7 @@ for command in (extract, train, evaluate, predict, fill_mask_command, pretrain_c
 cli.add_command(compare_command)
 cli.add_command(serve_command)
 cli.add_command(push_command)
+cli.add_command(export_command)
 cli.add_command(cache)
 
 

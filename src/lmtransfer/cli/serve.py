@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from lmtransfer.core import choices as c
 from lmtransfer.core.errors import LmtError
 
 API_KEY_ENV = "LMTRANSFER_API_KEY"
@@ -58,7 +59,7 @@ API_KEY_ENV = "LMTRANSFER_API_KEY"
 @click.option("--max-length", default=256, show_default=True, type=click.IntRange(min=2), help="encoders' tokens")
 @click.option(
     "--compute",
-    type=click.Choice(["auto", "float32", "bfloat16"]),
+    type=click.Choice(c.COMPUTE_DTYPES),
     default="auto",
     show_default=True,
     help="encoders' arithmetic: auto is bfloat16 where the CPU has bfloat16 units (AVX512-BF16, AMX), about 2x "

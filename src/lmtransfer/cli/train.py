@@ -108,6 +108,8 @@ def train(
     click.echo(result.description)
     c = result.costs
     speed = f", {c.train_tokens_per_second:,.0f} tokens/s" if c.train_tokens_per_second else ""
+    if c.loop is not None and c.loop.mixed_precision not in ("no", None) and c.train_tokens_per_second:
+        speed += f" ({c.loop.mixed_precision} autocast)"  # what mixed_precision: auto chose
     click.echo(
         f"{c.strategy}: {c.trainable_parameters:,} trainable parameters, training {c.train_seconds:.1f} s"
         f"{speed}, wall {c.wall_seconds:.1f} s, peak RSS {c.peak_rss_bytes / 2**20:,.0f} MiB"

@@ -30,6 +30,7 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
     if "granularity" in written.features.model_fields_set:  # else the task decides it, below
         _check_pooling(written.features.granularity, written.features.pooling, fail)
     _check_baseline(written, fail)
+    _check_backend(written, fail)
     strategy = _strategy(written, fail)
     static = written.encoder.update_vectors or c.names_static_vectors(written.encoder.model)
     if static and strategy == "lora":
@@ -47,6 +48,14 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
     features |= _reading(written, strategy, fail)
     top = {"strategy": strategy} if strategy != written.strategy else {}
     return _apply(written, top, train=train, features=features, data=_glue_columns(written.data))
+
+
+def _check_backend(config: RunConfig, fail) -> None:
+    f = config.features
+    if f.quantize != "none" and f.backend == "torch":
+        raise fail("features.quantize", f"{f.quantize} weights are the onnx backend's: set features.backend: onnx")
+    if f.backend == "onnx" and f.compute == "bfloat16":
+        raise fail("features.compute", "the onnx backend computes in float32 (or int8 weights): use auto or float32")
 
 
 def _apply(config: RunConfig, top: dict[str, Any], **sections: dict[str, Any]) -> RunConfig:

@@ -74,7 +74,17 @@ class FeatureConfig(_Section):
         "float16", description="how cached features are stored; int8 = per-vector scaled, half of float16"
     )
     compute: Literal[c.COMPUTE_DTYPES] = Field(  # type: ignore[valid-type]
-        "float32", description="encoder arithmetic during extraction; bfloat16 pays off on GPUs and AMX CPUs only"
+        "auto",
+        description="encoder arithmetic of a frozen encoder: auto (bfloat16 autocast where the device has native "
+        "bfloat16, a recent GPU or a CPU with AVX512-BF16 or AMX; float32 elsewhere), float32, bfloat16",
+    )
+    backend: Literal[c.FEATURE_BACKENDS] = Field(  # type: ignore[valid-type]
+        "torch",
+        description="what runs the frozen encoder: torch, onnx (ONNX Runtime on the CPU, the graph exported once "
+        "per weights; pip install 'lmtransfer[onnx]'), or auto (onnx on a CPU computing in float32, else torch)",
+    )
+    quantize: Literal[c.ONNX_QUANTIZATIONS] = Field(  # type: ignore[valid-type]
+        "none", description="the onnx backend's weights: none (float32) or int8 (dynamic quantisation, faster)"
     )
     batch_size: int | None = Field(
         None, ge=1, description="texts per forward pass during extraction (default: 64 on a CPU, 512 on a GPU)"
@@ -182,6 +192,11 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of steps with linear warmup, then linear decay")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    gradient_checkpointing: bool = Field(
+        False,
+        description="fine-tuning, lora: keep only each block's input for the backward pass and recompute the "
+        "rest (activation memory of one block instead of all, for about a third more compute)",
+    )
     group_by_length: bool = Field(
         True, description="fine-tuning: batch texts of similar length together (less padding, faster steps)"
     )
@@ -193,7 +208,9 @@ class TrainConfig(_Section):
     )
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal[c.MIXED_PRECISION] = Field(  # type: ignore[valid-type]
-        "auto", description="auto: bf16 on a GPU that has it"
+        "auto",
+        description="auto: bf16 autocast where the device has native bfloat16 (a recent GPU, or a CPU with "
+        "AVX512-BF16 or AMX), else no",
     )
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N optimizer steps (0: epoch ends only)")
     keep_checkpoints: int = Field(2, ge=1, description="periodic checkpoints kept (the best is kept apart)")

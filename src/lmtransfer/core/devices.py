@@ -4,7 +4,10 @@ peak memory was."""
 
 from __future__ import annotations
 
+import os
+import platform
 import resource
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -16,18 +19,48 @@ def accelerator_available() -> bool:
     return torch.accelerator.is_available()
 
 
+def launched_process() -> tuple[int, int, int, int]:
+    """This process's place among those ``accelerate launch`` (or torchrun) started: rank, world size,
+    local rank, processes on this machine; (0, 1, 0, 1) when started alone. Read from the environment the
+    launcher sets, so that work which needs no process group (extraction) does not start one."""
+    env = os.environ
+
+    def number(name: str, default: int) -> int:
+        try:
+            return int(env.get(name, default))
+        except ValueError:
+            return default
+
+    world = number("WORLD_SIZE", 1)
+    return number("RANK", 0), world, number("LOCAL_RANK", 0), number("LOCAL_WORLD_SIZE", world)
+
+
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` is the accelerator torch finds, else the CPU; any other name (cpu, cuda, cuda:1) as given."""
+    """``auto`` is the accelerator torch finds (under ``accelerate launch`` with several GPUs, this
+    process's: the one of its local rank), else the CPU; any other name (cpu, cuda, cuda:1) as given."""
     if name != "auto":
         return torch.device(name)
-    return torch.accelerator.current_accelerator() if accelerator_available() else torch.device("cpu")
+    if not accelerator_available():
+        return torch.device("cpu")
+    device = torch.accelerator.current_accelerator()
+    _, _, local_rank, local_world = launched_process()
+    if local_world > 1 and torch.accelerator.device_count() >= local_world:
+        return torch.device(device.type, local_rank)
+    return device
 
 
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 matrix arithmetic
+# the instruction sets that decide how fast a CPU runs an encoder (bfloat16, int8 dot products, tiles)
+SPEED_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
 
 
 def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux lists them (empty elsewhere)."""
+    """The CPU's feature flags as Linux lists them (empty elsewhere). ``LMTRANSFER_CPU_FLAGS`` (flags
+    separated by spaces or commas) replaces them: to see what ``auto`` would choose on another CPU, or to
+    keep a test suite's results the same on every machine."""
+    forced = os.environ.get("LMTRANSFER_CPU_FLAGS")
+    if forced is not None:
+        return set(forced.replace(",", " ").split())
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
             for line in info:
@@ -36,6 +69,34 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    """What this process computes on, for benchmark rows and metrics.json: the CPU model, the instruction
+    sets of ``SPEED_CPU_FLAGS`` it has, its cores, and the GPU with its compute capability where torch
+    finds one."""
+    flags = cpu_flags()
+    out: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "isa": [f for f in SPEED_CPU_FLAGS if f in flags],
+        "cores": os.cpu_count(),
+    }
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        out |= {"gpu": torch.cuda.get_device_name(), "compute_capability": f"{major}.{minor}"}
+    return out
 
 
 def native_bfloat16(device: torch.device | str = "cpu") -> bool:
@@ -55,9 +116,15 @@ def auto_compute(device: torch.device | str = "cpu") -> str:
     return "bfloat16" if native_bfloat16(device) else "float32"
 
 
+def resolve_compute(compute: str, device: torch.device | str = "cpu") -> str:
+    """``compute`` as it will run on ``device``: ``auto`` resolved, float32 and bfloat16 as given."""
+    return auto_compute(device) if compute == "auto" else compute
+
+
 def auto_mixed_precision() -> str:
-    """What ``mixed_precision: auto`` means here: bf16 on a GPU that has it, else none."""
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    """What ``mixed_precision: auto`` means here: bf16 autocast where the device training runs on has
+    native bfloat16 (a GPU that supports it; without one, a CPU with AVX512-BF16 or AMX), else none."""
+    return "bf16" if native_bfloat16(pick_device()) else "no"
 
 
 def make_accelerator(mixed_precision: str = "no", grad_accum: int = 1, log_with: list | None = None) -> Accelerator:

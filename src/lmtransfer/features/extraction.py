@@ -13,18 +13,20 @@ import ctypes.util
 import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from tqdm.auto import tqdm
 
-from lmtransfer.core.devices import pick_device
+from lmtransfer.core.devices import pick_device, resolve_compute
 from lmtransfer.core.text import human_bytes
 from lmtransfer.data.examples import Example
 from lmtransfer.encoders.encoder import Encoder
+from lmtransfer.encoders.onnx import onnx_hidden_states, pick_backend
 from lmtransfer.features.cache.admin import find_superset
 from lmtransfer.features.cache.key import CacheKey, cache_dir_for, make_key
 from lmtransfer.features.cache.reader import FeatureCache
@@ -77,10 +79,14 @@ def default_batch_size(device: torch.device) -> int:
     return 64 if device.type == "cpu" else 512
 
 
-def _forward_rows(encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, compute: str) -> torch.Tensor:
+def _forward_rows(
+    encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, compute: str, runner=None
+) -> torch.Tensor:
     """Padded features of one batch on the encoder's device: (B, L, H) pooled per sentence,
-    (B, W, L, H) per word or (B, T, L, H) per token (rows past an example's own are padding)."""
-    states = hidden_states(encoder.model, encoder_inputs(batch, encoder.uses_token_type_ids), compute)
+    (B, W, L, H) per word or (B, T, L, H) per token (rows past an example's own are padding). ``runner``,
+    where given, computes the hidden states instead of torch (ONNX Runtime)."""
+    inputs = encoder_inputs(batch, encoder.uses_token_type_ids)
+    states = runner(inputs) if runner is not None else hidden_states(encoder.model, inputs, compute)
     h = stack_layers(states, spec.layers)  # (B, L, T, H)
     if spec.granularity == "sentence":
         return pool_sentence(h, batch["attention_mask"], spec.pooling)  # (B, L, H)
@@ -140,7 +146,7 @@ def _store(
         buffer.put(slice(offsets[i], offsets[i + 1]), rows[b, : offsets[i + 1] - offsets[i]])
 
 
-def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute, dtype) -> tuple[int, int]:
+def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute, dtype, runner) -> tuple[int, int]:
     began = time.perf_counter()
     start, stop = writer.shard_range(index)
     encoding = _tokenize(encoder, examples[start:stop], spec)
@@ -161,7 +167,7 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
         batch = {k: v.to(device, non_blocking=True) for k, v in encoding.pad(chosen, pad_id).items()}
         spans = [encoding.spans[i] for i in chosen] if spec.granularity == "word" else []
         with torch.inference_mode():
-            rows = _ToHost(_forward_rows(encoder, batch, spec, spans, compute), dtype)
+            rows = _ToHost(_forward_rows(encoder, batch, spec, spans, compute, runner), dtype)
         if pending is not None:
             _store(buffer, offsets, row_of, pending[0], pending[1].get())
         pending = (chosen, rows)
@@ -174,6 +180,34 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
     writer.commit_shard(index, buffer, offsets, int(lengths.sum()), truncated, time.perf_counter() - began)
     release_freed_memory()
     return int(lengths.sum()), truncated
+
+
+def _claimed_shards(writer: CacheWriter, todo: list[int], bar: tqdm) -> Iterator[tuple[int, FileLock]]:
+    """The shards of ``todo`` this writer is to extract, each with its lock held, until all are done.
+
+    First every shard nobody holds, in order; then, for each shard another writer (a process of
+    ``accelerate launch``, another command on the same data) held, wait for its lock: once released the
+    shard is done, or its writer died and it is this one's to do. The bar counts others' shards too."""
+    held = []
+    for index in todo:
+        lock = writer.claim(index)
+        if lock is not None:
+            yield index, lock
+        elif not writer.done(index):
+            held.append(index)
+        else:
+            bar.update(_size(writer, index))
+    for index in held:
+        lock = writer.claim(index, wait=True)
+        if lock is not None:
+            yield index, lock
+        else:
+            bar.update(_size(writer, index))
+
+
+def _size(writer: CacheWriter, index: int) -> int:
+    start, stop = writer.shard_range(index)
+    return stop - start
 
 
 def _shared_cache(root: Path, key: CacheKey, progress: bool, desc: str) -> FeatureCache | None:
@@ -204,20 +238,32 @@ def extract(
     shard_size: int = 4096,
     progress: bool = True,
     desc: str = "extract",
-    compute: str = "float32",
+    compute: str = "auto",
     device: str = "auto",
+    backend: str = "torch",
+    quantize: str = "none",
 ) -> Extraction:
     """Extract ``spec`` features of ``examples`` into the cache under ``cache_root`` (resuming if needed).
 
     ``dtype`` is how features are stored (float16, float32 or int8); ``compute`` the encoder's
-    arithmetic (float32, or bfloat16 autocast). Both are part of the cache key. Where no cache of this key
+    arithmetic (float32, bfloat16 autocast, or ``auto``: bfloat16 where ``device`` has it natively). Both
+    are part of the cache key, ``compute`` as resolved here. ``backend`` ``onnx`` runs the encoder in
+    ONNX Runtime on the CPU (float32, or int8 weights with ``quantize``; its graph exported on first use
+    under ``cache_root``), ``auto`` picks it where it is the faster (``encoders.onnx.pick_backend``); its
+    caches are keyed apart from torch's. Where no cache of this key
     is complete but one of the same key with more layers is, that one serves these layers. The encoder
     runs on ``device`` (``auto``: see ``core.devices.pick_device``) and is back where it was afterwards;
     ``batch_size`` defaults to ``default_batch_size`` of that device.
     """
     encoder.freeze()
     target = pick_device(device)
-    key = make_key(encoder, spec, dtype, examples, compute)
+    compute = resolve_compute(compute, target)
+    backend = pick_backend(backend, target, compute)
+    runner, made_by = None, None
+    if backend == "onnx":  # ONNX Runtime on the CPU, in float32 or with int8 weights
+        target, compute = torch.device("cpu"), "float32"
+        made_by = "onnx" if quantize == "none" else f"onnx-{quantize}"
+    key = make_key(encoder, spec, dtype, examples, compute, made_by)
     shared = _shared_cache(Path(cache_root), key, progress, desc)
     if shared is not None:
         return Extraction(shared, 0, 0, 0.0)
@@ -225,6 +271,8 @@ def extract(
     writer.open()
     if writer.complete:
         return Extraction(FeatureCache(writer.directory), 0, 0, 0.0)
+    if backend == "onnx":
+        runner = onnx_hidden_states(encoder, Path(cache_root), quantize, progress)
     todo = [i for i in range(writer.num_shards) if not writer.done(i)]
     remaining = sum(writer.shard_range(i)[1] - writer.shard_range(i)[0] for i in todo)
     if progress:
@@ -235,6 +283,7 @@ def extract(
             else ""
         )
         how = dtype if compute == "float32" else f"{dtype} ({compute} compute)"
+        how += f" by {made_by}" if made_by else ""
         how += f", on {target}"
         print(
             f"[{desc}] {len(examples):,} examples, layers {list(spec.layers)}, {spec.granularity}/{spec.pooling}, "
@@ -244,17 +293,21 @@ def extract(
     batch_size = batch_size or default_batch_size(target)
     home = next(encoder.model.parameters()).device
     began = time.perf_counter()
-    tokens = truncated = 0
+    tokens = truncated = extracted = 0
     try:
         encoder.model.to(target)
         with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
             bar.tokens = 0
-            for index in todo:
-                shard_tokens, shard_truncated = _extract_shard(
-                    encoder, writer, index, examples, spec, batch_size, bar, compute, dtype
-                )
+            for index, lock in _claimed_shards(writer, todo, bar):
+                try:
+                    shard_tokens, shard_truncated = _extract_shard(
+                        encoder, writer, index, examples, spec, batch_size, bar, compute, dtype, runner
+                    )
+                finally:
+                    lock.release()
                 tokens += shard_tokens
                 truncated += shard_truncated
+                extracted += _size(writer, index)
     finally:
         encoder.model.to(home)
     writer.finish()
@@ -265,8 +318,8 @@ def extract(
             else f"were read whole, in windows sharing {spec.window_stride} tokens (encoder.long_text: windows)"
         )
         print(
-            f"[{desc}] {truncated:,} of {remaining:,} texts were longer than max_length={spec.max_length} tokens "
+            f"[{desc}] {truncated:,} of {extracted:,} texts were longer than max_length={spec.max_length} tokens "
             f"and {done}",
             file=sys.stderr,
         )
-    return Extraction(FeatureCache(writer.directory), remaining, tokens, time.perf_counter() - began, truncated)
+    return Extraction(FeatureCache(writer.directory), extracted, tokens, time.perf_counter() - began, truncated)

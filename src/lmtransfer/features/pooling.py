@@ -6,11 +6,13 @@ checking that a head gives the same output on live and cached features).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from lmtransfer.core.devices import resolve_compute
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,18 @@ def pool_words(h: Tensor, word_ids: Sequence[Sequence[int | None]], how: str) ->
 
 
 def hidden_states(encoder: nn.Module, inputs: dict[str, Tensor], compute: str = "float32") -> list[Tensor]:
-    """All hidden states of ``encoder`` as float32, computed in float32 or under bfloat16 autocast.
+    """All hidden states of ``encoder`` as float32. ``bfloat16`` computes them under bfloat16 autocast
+    (``auto``: where the device has native bfloat16, see ``core.devices.auto_compute``); ``float32`` adds
+    no autocast of its own, so a caller's (the training loop's mixed precision) still applies.
 
     bfloat16 roughly halves the time on hardware with bfloat16 matrix units (recent GPUs, CPUs with
     AMX or AVX512-BF16); on other CPUs torch emulates it and it is several times slower than float32.
     """
-    device = next(encoder.parameters()).device.type
-    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=compute == "bfloat16"):
+    device = next(encoder.parameters()).device
+    if resolve_compute(compute, device) == "bfloat16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            out = encoder(**inputs, output_hidden_states=True)
+    else:  # not autocast(enabled=False): that would switch off the loop's bf16 autocast around a fine-tune
         out = encoder(**inputs, output_hidden_states=True)
     return [h.float() for h in out.hidden_states]
 
@@ -112,20 +119,31 @@ class EncoderFeatures(nn.Module):
     (B, W, L, H) from the batch's ``word_spans``, or per token (B, T, L, H); for items of grouped texts
     (the batch's ``groups``), per window (B, S, W, L, H).
 
-    Whether the encoder trains is up to the caller; this module only routes tensors.
+    Whether the encoder trains is up to the caller; this module only routes tensors. ``runner``, where
+    given, computes the (frozen) encoder's hidden states instead of torch: ONNX Runtime's session.
     """
 
     def __init__(
-        self, encoder: nn.Module, spec: FeatureSpec, uses_token_type_ids: bool, compute: str = "float32"
+        self,
+        encoder: nn.Module,
+        spec: FeatureSpec,
+        uses_token_type_ids: bool,
+        compute: str = "float32",
+        runner: Callable[[dict[str, Tensor]], list[Tensor]] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.spec = spec
         self.uses_token_type_ids = uses_token_type_ids
         self.compute = compute
+        self.runner = runner
 
     def forward(self, **batch: Tensor) -> Tensor:
-        states = hidden_states(self.encoder, encoder_inputs(batch, self.uses_token_type_ids), self.compute)
+        inputs = encoder_inputs(batch, self.uses_token_type_ids)
+        if self.runner is not None:
+            states = [h.to(batch["input_ids"].device) for h in self.runner(inputs)]
+        else:
+            states = hidden_states(self.encoder, inputs, self.compute)
         h = stack_layers(states, self.spec.layers)  # (B, L, T, H)
         if self.spec.granularity == "sentence":
             pooled = pool_sentence(h, batch["attention_mask"], self.spec.pooling)  # (N, L, H) a sequence

@@ -5,7 +5,7 @@ a feature-based run."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,20 @@ from safetensors.torch import load_file
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.atomic import existing_dir
+from lmtransfer.core.devices import pick_device, resolve_compute
 from lmtransfer.core.errors import LmtError
 from lmtransfer.data.splits import Split
 from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.encoders.loading import load_encoder
+from lmtransfer.encoders.onnx import (
+    ONNX_GRAPH,
+    OnnxHiddenStates,
+    graph_encoder,
+    input_names,
+    onnx_hidden_states,
+    pick_backend,
+)
+from lmtransfer.features.cache.layout import cache_root
 from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec
 from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.runs.base import LoadedRun
@@ -29,6 +39,9 @@ from lmtransfer.training.datasets import CachedFeatureDataset, live_dataset
 from lmtransfer.training.predict import predict_outputs
 from lmtransfer.training.setup import extract_for, feature_spec, window_cap
 from lmtransfer.training.strategies import LiveModel
+
+EXPORT_INFO = "export.json"  # what `lmtransfer export` made the folder from; present only in an export
+GRAPH_ENCODER = "encoder-onnx"  # an export's encoder: the ONNX graph, its tokenizer and model config
 
 
 @dataclass
@@ -43,6 +56,7 @@ class Run(LoadedRun):
     encoder_info: dict[str, Any]
     model: TaskModel
     metrics: dict[str, Any]
+    _runner: OnnxHiddenStates | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, directory: str | Path) -> Run:
@@ -65,9 +79,16 @@ class Run(LoadedRun):
         folder = self.directory / "encoder"
         return folder if folder.is_dir() else None
 
+    @property
+    def exported(self) -> bool:
+        """An artefact of `lmtransfer export`: its encoder is an ONNX graph, with no torch weights."""
+        return (self.directory / EXPORT_INFO).is_file()
+
     def load_encoder(self) -> Encoder:
         """The run's encoder; warns when its weights are not the ones the run was trained on."""
         enc = self.config.encoder
+        if self.exported:
+            return graph_encoder(self.directory / GRAPH_ENCODER, enc.model, self.encoder_info["weights_sha256"])
         source = str(self.own_encoder) if self.own_encoder else enc.model
         encoder = load_encoder(
             source,
@@ -106,18 +127,35 @@ class Run(LoadedRun):
     ) -> np.ndarray:
         batch = batch_size or self.config.train.batch_size
         spec = feature_spec(self.config, self.encoder)
-        if from_cache and self.own_encoder is None:  # feature-based: features come from (and go to) the cache
+        if from_cache and self.own_encoder is None and not self.exported:  # features from (and to) the cache
             stored = extract_for(self.config, self.encoder, prepared.examples, spec, "evaluate", progress).cache
             dataset = CachedFeatureDataset(stored, prepared.targets, prepared.sides)
             return predict_outputs(self.model, dataset, batch, progress=progress)[0]
         dataset = live_dataset(self.encoder.tokenizer, prepared, spec, window_cap(self.config))
         return predict_outputs(self.live_model(spec), dataset, batch, progress=progress)[0]
 
+    def _onnx_runner(self) -> OnnxHiddenStates | None:
+        """ONNX Runtime's session: an export's graph, or the graph of a run whose features came from the onnx
+        backend (None: torch computes)."""
+        if self.exported:
+            if self._runner is None:
+                graph = self.directory / GRAPH_ENCODER / ONNX_GRAPH
+                self._runner = OnnxHiddenStates(graph, input_names(self.encoder))
+            return self._runner
+        f = self.config.features
+        device = pick_device(f.device)
+        if pick_backend(f.backend, device, resolve_compute(f.compute, device)) != "onnx":
+            return None
+        if self._runner is None:
+            self._runner = onnx_hidden_states(self.encoder, cache_root(self.config.cache_dir), f.quantize, False)
+        return self._runner
+
     def live_model(self, spec: FeatureSpec) -> LiveModel:
         """The task model on the encoder, live; a feature run's features are rounded as in its cache."""
-        feature_run = self.own_encoder is None
+        feature_run = self.config.strategy == "feature"
         rounding = self.config.features.dtype if feature_run else None
         compute = self.config.features.compute if feature_run else "float32"
         encoder = self.encoder.freeze()
-        features = EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids, compute)
+        runner = self._onnx_runner() if feature_run or self.exported else None  # as the caches were made
+        features = EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids, compute, runner)
         return LiveModel(features, self.model, rounding)

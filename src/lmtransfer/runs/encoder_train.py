@@ -165,15 +165,17 @@ def _datasets(
                 )
         return out, None
     began = time.perf_counter()
-    with acc.main_process_first():  # one process extracts; the others then find the cache complete
-        show = progress and acc.is_main_process
-        done = {n: extract_for(config, encoder, p.examples, spec, n, show) for n, p in prepared.items()}
+    # every process extracts at once, each the shards no other holds (the cache's locks share them out),
+    # and each returns once the cache is complete
+    show = progress and acc.is_main_process
+    done = {n: extract_for(config, encoder, p.examples, spec, n, show) for n, p in prepared.items()}
     costs = ExtractionCosts(
         seconds=time.perf_counter() - began,
         tokens=sum(ex.tokens for ex in done.values()),
         cache_bytes=sum(ex.cache.nbytes for ex in done.values()),
         caches={n: str(ex.cache.directory) for n, ex in done.items()},
         made_seconds=_made_seconds([ex.cache.made_seconds for ex in done.values()]),
+        compute=next((ex.cache.key.get("compute") for ex in done.values()), None),
     )
     datasets = {n: CachedFeatureDataset(ex.cache, prepared[n].targets, prepared[n].sides) for n, ex in done.items()}
     if spec.granularity == "word":

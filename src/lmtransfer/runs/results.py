@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.devices import hardware
 from lmtransfer.tasks.units import Units
 
 UNITS_SUFFIX = ".units.npz"  # predictions/dev.units.npz: the split's units, for compare's bootstrap
@@ -22,6 +23,7 @@ class ExtractionCosts:
     cache_bytes: int  # of the layers the run reads
     caches: dict[str, str]  # split -> cache directory
     made_seconds: float | None = None  # what making its caches took, now or earlier (None: not recorded)
+    compute: str | None = None  # the encoder's arithmetic the caches were made with (compute: auto resolved)
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -92,6 +94,8 @@ class Costs:
             e = self.extraction
             out |= {"extract_seconds": e.seconds, "extract_tokens": e.tokens}
             out |= {"extract_tokens_per_second": e.tokens_per_second, "cache_bytes": e.cache_bytes, "caches": e.caches}
+            if e.compute is not None:
+                out["extract_compute"] = e.compute
         out["strategy"] = self.strategy
         if self.feature_bytes is not None:
             out |= {"extract_seconds": self.featurize_seconds, "cache_bytes": 0, "feature_bytes": self.feature_bytes}
@@ -137,7 +141,7 @@ class TrainResult:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """metrics.json: dev / test metrics, training history, sizes, costs."""
+        """metrics.json: dev / test metrics, training history, sizes, costs, and the hardware it ran on."""
         out: dict[str, Any] = {name: m for name, m in (("dev", self.dev), ("test", self.test)) if m is not None}
         out["task"] = self.task
         if self.best_epoch is not None:
@@ -147,7 +151,7 @@ class TrainResult:
             out["encoder_inputs"] = self.encoder_inputs
         if self.vocabulary_size is not None:
             out["vocabulary_size"] = self.vocabulary_size
-        return out | {"costs": self.costs.to_json()}
+        return out | {"costs": self.costs.to_json(), "hardware": hardware()}
 
 
 def describe_layers(weights: dict[str, Any]) -> str:

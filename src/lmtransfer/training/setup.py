@@ -80,6 +80,8 @@ def extract_for(
         desc=name,
         compute=f.compute,
         device=f.device,
+        backend=f.backend,
+        quantize=f.quantize,
     )
 
 

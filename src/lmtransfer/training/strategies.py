@@ -107,6 +107,15 @@ def _add_lora(encoder: Encoder, config: RunConfig) -> None:
         raise config.error("lora.target_modules", str(exc).splitlines()[0]) from None
 
 
+def _checkpoint_blocks(encoder: Encoder, config: RunConfig) -> None:
+    """transformers' gradient checkpointing, non-reentrant (torch's recommended kind: it works with frozen
+    inputs, as LoRA's are, and with autocast)."""
+    model = encoder.model
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise config.error("train.gradient_checkpointing", f"{type(model).__name__} does not support it")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def build_model(
     config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel
 ) -> tuple[nn.Module, list[dict[str, Any]]]:
@@ -120,6 +129,8 @@ def build_model(
         _freeze(encoder, config)
     else:
         _add_lora(encoder, config)
+    if t.gradient_checkpointing:
+        _checkpoint_blocks(encoder, config)
     model = LiveModel(EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids), classifier)
     if config.strategy == "finetune":
         return model, _decayed_groups(encoder, classifier, config)

@@ -16,7 +16,7 @@ from lmtransfer.features.cache.layout import DIGEST_LENGTH
 from lmtransfer.features.pooling import FeatureSpec
 
 FORMAT_VERSION = 2
-ADDED = ("window_stride",)  # fields of CacheKey that came after format version 2, None when unused
+ADDED = ("window_stride", "backend")  # fields of CacheKey that came after format version 2, None when unused
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class CacheKey:
     compute: str = "float32"  # the encoder's arithmetic during extraction: float32 or bfloat16
     format_version: int = FORMAT_VERSION
     window_stride: int | None = None  # texts read in windows sharing this many tokens; None: cut at max_length
+    backend: str | None = None  # what ran the encoder: None for torch, "onnx" or "onnx-int8" for ONNX Runtime
 
     def digest(self) -> str:
         """The first hex digits of the sha256 of the key's JSON. A field added since format version 2 counts
@@ -54,7 +55,12 @@ def data_fingerprint(examples: Sequence[Example]) -> str:
 
 
 def make_key(
-    encoder: Encoder, spec: FeatureSpec, dtype: str, examples: Sequence[Example], compute: str = "float32"
+    encoder: Encoder,
+    spec: FeatureSpec,
+    dtype: str,
+    examples: Sequence[Example],
+    compute: str = "float32",
+    backend: str | None = None,
 ) -> CacheKey:
     """The key of ``spec`` features of ``examples`` from ``encoder``, stored as ``dtype``."""
     return CacheKey(
@@ -69,6 +75,7 @@ def make_key(
         data_fingerprint=data_fingerprint(list(examples)),
         compute=compute,
         window_stride=spec.window_stride,
+        backend=backend,
     )
 
 

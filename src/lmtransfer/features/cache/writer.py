@@ -1,6 +1,13 @@
 """Writing a feature cache shard by shard: each shard's arrays fill temporary files, which are renamed into
 place when complete and then listed, with their sizes and checksums, in the manifest. A resumed extraction
-keeps the shards the manifest lists intact and redoes only the others."""
+keeps the shards the manifest lists intact and redoes only the others.
+
+Several writers may fill one cache at once: the processes of ``accelerate launch``, or two commands that
+happen to need the same features. A writer works on a shard only while it holds that shard's lock
+(``claim``), and reads, merges and writes the manifest only under the cache's lock, so the writers share
+the shards out between them, no writer touches another's temporary files, and no manifest entry is lost.
+The locks are ``filelock``'s (``fcntl`` on Unix): the system releases them when their process dies, so a
+killed writer's shard is simply claimed again."""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from lmtransfer.core.atomic import atomic_write_json, commit_file, sha256_file
 from lmtransfer.core.errors import CacheError
@@ -50,6 +58,7 @@ class CacheWriter:
         self.shard_size = shard_size
         self.hidden_size = hidden_size
         self.manifest: dict[str, Any] = {}
+        self._fresh: dict[str, Any] = {}
 
     @property
     def num_shards(self) -> int:
@@ -59,12 +68,15 @@ class CacheWriter:
         start = index * self.shard_size
         return start, min(start + self.shard_size, self.num_examples)
 
+    def _lock(self) -> FileLock:
+        """The cache's lock: held while the manifest is read, merged and written."""
+        return FileLock(self.directory / ".manifest.lock")
+
     def open(self) -> CacheWriter:
-        """Create the directory, or pick up a manifest left by an interrupted run of the same key."""
+        """Create the directory, or pick up a manifest left by an interrupted run (or written by another
+        writer) of the same key."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for debris in self.directory.glob(".*.tmp"):  # temporary files of a killed writer
-            debris.unlink(missing_ok=True)
-        fresh = {
+        self._fresh = {
             "format_version": FORMAT_VERSION,
             "key_digest": self.key.digest(),
             "num_examples": self.num_examples,
@@ -76,15 +88,47 @@ class CacheWriter:
             "shards": [],
             "complete": False,
         }
-        old = read_json(self.directory / "manifest.json")
-        same = old is not None and all(old.get(k) == v for k, v in fresh.items() if k not in ("shards", "complete"))
-        self.manifest = old if same else fresh
-        intact = [s for s in self.manifest["shards"] if self._intact(s)]
-        if len(intact) < len(self.manifest["shards"]):  # a shard lost or cut short: redo just that one
-            self.manifest.update(shards=intact, complete=False)
-        if not (self.directory / "key.json").exists():
-            atomic_write_json(self.directory / "key.json", dataclasses.asdict(self.key))
+        with self._lock():
+            for name in ("manifest.json", TIMING, "key.json"):  # written only under this lock: a killed write's
+                for debris in self.directory.glob(f".{name}.*.tmp"):
+                    debris.unlink(missing_ok=True)
+            self._read_manifest()
+            if not (self.directory / "key.json").exists():
+                atomic_write_json(self.directory / "key.json", dataclasses.asdict(self.key))
         return self
+
+    def _read_manifest(self) -> None:
+        """The manifest on disk (the cache's lock held), if it is one of this key; the shards it lists that
+        are whole. A shard lost or cut short is dropped from the list, so just that one is redone."""
+        old = read_json(self.directory / "manifest.json")
+        fixed = {k: v for k, v in self._fresh.items() if k not in ("shards", "complete")}
+        same = old is not None and all(old.get(k) == v for k, v in fixed.items())
+        self.manifest = old if same else dict(self._fresh, shards=[])
+        intact = [s for s in self.manifest["shards"] if self._intact(s)]
+        if len(intact) < len(self.manifest["shards"]):
+            self.manifest.update(shards=intact, complete=False)
+
+    def refresh(self) -> None:
+        """Read what other writers have committed since."""
+        with self._lock():
+            self._read_manifest()
+
+    def claim(self, index: int, wait: bool = False) -> FileLock | None:
+        """Shard ``index``'s lock, held, if the shard is still to do; None if another writer holds it (and
+        ``wait`` is false) or it is done. Temporary files of the shard that a killed writer left behind are
+        removed: nobody else can be writing them now."""
+        lock = FileLock(self.directory / f".shard-{index:05d}.lock", thread_local=False)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return None
+        self.refresh()
+        if self.done(index):
+            lock.release()
+            return None
+        for debris in self.directory.glob(f".shard-{index:05d}.*.tmp"):
+            debris.unlink(missing_ok=True)
+        return lock
 
     def _intact(self, shard: dict[str, Any]) -> bool:
         return all(
@@ -143,15 +187,21 @@ class CacheWriter:
             "truncated": truncated,
             **files,
         }
-        if seconds is not None:  # what extracting it took: the cache's cost, also for runs that only read it
-            timing = read_json(self.directory / TIMING) or {}
-            atomic_write_json(self.directory / TIMING, {**timing, str(index): seconds})
-        self.manifest["shards"] = sorted(self.manifest["shards"] + [entry], key=lambda s: s["index"])
-        atomic_write_json(self.directory / "manifest.json", self.manifest)
+        with self._lock():  # other writers may have committed shards since: merge, never overwrite
+            if seconds is not None:  # what extracting it took: the cache's cost, also for runs that only read it
+                timing = read_json(self.directory / TIMING) or {}
+                atomic_write_json(self.directory / TIMING, {**timing, str(index): seconds})
+            self._read_manifest()
+            others = [s for s in self.manifest["shards"] if s["index"] != index]
+            self.manifest["shards"] = sorted([*others, entry], key=lambda s: s["index"])
+            atomic_write_json(self.directory / "manifest.json", self.manifest)
 
     def finish(self) -> None:
-        missing = [i for i in range(self.num_shards) if not self.done(i)]
-        if missing:
-            raise CacheError(f"shards {missing} are missing", path=self.directory)
-        self.manifest["complete"] = True
-        atomic_write_json(self.directory / "manifest.json", self.manifest)
+        with self._lock():
+            self._read_manifest()
+            missing = [i for i in range(self.num_shards) if not self.done(i)]
+            if missing:
+                raise CacheError(f"shards {missing} are missing", path=self.directory)
+            if not self.manifest["complete"]:
+                self.manifest["complete"] = True
+                atomic_write_json(self.directory / "manifest.json", self.manifest)

@@ -1,0 +1,35 @@
+"""``lmtransfer export``: a run as a self-contained ONNX inference artefact."""
+
+from __future__ import annotations
+
+import click
+
+from lmtransfer.core import choices as c
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="artefact format")
+@click.option(
+    "--quantize",
+    type=click.Choice(c.ONNX_QUANTIZATIONS),
+    default="none",
+    show_default=True,
+    help="int8: the encoder's weights quantised by ONNX Runtime (faster on a CPU; features move a little)",
+)
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="default: RUN_DIR-onnx[-int8]")
+@click.option("--quiet", is_flag=True, help="no progress messages")
+def export_command(run_dir, fmt, quantize, out, quiet) -> None:
+    """Write RUN_DIR (a fine-tuned or feature-based run of a transformer) as a folder that predicts without
+    torch weights: the encoder's hidden states as an ONNX graph, its tokenizer, the run's head, labels and
+    config. `lmtransfer predict`, `evaluate` and `serve` take the folder as they take the run:
+
+        lmtransfer export runs/demo --quantize int8
+        lmtransfer serve runs/demo-onnx-int8
+
+    Needs onnxruntime and onnx (pip install 'lmtransfer[onnx]').
+    """
+    from lmtransfer.runs.export import export_run
+
+    folder = export_run(run_dir, out, quantize=quantize, progress=not quiet)
+    click.echo(str(folder))
