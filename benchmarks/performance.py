@@ -383,11 +383,14 @@ def latest_run(path: Path) -> list[dict]:
     return list(latest.values())
 
 
-def _peak_for(tool: str, peaks: dict) -> float:
-    """The matmul peak a row is measured against: bfloat16's for bfloat16 rows where the hardware does
-    bfloat16 faster than float32 (a GPU), else float32's (a CPU that emulates bfloat16)."""
+def _peak_for(tool: str, peaks: dict, compute: str | None = None) -> float:
+    """The matmul peak a row is measured against: bfloat16's for bfloat16 rows (by name, or by the compute
+    the row's cache records: ``auto`` resolved) where the hardware does bfloat16 faster than float32,
+    else float32's (a CPU that emulates bfloat16). int8 rows are set against float32's too: no int8 peak
+    is measured, so their share can pass 100%."""
     native = peaks["bf16_flops"] > peaks["fp32_flops"]
-    return peaks["bf16_flops"] if tool.endswith("bf16") and native else peaks["fp32_flops"]
+    bf16 = tool.endswith("bf16") or compute == "bfloat16"
+    return peaks["bf16_flops"] if bf16 and native else peaks["fp32_flops"]
 
 
 def _memory(r: dict) -> str:
@@ -430,7 +433,7 @@ def table(path: Path) -> str:
             per_text_bytes = f"{cache / r['examples']:,.0f}" if cache else ""
             per_token_bytes = f"{cache / r['tokens']:,.0f} (naive {naive_per_token:,})" if cache else ""
             vs_naive = f"1/{naive / cache:.1f}" if cache else ""
-            flops = speed * model_flops_per_token(False, per_text) / _peak_for(r["tool"], peaks)
+            flops = speed * model_flops_per_token(False, per_text) / _peak_for(r["tool"], peaks, r.get("compute"))
             out.append(
                 f"| {r['tool']} | {speed:,.0f} | {f'{speed / pipe:.2f}x' if pipe else ''} | "
                 f"{f'{speed / st:.2f}x' if st else ''} | {100 * flops:.0f}% | "

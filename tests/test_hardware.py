@@ -104,3 +104,31 @@ def test_metrics_name_the_hardware_and_the_resolved_compute(run_overrides, monke
     assert hardware["isa"] == ["avx2", "avx512f", "avx512_bf16", "avx512_vnni"]  # the ones that matter
     assert metrics["costs"]["extract_compute"] == "bfloat16"
     assert ("gpu" in hardware) == torch.cuda.is_available()
+
+
+def test_gradient_checkpointing_trains_the_same_model(run_overrides, tmp_path):
+    """Recomputing each block in the backward pass (with the same dropout masks) changes the memory, not
+    the result."""
+    base = [*run_overrides, "strategy=finetune", "features.layers=last", "train.epochs=1"]
+    plain = train(load_config(overrides=[*base, f"output_dir={tmp_path / 'plain'}"]), progress=False)
+    checkpointed = train(
+        load_config(overrides=[*base, "train.gradient_checkpointing=true", f"output_dir={tmp_path / 'gc'}"]),
+        progress=False,
+    )
+    assert checkpointed.model.features.encoder.is_activation_checkpointing  # it did recompute
+    assert not plain.model.features.encoder.is_activation_checkpointing
+    assert checkpointed.dev["accuracy"] == plain.dev["accuracy"]
+    losses = [h["train_loss"] for h in checkpointed.history]
+    assert losses == pytest.approx([h["train_loss"] for h in plain.history], rel=1e-5)
+
+
+def test_attention_dropout_is_set_in_every_self_attention(run_overrides):
+    from lmtransfer.training.setup import config_encoder
+    from lmtransfer.training.strategies import _set_attention_dropout
+
+    config = load_config(overrides=[*run_overrides, "strategy=finetune", "finetune.attention_dropout=0"])
+    encoder = config_encoder(config)
+    _set_attention_dropout(encoder, config)
+    rates = [m.dropout.p for m in encoder.model.modules() if type(m).__name__.endswith("SelfAttention")]
+    assert rates and set(rates) == {0.0}
+    assert encoder.model.config.attention_probs_dropout_prob == 0.0

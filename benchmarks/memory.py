@@ -1,0 +1,212 @@
+"""Peak memory of fine-tuning (issue 19): lmtransfer against the HF Trainer at the same batch size and length.
+
+    python benchmarks/memory.py              # appends rows to benchmarks/results/memory.jsonl (~15 min on 2 cores)
+    python benchmarks/memory.py --table
+
+Each measurement runs in its own process, so its peak RSS (VmHWM) is that tool's alone:
+
+- SQuAD v1.1, windows of 384 tokens (stride 128), batch 32, MiniLM, one epoch on 128 train questions
+  (lmtransfer: its seeded subset; the Trainer: the first 128), about 4 optimizer steps (the peak comes
+  with the first), 32 dev questions: lmtransfer's
+  configs/squad.yaml in float32, with train.gradient_checkpointing, with bf16 autocast, and with
+  finetune.attention_dropout 0 (which lets torch's fused CPU attention run in training); the HF
+  Trainer (AutoModelForQuestionAnswering) on the windows its own QA recipe makes (padded to 384, as
+  transformers' run_qa example does), float32.
+- RTE, pairs cut at 256 tokens, batch 32, the first 256 pairs, one epoch: lmtransfer's configs/rte.yaml
+  float32, and the Trainer (sequence classification) with dynamic padding, and with every pair padded to
+  256 (lmtransfer batches pairs of similar length, so one of its batches holds the 32 longest pairs: its
+  peak is that of a batch near full length, which a random batch rarely is).
+
+Peak RSS includes reading the data (all of SQuAD train is parsed before the subset is taken, by both).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _bench import cpu, parser
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT.parent / "shared" / "data"
+OUT = HERE / "results" / "memory.jsonl"
+QUESTIONS, PAIRS, BATCH, SEED = 128, 256, 32, 13
+
+STEPS = {
+    "squad:lmtransfer": ("squad", ["train.mixed_precision=no"]),
+    "squad:lmtransfer-checkpointing": ("squad", ["train.mixed_precision=no", "train.gradient_checkpointing=true"]),
+    "squad:lmtransfer-bf16": ("squad", ["train.mixed_precision=bf16"]),
+    "squad:lmtransfer-no-attention-dropout": ("squad", ["train.mixed_precision=no", "finetune.attention_dropout=0"]),
+    "squad:hf-trainer": ("squad", []),
+    "rte:lmtransfer": ("rte", ["train.mixed_precision=no"]),
+    "rte:hf-trainer": ("rte", []),
+    "rte:hf-trainer-padded": ("rte", []),
+}
+
+
+def lmtransfer_row(task: str, extra: list[str], data: Path) -> dict:
+    from lmtransfer import load_config, train
+
+    config = ROOT / "configs" / f"{task}.yaml"
+    sizes = [f"data.max_train_examples={QUESTIONS}", "data.max_eval_examples=32"] if task == "squad" else []
+    sizes = sizes or [f"data.max_train_examples={PAIRS}"]
+    files = {
+        "squad": [f"data.train={data / 'squad_v1.1' / 'train-v1.1.reconstructed.json.gz'}"],
+        "rte": [f"data.train={data / 'rte' / 'train.tsv'}", f"data.dev={data / 'rte' / 'dev.tsv'}"],
+    }[task]
+    if task == "squad":
+        files.append(f"data.dev={data / 'squad_v1.1' / 'dev-v1.1.json'}")
+    overrides = [*files, *sizes, "train.epochs=1", f"train.batch_size={BATCH}", f"train.seed={SEED}", *extra]
+    overrides.append(f"output_dir={HERE / 'results' / 'memory-run'}")
+    result = train(load_config(str(config), overrides), progress=False)
+    c = result.costs
+    return {"peak_rss": c.peak_rss_bytes, "train_seconds": c.train_seconds, "steps": c.loop.optimizer_steps}
+
+
+def _squad_windows(tokenizer, data: Path) -> list[dict]:
+    """The first QUESTIONS train questions as the Trainer's QA recipe windows them: question first, context
+    cut into windows of 384 with 128 shared, padded to 384; an answer outside a window points at [CLS]."""
+    import gzip
+
+    with gzip.open(data / "squad_v1.1" / "train-v1.1.reconstructed.json.gz", "rt", encoding="utf-8") as handle:
+        articles = json.load(handle)["data"]
+    items = [(qa, p["context"]) for a in articles for p in a["paragraphs"] for qa in p["qas"]][:QUESTIONS]
+    enc = tokenizer(
+        [qa["question"] for qa, _ in items],
+        [context for _, context in items],
+        truncation="only_second",
+        max_length=384,
+        stride=128,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="max_length",
+    )
+    rows = []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        qa, _ = items[enc["overflow_to_sample_mapping"][i]]
+        answer = qa["answers"][0]
+        start_char, end_char = answer["answer_start"], answer["answer_start"] + len(answer["text"])
+        sequence = enc.sequence_ids(i)
+        inside = [t for t, s in enumerate(sequence) if s == 1]
+        start = end = 0
+        if offsets[inside[0]][0] <= start_char and offsets[inside[-1]][1] >= end_char:
+            start = next(t for t in inside if offsets[t][1] > start_char)
+            end = next(t for t in reversed(inside) if offsets[t][0] < end_char)
+        row = {k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        rows.append(row | {"start_positions": start, "end_positions": end})
+    return rows
+
+
+def trainer_row(task: str, data: Path, padded: bool = False) -> dict:
+    import torch
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
+
+    from lmtransfer.core.devices import peak_rss_bytes
+    from lmtransfer.encoders.loading import resolve_model
+
+    path = resolve_model("minilm")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(SEED)
+    if task == "squad":
+        rows = _squad_windows(tokenizer, data)
+        model = AutoModelForQuestionAnswering.from_pretrained(path)
+        collator = default_data_collator
+    else:
+        lines = (data / "rte" / "train.tsv").read_text(encoding="utf-8").splitlines()[1 : PAIRS + 1]
+        fields = [line.split("\t") for line in lines]
+        labels = {"entailment": 0, "not_entailment": 1}
+        padding = "max_length" if padded else False
+        enc = tokenizer(
+            [f[1] for f in fields], [f[2] for f in fields], truncation=True, max_length=256, padding=padding
+        )
+        rows = [{**{k: enc[k][i] for k in enc}, "labels": labels[f[3]]} for i, f in enumerate(fields)]
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+        collator = DataCollatorWithPadding(tokenizer)
+    args = TrainingArguments(
+        output_dir=str(HERE / "results" / "memory-trainer"),
+        per_device_train_batch_size=BATCH,
+        num_train_epochs=1,
+        learning_rate=5e-5,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to=[],
+        seed=SEED,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    out = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator).train()
+    steps = -(-len(rows) // BATCH)
+    return {"peak_rss": peak_rss_bytes(), "train_seconds": out.metrics["train_runtime"], "steps": steps}
+
+
+def child(step: str, data: Path) -> dict:
+    task, extra = STEPS[step]
+    if "hf-trainer" in step:
+        row = trainer_row(task, data, padded=step.endswith("-padded"))
+    else:
+        row = lmtransfer_row(task, extra, data)
+    return {"step": step, "task": task, "batch": BATCH, **row}
+
+
+def table(path: Path) -> str:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {r["step"]: r for r in rows if r.get("run") == rows[-1].get("run") and "error" not in r}
+    out = [f"{rows[-1]['date']}, {rows[-1]['cpu']} ({', '.join(rows[-1]['isa'])})", ""]
+    out += ["| step | peak RSS | train s | optimizer steps |", "|---|---:|---:|---:|"]
+    for step, r in latest.items():
+        out.append(f"| {step} | {r['peak_rss'] / 2**20:,.0f} MiB | {r['train_seconds']:.1f} | {r['steps']} |")
+    for task in ("squad", "rte"):
+        ours, theirs = latest.get(f"{task}:lmtransfer"), latest.get(f"{task}:hf-trainer")
+        if ours and theirs:
+            out.append(f"{task}: lmtransfer float32 peak {ours['peak_rss'] / theirs['peak_rss']:.2f}x the Trainer's")
+    gc = latest.get("squad:lmtransfer-checkpointing")
+    if gc:
+        out.append(f"squad with gradient checkpointing: {gc['peak_rss'] / 2**30:.2f} GiB (target < 4 GB)")
+    return "\n".join(out)
+
+
+def main() -> None:
+    args = parser(__doc__, DATA, OUT, "run just these steps").parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.data)))
+        return
+    if args.table:
+        print(table(args.out))
+        return
+    for needed in ("squad_v1.1/dev-v1.1.json", "rte/train.tsv"):
+        if not (args.data / needed).is_file():
+            sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
+    from lmtransfer.core.atomic import append_jsonl
+
+    common = {"benchmark": "memory", "run": datetime.datetime.now().isoformat(timespec="seconds")}
+    common |= {"date": datetime.date.today().isoformat(), **cpu()}
+    for step in args.only or list(STEPS):
+        began = time.perf_counter()
+        command = [sys.executable, __file__, "--child", step, "--data", str(args.data.resolve())]
+        proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=HERE)
+        if proc.returncode != 0:
+            append_jsonl(args.out, {**common, "step": step, "error": f"exit status {proc.returncode}"})
+            print(f"{step}: FAILED (exit status {proc.returncode})", flush=True)
+            continue
+        append_jsonl(args.out, {**common, **json.loads(proc.stdout.strip().splitlines()[-1])})
+        print(f"{step}: {time.perf_counter() - began:.0f} s", flush=True)
+    print(table(args.out))
+
+
+if __name__ == "__main__":
+    main()
