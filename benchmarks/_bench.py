@@ -39,3 +39,27 @@ def cpu() -> dict:
     from lmtransfer.core.devices import hardware
 
     return hardware()
+
+
+def run_steps(script: str, steps: list[str], data: Path, out: Path, common: dict, flags: list[str] = ()) -> list[str]:
+    """Each step in a child process of ``script`` (``--child STEP``), so that its peak memory is its own;
+    its JSON row, with ``common``, appended to ``out``; a failed step is recorded and the others still
+    run. Returns the failed steps."""
+    import subprocess
+    import time
+
+    from lmtransfer.core.atomic import append_jsonl
+
+    failed = []
+    for step in steps:
+        began = time.perf_counter()
+        command = [sys.executable, script, "--child", step, "--data", str(data.resolve()), *flags]
+        proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=Path(script).parent)
+        if proc.returncode != 0:
+            failed.append(step)
+            append_jsonl(out, {**common, "step": step, "error": f"exit status {proc.returncode}"})
+            print(f"{step}: FAILED (exit status {proc.returncode}; its output is above)", flush=True)
+            continue
+        append_jsonl(out, {**common, "step": step, **json.loads(proc.stdout.strip().splitlines()[-1])})
+        print(f"{step}: {time.perf_counter() - began:.0f} s", flush=True)
+    return failed

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from _bench import cpu, parser
+from _bench import cpu, parser, run_steps
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -191,20 +189,9 @@ def main() -> None:
     for needed in ("squad_v1.1/dev-v1.1.json", "rte/train.tsv"):
         if not (args.data / needed).is_file():
             sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
-    from lmtransfer.core.atomic import append_jsonl
-
     common = {"benchmark": "memory", "run": datetime.datetime.now().isoformat(timespec="seconds")}
     common |= {"date": datetime.date.today().isoformat(), **cpu()}
-    for step in args.only or list(STEPS):
-        began = time.perf_counter()
-        command = [sys.executable, __file__, "--child", step, "--data", str(args.data.resolve())]
-        proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=HERE)
-        if proc.returncode != 0:
-            append_jsonl(args.out, {**common, "step": step, "error": f"exit status {proc.returncode}"})
-            print(f"{step}: FAILED (exit status {proc.returncode})", flush=True)
-            continue
-        append_jsonl(args.out, {**common, **json.loads(proc.stdout.strip().splitlines()[-1])})
-        print(f"{step}: {time.perf_counter() - began:.0f} s", flush=True)
+    run_steps(__file__, args.only or list(STEPS), args.data, args.out, common)
     print(table(args.out))
 
 

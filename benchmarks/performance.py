@@ -33,14 +33,13 @@ import datetime
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _bench import cpu, parser
+from _bench import cpu, parser, run_steps
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -527,7 +526,6 @@ def main() -> None:
     for needed in ("sst2/train.tsv", "conll2003/eng.train"):
         if not (args.data / needed).is_file():
             sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
-    from lmtransfer.core.atomic import append_jsonl
     from lmtransfer.core.threads import usable_cores
 
     if not args.only:
@@ -543,24 +541,8 @@ def main() -> None:
         **cpu(),
         **({"smoke": True} if SMOKE_RUN else {}),
     }
-    failed = []
-    for step in args.only or steps():
-        began = time.perf_counter()
-        flags = ["--device", DEVICE, *(["--smoke"] if SMOKE_RUN else [])]
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", step, "--data", str(args.data.resolve()), *flags],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=HERE,
-        )
-        if proc.returncode != 0:  # recorded, and the other steps still run
-            failed.append(step)
-            append_jsonl(args.out, {**common, "step": step, "error": f"exit status {proc.returncode}"})
-            print(f"{step}: FAILED (exit status {proc.returncode}; its output is above)", flush=True)
-            continue
-        row = {**common, "step": step, **json.loads(proc.stdout.strip().splitlines()[-1])}
-        append_jsonl(args.out, row)
-        print(f"{step}: {time.perf_counter() - began:.0f} s", flush=True)
+    flags = ["--device", DEVICE, *(["--smoke"] if SMOKE_RUN else [])]
+    failed = run_steps(__file__, args.only or steps(), args.data, args.out, common, flags)
     print(table(args.out))
     if failed:
         sys.exit(f"failed steps: {', '.join(failed)}")

@@ -274,7 +274,7 @@ def extract(
     if backend == "onnx":
         runner = onnx_hidden_states(encoder, Path(cache_root), quantize, progress)
     todo = [i for i in range(writer.num_shards) if not writer.done(i)]
-    remaining = sum(writer.shard_range(i)[1] - writer.shard_range(i)[0] for i in todo)
+    remaining = sum(_size(writer, i) for i in todo)
     if progress:
         size, exact = estimate_bytes(encoder, examples, spec, dtype)
         resumed = (
