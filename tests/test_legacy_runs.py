@@ -118,6 +118,7 @@ def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
         },
         "encoder": {"long_text": "truncate", "stride": 32, "max_windows": 8},
         "features": {"pair": "joint", "window_pooling": "mean", "backend": "torch", "quantize": "none"},
+        "finetune": {"attention_dropout": None},
     }
     assert {k: v if k not in added else {**v, **added[k]} for k, v in config.items()} | {"output_dir": None} == {
         **written,
