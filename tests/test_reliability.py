@@ -359,6 +359,22 @@ def test_random_sigkills_during_append_jsonl(fork_server, tmp_path):
     print(f"append_jsonl: {KILLS} kills, {len(rows)} whole rows, {left} temporary files left")
 
 
+def test_two_processes_appending_to_one_file_lose_no_row(tmp_path):
+    """Two comparisons sharing an output folder append to one results.jsonl at once: every row of both
+    is there, whole, once."""
+    path = tmp_path / "results.jsonl"
+    script = (
+        "import sys; from lmtransfer.core.atomic import append_jsonl\n"
+        "for i in range(150): append_jsonl(sys.argv[1], {'writer': sys.argv[2], 'i': i})"
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(path), name]) for name in "ab"]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for name in "ab":
+        assert [row["i"] for row in rows if row["writer"] == name] == list(range(150))
+    assert len(rows) == 300
+
+
 def _check_checkpoint(path: Path) -> int:
     """Load a checkpoint into fresh objects; every number in it must say the same step. Returns it."""
     model, optimizer, scheduler = marked_training_state(0)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
@@ -155,8 +157,12 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
 def append_jsonl(path: str | os.PathLike[str], row: Any) -> None:
     """Append one JSON row: the file is rewritten whole and renamed, so a kill never leaves half a row.
 
-    Fine for the small result files it serves (one row per benchmark or compare variant).
+    Fine for the small result files it serves (one row per benchmark or compare variant). Writers take
+    a lock beside the file first, so that two processes appending to one file (two comparisons sharing
+    an output folder) cannot both read the old rows and each drop the other's.
     """
     target = Path(path)
-    old = target.read_text(encoding="utf-8") if target.exists() else ""
-    atomic_write_text(target, old + json.dumps(row) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        atomic_write_text(target, old + json.dumps(row) + "\n")
