@@ -12,10 +12,14 @@ Each measurement runs in its own process, so its peak RSS (VmHWM) is that tool's
   finetune.attention_dropout 0 (which lets torch's fused CPU attention run in training); the HF
   Trainer (AutoModelForQuestionAnswering) on the windows its own QA recipe makes (padded to 384, as
   transformers' run_qa example does), float32.
-- RTE, pairs cut at 256 tokens, batch 32, the first 256 pairs, one epoch: lmtransfer's configs/rte.yaml
-  float32, and the Trainer (sequence classification) with dynamic padding, and with every pair padded to
-  256 (lmtransfer batches pairs of similar length, so one of its batches holds the 32 longest pairs: its
-  peak is that of a batch near full length, which a random batch rarely is).
+- RTE, pairs cut at 256 tokens, batch 32, one epoch on the same 256 pairs for both (the first 256 of
+  train, written to results/memory-rte/train.tsv): lmtransfer's configs/rte.yaml float32, and the
+  Trainer (sequence classification) with dynamic padding, and with every pair padded to 256. (Until
+  2026-12-02 lmtransfer trained on its own seeded subset of 256 pairs and the Trainer on the first 256:
+  a different longest pair, so a different longest batch, made part of the gap between them.) lmtransfer
+  puts its longest batch first (since 2026-12-02; the Trainer's random first batch of these pairs
+  happens to hold the longest pair too), so a one-epoch run peaks before the optimizer's moments
+  exist; a second epoch meets that batch again once they do: the -2-epochs rows measure that.
 
 Peak RSS includes reading the data (all of SQuAD train is parsed before the subset is taken, by both).
 """
@@ -44,6 +48,8 @@ STEPS = {
     "rte:lmtransfer": ("rte", ["train.mixed_precision=no"]),
     "rte:hf-trainer": ("rte", []),
     "rte:hf-trainer-padded": ("rte", []),
+    "rte:lmtransfer-2-epochs": ("rte", ["train.mixed_precision=no", "train.epochs=2"]),
+    "rte:hf-trainer-2-epochs": ("rte", []),
 }
 
 
@@ -52,18 +58,27 @@ def lmtransfer_row(task: str, extra: list[str], data: Path) -> dict:
 
     config = ROOT / "configs" / f"{task}.yaml"
     sizes = [f"data.max_train_examples={QUESTIONS}", "data.max_eval_examples=32"] if task == "squad" else []
-    sizes = sizes or [f"data.max_train_examples={PAIRS}"]
     files = {
         "squad": [f"data.train={data / 'squad_v1.1' / 'train-v1.1.reconstructed.json.gz'}"],
-        "rte": [f"data.train={data / 'rte' / 'train.tsv'}", f"data.dev={data / 'rte' / 'dev.tsv'}"],
+        "rte": [f"data.train={_rte_pairs(data)}", f"data.dev={data / 'rte' / 'dev.tsv'}"],
     }[task]
     if task == "squad":
         files.append(f"data.dev={data / 'squad_v1.1' / 'dev-v1.1.json'}")
+    # extra last: it may set the epochs
     overrides = [*files, *sizes, "train.epochs=1", f"train.batch_size={BATCH}", f"train.seed={SEED}", *extra]
     overrides.append(f"output_dir={HERE / 'results' / 'memory-run'}")
     result = train(load_config(str(config), overrides), progress=False)
     c = result.costs
     return {"peak_rss": c.peak_rss_bytes, "train_seconds": c.train_seconds, "steps": c.loop.optimizer_steps}
+
+
+def _rte_pairs(data: Path) -> Path:
+    """The first PAIRS pairs of RTE train, header included, as a file both tools read."""
+    target = HERE / "results" / "memory-rte" / "train.tsv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lines = (data / "rte" / "train.tsv").read_text(encoding="utf-8").splitlines()[: PAIRS + 1]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
 
 
 def _squad_windows(tokenizer, data: Path) -> list[dict]:
@@ -100,7 +115,7 @@ def _squad_windows(tokenizer, data: Path) -> list[dict]:
     return rows
 
 
-def trainer_row(task: str, data: Path, padded: bool = False) -> dict:
+def trainer_row(task: str, data: Path, padded: bool = False, epochs: int = 1) -> dict:
     import torch
     from transformers import (
         AutoModelForQuestionAnswering,
@@ -123,7 +138,7 @@ def trainer_row(task: str, data: Path, padded: bool = False) -> dict:
         model = AutoModelForQuestionAnswering.from_pretrained(path)
         collator = default_data_collator
     else:
-        lines = (data / "rte" / "train.tsv").read_text(encoding="utf-8").splitlines()[1 : PAIRS + 1]
+        lines = _rte_pairs(data).read_text(encoding="utf-8").splitlines()[1:]
         fields = [line.split("\t") for line in lines]
         labels = {"entailment": 0, "not_entailment": 1}
         padding = "max_length" if padded else False
@@ -136,7 +151,7 @@ def trainer_row(task: str, data: Path, padded: bool = False) -> dict:
     args = TrainingArguments(
         output_dir=str(HERE / "results" / "memory-trainer"),
         per_device_train_batch_size=BATCH,
-        num_train_epochs=1,
+        num_train_epochs=epochs,
         learning_rate=5e-5,
         eval_strategy="no",
         save_strategy="no",
@@ -148,14 +163,14 @@ def trainer_row(task: str, data: Path, padded: bool = False) -> dict:
         disable_tqdm=True,
     )
     out = Trainer(model=model, args=args, train_dataset=rows, data_collator=collator).train()
-    steps = -(-len(rows) // BATCH)
+    steps = -(-len(rows) // BATCH) * epochs
     return {"peak_rss": peak_rss_bytes(), "train_seconds": out.metrics["train_runtime"], "steps": steps}
 
 
 def child(step: str, data: Path) -> dict:
     task, extra = STEPS[step]
     if "hf-trainer" in step:
-        row = trainer_row(task, data, padded=step.endswith("-padded"))
+        row = trainer_row(task, data, padded=step.endswith("-padded"), epochs=2 if step.endswith("-2-epochs") else 1)
     else:
         row = lmtransfer_row(task, extra, data)
     return {"step": step, "task": task, "batch": BATCH, **row}

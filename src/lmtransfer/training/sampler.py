@@ -15,8 +15,10 @@ class EpochSampler(Sampler[int]):
     With ``lengths`` and ``group``, examples of similar length share a batch: the shuffled examples
     are cut into pools of 50 batches, each pool sorted by length and cut into batches of ``group``,
     and those batches are shuffled. Each batch then pads to a length close to its members', where a
-    random batch of short sentences pads to its one long outlier. (Trainer's ``group_by_length`` does
-    the same; here it is on by default and the order is also what a resumed run skips through.)
+    random batch of short sentences pads to its one long outlier. The batch with the longest example
+    goes first: a run that does not fit in memory fails at its first step rather than hours in, and
+    a one-epoch run peaks before the optimizer's moments exist. (Trainer's ``group_by_length`` does
+    both; here it is on by default and the order is also what a resumed run skips through.)
 
     A resumed run sees the same order and skips what it already trained on. (Deliberately no
     ``set_epoch``: accelerate would call it with its own count of finished passes, which restarts
@@ -42,6 +44,9 @@ class EpochSampler(Sampler[int]):
         order = np.concatenate([p[np.argsort(-self.lengths[p], kind="stable")] for p in pools])
         full = self.size // self.group * self.group  # a last, short batch stays last: batches must stay whole
         batches = order[:full].reshape(-1, self.group)[rng.permutation(full // self.group)]
+        if len(batches):
+            longest = int(np.argmax(self.lengths[batches].max(axis=1)))
+            batches[[0, longest]] = batches[[longest, 0]]
         return np.concatenate([batches.reshape(-1), order[full:]])
 
     def __iter__(self) -> Iterator[int]:
