@@ -8,9 +8,6 @@ batch's features travel to host memory while the next batch is computed.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -22,7 +19,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from lmtransfer.core.devices import pick_device, resolve_compute
+from lmtransfer.core.devices import pick_device, release_freed_memory, resolve_compute
 from lmtransfer.core.text import human_bytes
 from lmtransfer.data.examples import Example
 from lmtransfer.encoders.encoder import Encoder
@@ -115,23 +112,6 @@ class _ToHost:
         if self.event is not None:
             self.event.synchronize()
         return self.rows
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name) if name else None
-
-
-def release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc only; elsewhere a no-op).
-
-    glibc keeps memory that torch freed in its arenas, so without this the resident size of a long
-    extraction creeps up shard after shard although nothing is live; with it, RSS stays flat.
-    """
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def _store(

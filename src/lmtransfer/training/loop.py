@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from lmtransfer.core.devices import make_accelerator
+from lmtransfer.core.devices import make_accelerator, release_freed_memory
 from lmtransfer.training.checkpoint import Checkpoints, rng_state
 from lmtransfer.training.datasets import as_is
 from lmtransfer.training.optimizer import adamw, param_groups, seed_everything
@@ -176,6 +176,7 @@ def _end_epoch(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> d
     parts.acc.log({"train/epoch_loss": train_loss, "train/epoch": state.epoch, **dev}, step=state.step)
     best = None if score is None else _keep_best(parts, state, score)
     state.epoch, state.batches_done, state.loss_sum, state.loss_count = state.epoch + 1, 0, 0.0, 0
+    release_freed_memory()  # the epoch's freed batches, so that the next one's longest fits in them
     return best
 
 
