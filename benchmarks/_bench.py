@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -20,16 +20,23 @@ def parser(doc: str, data: Path, out: Path, only_help: str) -> argparse.Argument
     return parser
 
 
-def handled(args: argparse.Namespace, child_row: Callable[[], dict], table: Callable[[Path], str]) -> bool:
-    """True when this call was a child step (one JSON line printed) or --table; exits if the data is missing."""
+def handled(
+    args: argparse.Namespace,
+    child_row: Callable[[], dict],
+    table: Callable[[Path], str],
+    needed: Sequence[str] = ("train.tsv",),
+) -> bool:
+    """True when this call was a child step (one JSON line printed) or --table; exits when one of the
+    ``needed`` files (relative to --data) is missing."""
     if args.child:
         print(json.dumps(child_row()))
         return True
     if args.table:
         print(table(args.out))
         return True
-    if not (args.data / "train.tsv").is_file():
-        sys.exit(f"skipped: SST-2 not found at {args.data} (see ../shared/data/README.md)")
+    for name in needed:
+        if not (args.data / name).is_file():
+            sys.exit(f"skipped: {args.data / name} not found (see ../shared/data/README.md)")
     return False
 
 

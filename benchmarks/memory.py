@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 from pathlib import Path
 
-from _bench import cpu, parser, run_steps
+from _bench import cpu, handled, parser, run_steps
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -195,15 +194,8 @@ def table(path: Path) -> str:
 
 def main() -> None:
     args = parser(__doc__, DATA, OUT, "run just these steps").parse_args()
-    if args.child:
-        print(json.dumps(child(args.child, args.data)))
+    if handled(args, lambda: child(args.child, args.data), table, ("squad_v1.1/dev-v1.1.json", "rte/train.tsv")):
         return
-    if args.table:
-        print(table(args.out))
-        return
-    for needed in ("squad_v1.1/dev-v1.1.json", "rte/train.tsv"):
-        if not (args.data / needed).is_file():
-            sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
     common = {"benchmark": "memory", "run": datetime.datetime.now().isoformat(timespec="seconds")}
     common |= {"date": datetime.date.today().isoformat(), **cpu()}
     run_steps(__file__, args.only or list(STEPS), args.data, args.out, common)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _bench import cpu, parser, run_steps
+from _bench import cpu, handled, parser, run_steps
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -517,15 +517,8 @@ def main() -> None:
     args = cli.parse_args()
     global DEVICE, SMOKE_RUN
     DEVICE, SMOKE_RUN = args.device, args.smoke
-    if args.child:
-        print(json.dumps(child(args.child, args.data)))
+    if handled(args, lambda: child(args.child, args.data), table, ("sst2/train.tsv", "conll2003/eng.train")):
         return
-    if args.table:
-        print(table(args.out))
-        return
-    for needed in ("sst2/train.tsv", "conll2003/eng.train"):
-        if not (args.data / needed).is_file():
-            sys.exit(f"skipped: {args.data / needed} not found (see ../shared/data/README.md)")
     from lmtransfer.core.threads import usable_cores
 
     if not args.only:

@@ -188,8 +188,8 @@ def release_freed_memory() -> None:
     glibc keeps memory that torch freed in its arenas, so without this the resident size of a long
     extraction creeps up shard after shard although nothing is live; with it, RSS stays flat. The
     training loop calls it at each epoch's end: batches of many shapes leave the heap fragmented, and
-    the next epoch's longest batch then needs fresh pages on top (RTE at 256 tokens, 2 epochs: peak
-    RSS 3,546 MiB with it, 3,707 without, the HF Trainer 3,509).
+    the next epoch's longest batch then needs fresh pages on top (benchmarks/memory.py, RTE at 256
+    tokens, 2 epochs: peak RSS 3,673 MiB without it, 3,546 with it, the HF Trainer 3,509 and 3,537).
     """
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
