@@ -372,14 +372,21 @@ def model_flops_per_token(training: bool, tokens_per_text: float) -> float:
 
 
 def latest_run(path: Path) -> list[dict]:
-    """The last row of each step (a step may have been run again on its own with --only)."""
+    """The last row of each step (a step may have been run again on its own with --only), among the rows
+    measured on the machine of the file's last row: a ratio never sets one machine's row against another's."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    here = _machine(rows[-1]) if rows else None
     latest = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
+    for row in rows:
+        if _machine(row) == here:
             latest.pop(row["step"], None)  # re-inserted: the table keeps the order the steps last ran in
             latest[row["step"]] = row
     return list(latest.values())
+
+
+def _machine(row: dict) -> tuple:
+    """What a row ran on, as far as speed goes (rows from before the instruction sets were recorded differ)."""
+    return row.get("device"), row.get("cpu"), tuple(row.get("isa") or ()), row.get("cores"), row.get("gpu")
 
 
 def _peak_for(tool: str, peaks: dict, compute: str | None = None) -> float:

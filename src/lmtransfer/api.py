@@ -8,7 +8,7 @@ every kind of run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,18 @@ def extract(config: RunConfig, splits: Sequence[str] = SPLITS, progress: bool = 
 
 
 def train(
-    config: RunConfig, progress: bool = True, resume: bool = False, accelerator: Accelerator | None = None
+    config: RunConfig,
+    progress: bool = True,
+    resume: bool = False,
+    accelerator: Accelerator | None = None,
+    after_epoch: Callable[[int, float], bool] | None = None,
 ) -> TrainResult:
     """Train the config's task and strategy end to end, evaluate on dev and test, write the run directory
     (with dev and test predictions in the task's format). Every input check happens before anything is
-    written. With ``resume``, a run killed midway continues from its latest checkpoint.
+    written. With ``resume``, a run killed midway continues from its latest checkpoint. ``after_epoch(epoch,
+    dev score)`` returning True stops training after that epoch (``compare.search``'s pruner uses it).
     """
-    return trainer_for(config)(read_task_data(config), progress, resume, accelerator)
+    return trainer_for(config)(read_task_data(config), progress, resume, accelerator, after_epoch)
 
 
 def evaluate(run_dir: str | Path, data: Any = None, progress: bool = True) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtransfer.compare.card import comparison_card
-from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_rows, summarize
+from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_rows, summarize, trials_text
 from lmtransfer.compare.verdict import verdict
 from lmtransfer.core.atomic import atomic_write_text
 from lmtransfer.core.text import human_bytes
@@ -49,7 +49,7 @@ def _tuning(search: dict[str, Any] | None) -> str:
     """A search's budget: its trials and their seconds."""
     if not search:
         return "-"
-    return f"{search['trials']} trials, {search['seconds']:,.0f} s"
+    return f"{trials_text(search)}, {search['seconds']:,.0f} s"
 
 
 def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:

@@ -202,6 +202,12 @@ def shown_values(values: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (values or {}).items())
 
 
+def trials_text(search: dict[str, Any]) -> str:
+    """A search's trials, with how many of them its pruner stopped: ``3 trials (1 pruned)``."""
+    pruned = search.get("pruned") or 0
+    return f"{search['trials']} trials" + (f" ({pruned} pruned)" if pruned else "")
+
+
 def label(summary: Summary, summaries: list[Summary]) -> str:
     """The variant's name, with its encoder where the comparison has several."""
     several = len({s.encoder for s in summaries if s.kind in ("feature-based", "fine-tuning")}) > 1

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ import torch
 
 from lmtransfer.compare.report import Report, write_report
 from lmtransfer.compare.results import read_rows, shown_values
-from lmtransfer.compare.search import SearchResult, is_trial, run_search
+from lmtransfer.compare.search import Pruner, SearchResult, is_trial, run_search
 from lmtransfer.compare.worker import run_job
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import Job, SearchPlan, jobs, search_plans
@@ -85,7 +85,7 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
         row = make_row(job, outcome, time.perf_counter() - began, out)
         found = searched.get((job.variant, job.encoder, job.train_size))
         if found is not None:  # what its search chose, and what the search cost
-            row["search"] = {"params": found.values, "trials": found.trials, "seconds": found.seconds}
+            row["search"] = found.to_json()
         append_jsonl(out / RESULTS, row)
         rows.append(row)
         _say(f"[{number}/{len(todo)}] {summary_line(row)}")
@@ -105,7 +105,9 @@ def _searches(config: RunConfig, out: Path, progress: bool) -> dict[tuple, Searc
     assert config.compare is not None
     rows = read_rows(out / RESULTS)
 
-    def run_trial(plan: SearchPlan, trial: RunConfig, values: dict[str, Any], number: int) -> dict[str, Any]:
+    def run_trial(
+        plan: SearchPlan, trial: RunConfig, values: dict[str, Any], number: int, prune: Pruner | None
+    ) -> dict[str, Any]:
         job = Job(plan.variant, plan.encoder, trial.train.seed, trial, plan.train_size)
         _say(f"[trial {number + 1}/{plan.search.trials}] {plan.variant} / {plan.encoder}: {shown_values(values)}")
         began = time.perf_counter()
@@ -113,7 +115,7 @@ def _searches(config: RunConfig, out: Path, progress: bool) -> dict[tuple, Searc
         # imports) would cost more than a feature-based trial itself; dev alone, no timed prediction; what
         # training prints goes where a child's would, to stderr, so that stdout carries only the report
         with contextlib.redirect_stdout(sys.stderr):
-            outcome = _execute("row", [trial], out, progress, False, 0)
+            outcome = _execute("row", [trial], out, progress, False, 0, prune)
         if "error" not in outcome:
             _charge_extraction(out, outcome)
         row = make_row(job, outcome, time.perf_counter() - began, out) | {"trial": number, "params": values}
@@ -183,7 +185,13 @@ def extraction_groups(todo: Iterable[Job]) -> list[list[Job]]:
 
 
 def _execute(
-    kind: str, configs: list[RunConfig], out: Path, progress: bool, isolate: bool, inference_examples: int
+    kind: str,
+    configs: list[RunConfig],
+    out: Path,
+    progress: bool,
+    isolate: bool,
+    inference_examples: int,
+    after_epoch: Callable[[int, float], bool] | None = None,  # only where not isolated: a search's pruner
 ) -> dict[str, Any]:
     job = {
         "inference_examples": inference_examples,
@@ -193,7 +201,7 @@ def _execute(
         "threads": torch.get_num_threads(),  # a child gets the parent's setting, not torch's default
     }
     if not isolate:
-        return run_job(job)
+        return run_job(job, after_epoch)
     work = Path(tempfile.mkdtemp(dir=out, prefix=".job-"))
     try:
         (work / "job.json").write_text(json.dumps(job), encoding="utf-8")

@@ -6,7 +6,8 @@ Every trial is a row of results.jsonl (with ``trial`` and ``params``), so a kill
 stopped: finished trials are read back, a grid goes on with the combinations not tried, and Optuna's TPE
 sampler is told the finished trials before it is asked for the next. A feature-based trial reads the
 features the first trial extracted (the cache), so its cost is that of training a head; a fine-tuning
-trial is a whole run.
+trial is a whole run, which ``search.prune`` may stop after an epoch whose dev metric trails the median of
+the trials before it (Optuna's median pruner); a pruned trial is a row too, and is never chosen.
 """
 
 from __future__ import annotations
@@ -18,27 +19,39 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmtransfer.compare.results import LOWER_IS_BETTER
-from lmtransfer.config.schema import RangeConfig, RunConfig
+from lmtransfer.config.schema import RangeConfig, RunConfig, SearchConfig
 from lmtransfer.config.variants import SearchPlan, first_values, grid
 
-RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int], dict[str, Any]]  # -> the trial's row
+Pruner = Callable[[int, float], bool]  # (epoch, its dev score) -> stop this trial here
+_Pruning = Callable[[list[dict[str, Any]]], Pruner | None]  # the trials before it -> the next trial's pruner
+RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, Pruner | None], dict[str, Any]]  # -> its row
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a search chose, from how many trials and what they cost."""
+    """What a search chose, from how many trials (how many of them pruned) and what they cost."""
 
     values: dict[str, Any] | None  # None: no trial finished
     trials: int
     seconds: float
+    pruned: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``search`` field of the rows that run with what it chose."""
+        return {"params": self.values, "trials": self.trials, "seconds": self.seconds, "pruned": self.pruned}
 
 
 def is_trial(row: dict[str, Any]) -> bool:
     return row.get("trial") is not None
 
 
+def is_pruned(row: dict[str, Any]) -> bool:
+    return row.get("pruned_epoch") is not None
+
+
 def _value(row: dict[str, Any], metric: str) -> float | None:
-    if row.get("status") != "ok":
+    """A finished trial's dev metric; None for a failed or pruned one (never chosen)."""
+    if row.get("status") != "ok" or is_pruned(row):
         return None
     value = (row.get("dev") or {}).get(metric)
     return float(value) if isinstance(value, int | float) else None
@@ -50,27 +63,68 @@ def run_search(plan: SearchPlan, rows: list[dict[str, Any]], run_trial: RunTrial
     lower = metric in LOWER_IS_BETTER
     done = [r for r in rows if is_trial(r) and (r["variant"], r["encoder"], r.get("train_size")) == plan.key]
     combos = grid(plan.search.space)
+
+    def prune(before: list[dict[str, Any]]) -> Pruner | None:  # the next trial's, told the trials before it
+        return pruner(plan.search, before, metric, lower)
+
     if combos is not None and len(combos) <= plan.search.trials:
-        found = _grid(plan, combos, done, run_trial)
+        found = _grid(plan, combos, done, run_trial, prune)
     else:
-        found = _tpe(plan, done, run_trial, metric, lower, seed)
+        found = _tpe(plan, done, run_trial, metric, lower, seed, prune)
     scored = [(v, r) for r in found if (v := _value(r, metric)) is not None]
     seconds = sum(float(r.get("child_seconds") or 0.0) for r in found)
+    pruned = sum(is_pruned(r) for r in found)
     if not scored:
         warnings.warn(f"search of {plan.variant}: no trial finished; its rows run with their own values", stacklevel=2)
-        return SearchResult(None, len(found), seconds)
+        return SearchResult(None, len(found), seconds, pruned)
     best = (min if lower else max)(scored, key=lambda vr: vr[0])[1]  # ties: the earliest trial
-    return SearchResult(dict(best["params"]), len(found), seconds)
+    return SearchResult(dict(best["params"]), len(found), seconds, pruned)
+
+
+def pruner(search: SearchConfig, finished: list[dict[str, Any]], metric: str, lower: bool) -> Pruner | None:
+    """With ``search.prune``, what stops the next trial: Optuna's median pruner, told the per-epoch dev
+    curves of the search's finished trials (from their rows' histories, so a resumed search prunes as the
+    first run would have), asked after each epoch of the new trial."""
+    if not search.prune:
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's warm-up counts steps before the first that may be pruned; ours counts epochs (from 1) that run
+    median = optuna.pruners.MedianPruner(n_startup_trials=search.prune_startup, n_warmup_steps=search.prune_warmup + 1)
+    study = optuna.create_study(direction="minimize" if lower else "maximize", pruner=median)
+    for row in finished:
+        curve = _curve(row, metric)
+        value = _value(row, metric)
+        if not curve or (value is None and not is_pruned(row)):
+            continue  # a failed trial says nothing of how a trial should progress
+        state = optuna.trial.TrialState.PRUNED if is_pruned(row) else optuna.trial.TrialState.COMPLETE
+        study.add_trial(
+            optuna.trial.create_trial(state=state, value=value, intermediate_values=curve, params={}, distributions={})
+        )
+    trial = study.ask()
+
+    def stop(epoch: int, score: float) -> bool:
+        trial.report(score, epoch)
+        return trial.should_prune()
+
+    return stop
+
+
+def _curve(row: dict[str, Any], metric: str) -> dict[int, float]:
+    """A trial's dev metric after each epoch, from its row's training history."""
+    key = f"dev_{metric}"
+    return {int(e["epoch"]): float(e[key]) for e in row.get("history") or [] if e.get(key) is not None}
 
 
 def _grid(
-    plan: SearchPlan, combos: list[dict[str, Any]], done: list[dict[str, Any]], run_trial: RunTrial
+    plan: SearchPlan, combos: list[dict[str, Any]], done: list[dict[str, Any]], run_trial: RunTrial, prune: _Pruning
 ) -> list[dict[str, Any]]:
     """Each combination once, in order; one a finished row holds is not run again."""
-    out = []
+    out: list[dict[str, Any]] = []
     for number, values in enumerate(combos):
         row = next((r for r in done if r.get("params") == values), None)
-        out.append(row if row is not None else run_trial(plan, plan.trial(values, number), values, number))
+        out.append(row if row is not None else run_trial(plan, plan.trial(values, number), values, number, prune(out)))
     return out
 
 
@@ -104,7 +158,13 @@ def _decode(params: dict[str, Any], space: dict[str, list[Any] | RangeConfig]) -
 
 
 def _tpe(
-    plan: SearchPlan, done: list[dict[str, Any]], run_trial: RunTrial, metric: str, lower: bool, seed: int
+    plan: SearchPlan,
+    done: list[dict[str, Any]],
+    run_trial: RunTrial,
+    metric: str,
+    lower: bool,
+    seed: int,
+    prune: _Pruning,
 ) -> list[dict[str, Any]]:
     """Optuna's TPE sampler (seeded), told the finished trials first, asked for the rest of the budget."""
     import optuna
@@ -121,15 +181,18 @@ def _tpe(
             continue  # a trial of an earlier space
         value = _value(row, metric)
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
+        state = optuna.trial.TrialState.PRUNED if is_pruned(row) else state
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value, state=state))
         out.append(row)
     number = max([r["trial"] + 1 for r in done], default=0)
     while len(out) < plan.search.trials:
         trial = study.ask(distributions)
         values = _decode(trial.params, space)
-        row = run_trial(plan, plan.trial(values, number), values, number)
+        row = run_trial(plan, plan.trial(values, number), values, number, prune(out))
         value = _value(row, metric)
-        if value is None:
+        if is_pruned(row):
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif value is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, value)

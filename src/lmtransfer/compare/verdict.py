@@ -17,6 +17,7 @@ from lmtransfer.compare.results import (
     metric_name,
     points,
     shown_values,
+    trials_text,
 )
 from lmtransfer.core.text import human_bytes
 
@@ -177,7 +178,7 @@ def _budget(summary: Summary) -> str:
     if not summary.search:
         return "none (its own values)"
     values = shown_values(summary.search["params"]) or "nothing"
-    return f"{summary.search['trials']} trials in {summary.search['seconds']:,.0f} s (chose {values})"
+    return f"{trials_text(summary.search)} in {summary.search['seconds']:,.0f} s (chose {values})"
 
 
 def _scaled(interval: Interval | None, factor: float) -> Interval | None:

@@ -14,6 +14,7 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,17 @@ from lmtransfer.training.setup import config_encoder
 INFERENCE_SAMPLE = 500  # dev items whose live prediction is timed
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Do one job and return its outcome; an exception becomes ``{"error", "traceback"}``."""
+def run_job(job: dict[str, Any], after_epoch: Callable[[int, float], bool] | None = None) -> dict[str, Any]:
+    """Do one job and return its outcome; an exception becomes ``{"error", "traceback"}``. ``after_epoch``
+    (a row run in the parent: a search's trial) may stop its training early."""
     try:
         if job.get("threads"):
             torch.set_num_threads(int(job["threads"]))
         configs = [build(c) for c in job["configs"]]
         if job["kind"] == "extract":
             return extract_union(configs, bool(job.get("progress")))
-        return train_row(configs[0], bool(job.get("progress")), int(job.get("inference_examples", INFERENCE_SAMPLE)))
+        sample = int(job.get("inference_examples", INFERENCE_SAMPLE))
+        return train_row(configs[0], bool(job.get("progress")), sample, after_epoch)
     except Exception as exc:  # the parent records the row as failed and goes on
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
 
@@ -68,10 +71,15 @@ def extract_union(configs: list[RunConfig], progress: bool) -> dict[str, Any]:
     }
 
 
-def train_row(config: RunConfig, progress: bool, inference_examples: int = INFERENCE_SAMPLE) -> dict[str, Any]:
+def train_row(
+    config: RunConfig,
+    progress: bool,
+    inference_examples: int = INFERENCE_SAMPLE,
+    after_epoch: Callable[[int, float], bool] | None = None,
+) -> dict[str, Any]:
     """Train the row's run, time live prediction on a dev sample, and return the row's measurements."""
     began = time.perf_counter()
-    result = api.train(config, progress=progress)
+    result = api.train(config, progress=progress, after_epoch=after_epoch)
     inference = inference_throughput(result.directory, inference_examples) if inference_examples else None
     costs = result.costs
     return {
@@ -96,6 +104,7 @@ def train_row(config: RunConfig, progress: bool, inference_examples: int = INFER
         "sizes": result.sizes,
         "best_epoch": result.best_epoch,
         "history": result.history,
+        **({"pruned_epoch": result.pruned_epoch} if result.pruned_epoch is not None else {}),
         "layer_weights": result.layer_weights,
         "units": {split: str(result.directory / "predictions" / f"{split}{UNITS_SUFFIX}") for split in result.units},
         "intervals": row_intervals(result.units, task_for(result.config).metrics),

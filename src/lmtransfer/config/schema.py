@@ -286,6 +286,13 @@ class SearchConfig(_Section):
     variants: list[str] | None = Field(
         None, description="compare.search only: the variants it searches; default every one but the baselines"
     )
+    prune: bool = Field(
+        False,
+        description="stop a trial after an epoch whose dev metric is worse than the median of the earlier trials' "
+        "at that epoch (Optuna's median pruner); a pruned trial is never chosen. Pays for fine-tuning trials",
+    )
+    prune_startup: int = Field(2, ge=1, description="finished trials of the search before any trial is pruned")
+    prune_warmup: int = Field(1, ge=0, description="epochs every trial runs before it can be pruned")
 
     @field_validator("space", mode="before")
     @classmethod

@@ -60,9 +60,11 @@ class BagOfWordsRun(LoadedRun):
         return self.model.outputs(texts_of(prepared.examples))  # (N, K)
 
 
-def train_bag_of_words(data: TaskData, progress: bool = True, resume: bool = False, accelerator=None) -> TrainResult:
+def train_bag_of_words(
+    data: TaskData, progress: bool = True, resume: bool = False, accelerator=None, after_epoch=None
+) -> TrainResult:
     """Fit the vocabulary and linear model on train, score dev and test, write the run directory (in one
-    step, so there is no progress to show, nothing to resume and no accelerator to use)."""
+    step, so there is no progress to show, nothing to resume, no accelerator to use and no epoch to prune)."""
     config, task, labels = data.config, data.task, data.labels
     prepared = {name: task.prepare(split, None, labels) for name, split in data.splits.items()}
     began = time.perf_counter()

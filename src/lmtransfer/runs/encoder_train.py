@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,14 @@ from lmtransfer.training.strategies import build_model, export_encoder, trainabl
 
 
 def train_encoder_run(
-    data: TaskData, progress: bool = True, resume: bool = False, accelerator: Accelerator | None = None
+    data: TaskData,
+    progress: bool = True,
+    resume: bool = False,
+    accelerator: Accelerator | None = None,
+    after_epoch: Callable[[int, float], bool] | None = None,
 ) -> TrainResult:
-    """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory."""
+    """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory.
+    ``after_epoch`` goes to the loop (``training.loop.fit``): a search's pruner."""
     config, task = data.config, data.task
     encoder = config_encoder(config, task.texts(data.splits["train"]) if config.encoder.model == SCRATCH else None)
     spec = feature_spec(config, encoder)
@@ -55,7 +60,7 @@ def train_encoder_run(
     if trackers:
         begin(acc, config)
     try:
-        return _train(data, encoder, spec, acc, progress, resume, tracked=bool(trackers))
+        return _train(data, encoder, spec, acc, progress, resume, bool(trackers), after_epoch)
     except BaseException:
         if trackers:
             close(acc)  # an MLflow run left open would take the next run in as a nested one
@@ -63,7 +68,14 @@ def train_encoder_run(
 
 
 def _train(
-    data: TaskData, encoder: Encoder, spec: FeatureSpec, acc: Accelerator, progress: bool, resume: bool, tracked: bool
+    data: TaskData,
+    encoder: Encoder,
+    spec: FeatureSpec,
+    acc: Accelerator,
+    progress: bool,
+    resume: bool,
+    tracked: bool,
+    after_epoch: Callable[[int, float], bool] | None,
 ) -> TrainResult:
     config, task, labels = data.config, data.task, data.labels
     main = acc.is_main_process
@@ -83,6 +95,7 @@ def _train(
         args=loop_args(config, progress and main, resume),
         groups=groups,
         accelerator=acc,
+        after_epoch=after_epoch,
     )
     eval_began = time.perf_counter()
     scores, units, files = {}, {}, {}
@@ -116,6 +129,7 @@ def _train(
         describe_layers(weights),
         best_epoch=fitted.best_epoch,
         history=fitted.history,
+        pruned_epoch=fitted.pruned_epoch,
         encoder_inputs={n: len(p.examples) for n, p in prepared.items()},
         layer_weights=weights,
         units=units,

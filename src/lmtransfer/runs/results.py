@@ -130,6 +130,7 @@ class TrainResult:
     description: str  # one line on what was learned: the layer weights, or the bag-of-words vocabulary
     best_epoch: int | None = None  # None: not trained by epochs (bag of words)
     history: list[dict[str, float]] = field(default_factory=list)
+    pruned_epoch: int | None = None  # training stopped after this epoch by a search's pruner
     encoder_inputs: dict[str, int] | None = None  # examples per split as the encoder saw them (windows)
     vocabulary_size: int | None = None  # bag of words
     layer_weights: dict[str, Any] | None = None  # layer_weights.json (None: a bag-of-words run)
@@ -146,6 +147,8 @@ class TrainResult:
         out["task"] = self.task
         if self.best_epoch is not None:
             out |= {"best_epoch": self.best_epoch, "history": self.history}
+        if self.pruned_epoch is not None:
+            out["pruned_epoch"] = self.pruned_epoch
         out["sizes"] = self.sizes
         if self.encoder_inputs is not None:
             out["encoder_inputs"] = self.encoder_inputs

@@ -66,6 +66,7 @@ class FitResult:
     tokens: int = 0  # real (unpadded) tokens that went through a live encoder
     steps: int = 0
     recent_losses: list[float] = field(default_factory=list)  # of the last RECENT micro-batches
+    pruned_epoch: int | None = None  # the epoch after which ``after_epoch`` stopped training (a search's pruner)
 
 
 @dataclass
@@ -91,13 +92,16 @@ def fit(
     args: LoopArgs,
     groups: list[dict[str, Any]] | None = None,
     accelerator: Accelerator | None = None,
+    after_epoch: Callable[[int, float], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
     With a ``dev`` set, ``evaluate(outputs, labels)`` turns its outputs into metrics after each epoch;
     ``args.metric`` picks the one that early stopping and the best checkpoint watch, and the model ends
     holding the weights of its best dev epoch. Without one (masked-LM pretraining) every epoch, or
-    ``args.max_steps`` optimizer steps, runs and the model keeps its last weights.
+    ``args.max_steps`` optimizer steps, runs and the model keeps its last weights. ``after_epoch(epoch,
+    dev score)``, where given, is asked after each epoch with a dev score that more epochs would follow; True
+    stops training there (what a search's pruner says of a trial falling behind), recorded as ``pruned_epoch``.
     """
     acc = accelerator or make_accelerator("no", args.grad_accum)
     seed_everything(args.seed)
@@ -131,6 +135,10 @@ def fit(
         state.result.seconds = time.perf_counter() - began
         if parts.ckpt is not None:
             _checkpoint(parts, state)
+        going_on = state.epoch <= epochs and state.stale < args.patience
+        if going_on and scores is not None and after_epoch and after_epoch(state.epoch - 1, float(scores[args.metric])):
+            state.result.pruned_epoch = state.epoch - 1
+            break
     if best is not None:
         acc.unwrap_model(model).load_state_dict(best)
     state.result.seconds = time.perf_counter() - began

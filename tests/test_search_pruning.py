@@ -1,0 +1,123 @@
+"""compare.search's pruner: a trial stops after an epoch whose dev metric trails the median of the trials
+before it at that epoch (Optuna's median pruner), once enough trials have finished and past the warm-up;
+a pruned trial is a row, never chosen, and the loop stops where the pruner says."""
+
+from __future__ import annotations
+
+import pytest
+
+from lmtransfer import compare, load_config
+from lmtransfer.compare.results import read_rows
+from lmtransfer.compare.search import is_pruned, pruner
+from lmtransfer.config.schema import SearchConfig
+from lmtransfer.training.loop import LoopArgs, fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def row(curve: list[float], metric: str = "accuracy", pruned: bool = False) -> dict:
+    """A finished trial's row as results.jsonl holds it: its per-epoch history and its dev metric."""
+    history = [{"epoch": e, "train_loss": 1.0, f"dev_{metric}": v} for e, v in enumerate(curve, 1)]
+    out = {"status": "ok", "history": history, "dev": {metric: max(curve)}}
+    return out | ({"pruned_epoch": len(curve)} if pruned else {})
+
+
+def decisions(stop, scores: list[float]) -> list[bool]:
+    return [stop(epoch, score) for epoch, score in enumerate(scores, 1)]
+
+
+SEARCH = SearchConfig(prune=True, prune_startup=2, prune_warmup=1)
+
+
+def test_a_trial_below_the_median_of_finished_trials_is_stopped_after_the_warm_up():
+    before = [row([0.60, 0.90, 0.92]), row([0.50, 0.80, 0.84])]  # medians: 0.55, 0.85, 0.88
+    # epoch 1 is warm-up; at epoch 2 its best (0.40) is below 0.85
+    assert decisions(pruner(SEARCH, before, "accuracy", lower=False), [0.10, 0.40]) == [False, True]
+    # its best so far counts, not its last epoch: 0.86 at epoch 2 keeps it at epoch 3 (0.86 < 0.88 prunes)
+    assert decisions(pruner(SEARCH, before, "accuracy", lower=False), [0.3, 0.86, 0.70]) == [False, False, True]
+    assert decisions(pruner(SEARCH, before, "accuracy", lower=False), [0.3, 0.90, 0.95]) == [False] * 3
+
+
+def test_a_lower_is_better_metric_prunes_the_trial_above_the_median():
+    before = [row([0.5, 0.2], "mse"), row([0.6, 0.4], "mse")]  # median at epoch 2: 0.3
+    assert decisions(pruner(SEARCH, before, "mse", lower=True), [0.9, 0.5]) == [False, True]
+    assert decisions(pruner(SEARCH, before, "mse", lower=True), [0.9, 0.25]) == [False, False]
+
+
+def test_no_pruning_before_enough_trials_finished_nor_without_prune():
+    one = [row([0.9, 0.9])]
+    assert decisions(pruner(SEARCH, one, "accuracy", lower=False), [0.0, 0.0]) == [False, False]
+    # a pruned trial has not finished: it does not count towards prune_startup
+    assert decisions(pruner(SEARCH, [*one, row([0.9, 0.9], pruned=True)], "accuracy", False), [0.0, 0.0]) == [False] * 2
+    assert pruner(SearchConfig(), [*one, *one], "accuracy", lower=False) is None
+    no_warm_up = SearchConfig(prune=True, prune_startup=2, prune_warmup=0)
+    assert decisions(pruner(no_warm_up, [*one, *one], "accuracy", lower=False), [0.0]) == [True]
+
+
+def test_the_loop_stops_where_after_epoch_says_and_never_asks_after_the_last_epoch():
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    class Data(Dataset):  # as the loop's datasets are: a batch from __getitems__
+        x, y = torch.randn(32, 4, generator=torch.Generator().manual_seed(0)), torch.arange(32) % 2
+
+        def __len__(self):
+            return 32
+
+        def __getitems__(self, rows):
+            return {"inputs": {"x": self.x[rows]}, "labels": self.y[rows], "index": torch.tensor(rows)}
+
+    data = Data()
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.linear(x)
+
+    asked: list[int] = []
+
+    def run(stop_at: int | None, epochs: int = 4):
+        asked.clear()
+        return fit(
+            Model(),
+            data,
+            data,
+            loss_fn=nn.functional.cross_entropy,
+            evaluate=lambda out, labels: {"accuracy": float((out.argmax(-1) == labels).mean())},  # numpy
+            args=LoopArgs(epochs=epochs, batch_size=8, patience=10, progress=False),
+            after_epoch=lambda epoch, score: asked.append(epoch) or epoch == stop_at,
+        )
+
+    stopped = run(stop_at=2)
+    assert stopped.pruned_epoch == 2 and len(stopped.history) == 2 and asked == [1, 2]
+    whole = run(stop_at=None)
+    assert whole.pruned_epoch is None and len(whole.history) == 4 and asked == [1, 2, 3]
+
+
+def test_a_search_prunes_a_trial_that_cannot_learn_and_never_chooses_it(run_overrides, tmp_path):
+    """lr 1e-7 leaves the head about where it started: behind the two trials before it from its second epoch on."""
+    search = (
+        "compare.search={trials: 3, prune: true, prune_startup: 2, prune_warmup: 1,"
+        " space: {train.lr: [0.05, 0.03, 1.0e-7]}}"
+    )
+    overrides = [*run_overrides, "train.epochs=4", "train.patience=10", "compare.variants=[{name: mix}]", search]
+    config = load_config(None, [*overrides, f"compare.output_dir={tmp_path / 'cmp'}", "compare.seeds=[1]"])
+    result = compare(config, progress=False, isolate=False)
+    rows = read_rows(result.directory / "results.jsonl")
+    trials = [r for r in rows if r.get("trial") is not None]
+    assert [is_pruned(r) for r in trials] == [False, False, True]
+    stopped = trials[2]
+    ran = stopped["pruned_epoch"]
+    assert 2 <= ran < 4 and len(stopped["history"]) == ran  # past the warm-up, before its last epoch
+    assert all(len(r["history"]) == 4 for r in trials[:2])
+    # the decision is the pure pruner's, told the trials before it
+    curve = [e["dev_accuracy"] for e in stopped["history"]]
+    stop = pruner(config.compare.search, trials[:2], "accuracy", False)
+    assert decisions(stop, curve) == [False] * (ran - 1) + [True]
+    final = next(r for r in rows if r.get("trial") is None)
+    assert final["search"]["pruned"] == 1 and final["search"]["params"]["train.lr"] != 1e-7
+    assert "| 3 trials (1 pruned), " in result.report.markdown
