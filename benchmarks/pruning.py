@@ -72,6 +72,7 @@ def replay(trials: list[dict], search: SearchConfig) -> dict:
 
 def table(path: Path) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["run"] == rows[-1]["run"]]  # the last replay
     lines = [
         "| results | train | trials' dev curves | pruned after epoch | same choice | training s | saved s (est.) |",
         "|---|---|---|---|---|---|---|",
