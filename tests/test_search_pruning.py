@@ -121,3 +121,34 @@ def test_a_search_prunes_a_trial_that_cannot_learn_and_never_chooses_it(run_over
     final = next(r for r in rows if r.get("trial") is None)
     assert final["search"]["pruned"] == 1 and final["search"]["params"]["train.lr"] != 1e-7
     assert "| 3 trials (1 pruned), " in result.report.markdown
+
+
+def test_a_tpe_search_prunes_and_resumes_with_its_pruned_trials_told_as_pruned(run_overrides, tmp_path):
+    """The TPE path, with trials that report made-up curves (no training): a trial that trails is stopped,
+    and a search resumed from the rows tells Optuna the pruned trial as pruned and goes on numbering."""
+    from lmtransfer.compare.search import run_search
+    from lmtransfer.config.variants import search_plans
+
+    search = "{trials: 4, prune: true, prune_startup: 2, space: {train.lr: {low: 1.0e-3, high: 1.0e-1, log: true}}}"
+    config = load_config(None, [*run_overrides, "compare.variants=[{name: mix}]", f"compare.search={search}"])
+    (plan,) = search_plans(config)
+    curves = [[0.5, 0.7, 0.8], [0.6, 0.8, 0.9], [0.2, 0.3, 0.4], [0.6, 0.9, 0.95]]
+
+    def run_trial(plan, trial, values, number, prune):
+        assert prune is not None and trial.train.score_test is False
+        ran = []
+        for epoch, score in enumerate(curves[number], 1):
+            ran.append(score)
+            if epoch < len(curves[number]) and prune(epoch, score):
+                break
+        history = [{"epoch": e, "dev_accuracy": v} for e, v in enumerate(ran, 1)]
+        row = {"variant": plan.variant, "encoder": plan.encoder, "train_size": None, "trial": number}
+        row |= {"params": values, "status": "ok", "history": history, "dev": {"accuracy": max(ran)}}
+        return row | ({"pruned_epoch": len(ran)} if len(ran) < len(curves[number]) else {})
+
+    rows: list[dict] = []
+    first = run_search(plan, rows, lambda *a: rows.append(run_trial(*a)) or rows[-1])
+    assert [r.get("pruned_epoch") for r in rows] == [None, None, 2, None]
+    assert first.pruned == 1 and first.values == rows[3]["params"]  # the best finished trial
+    resumed = run_search(plan, rows[:3], lambda *a: pytest.fail("nothing to run") if a[3] < 3 else run_trial(*a))
+    assert resumed.trials == 4 and resumed.pruned == 1
