@@ -6,8 +6,8 @@ Why by hand: sentence-transformers' ONNX backend does not install beside transfo
 exporter fails to import under torch 2.13, so the export is torch's and the quantisation onnxruntime's
 own. The graph returns every hidden state (embeddings first), as ``output_hidden_states`` does, so one
 export serves any choice of layers. Measured extraction of MiniLM's 7 hidden states (docs/benchmarks.md):
-ONNX Runtime float32 at 1.06x torch's on a 2-core Zen 4 and 1.08x on an AVX2-only Zen 3, int8 weights at
-2.2x and 1.37x. ONNX Runtime's own BERT fusions (attention, skip layer norm; possible only on a graph
+ONNX Runtime float32 at 1.06x torch's on a 2-core Zen 4 and 1.08x on an AVX2-only Zen 3 (ties, within the
+spread of repeated runs), int8 weights at 2.2x and 1.37x. ONNX Runtime's own BERT fusions (attention, skip layer norm; possible only on a graph
 exported with eager attention) made no difference on the Zen 3, so the graph is exported as it is.
 """
 
@@ -199,9 +199,9 @@ def graph_encoder(directory: Path, name: str, weights_sha256: str) -> Encoder:
 
 def pick_backend(backend: str, device: torch.device, compute: str) -> str:
     """What ``features.backend: auto`` means: onnx on a CPU computing in float32 where onnxruntime is
-    installed (ONNX Runtime's float32 ran 1.06-1.12x torch's on the two CPUs measured, never slower), torch
-    elsewhere (a GPU; bfloat16, which torch runs 1.6x faster than ONNX Runtime's float32 on a CPU with
-    bfloat16 units)."""
+    installed (ONNX Runtime's float32 ran 1.06x torch's on a Zen 4 and 1.08x on a Zen 3, both within the
+    spread of repeated runs), torch elsewhere (a GPU; bfloat16, which torch runs 1.6x faster than ONNX
+    Runtime's float32 on a CPU with bfloat16 units)."""
     if backend != "auto":
         return backend
     return "onnx" if device.type == "cpu" and compute == "float32" and onnxruntime_available() else "torch"
