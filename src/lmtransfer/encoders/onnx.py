@@ -7,8 +7,9 @@ exporter fails to import under torch 2.13, so the export is torch's and the quan
 own. The graph returns every hidden state (embeddings first), as ``output_hidden_states`` does, so one
 export serves any choice of layers. Measured extraction of MiniLM's 7 hidden states (docs/benchmarks.md):
 ONNX Runtime float32 at 1.06x torch's on a 2-core Zen 4 and 1.08x on an AVX2-only Zen 3 (ties, within the
-spread of repeated runs), int8 weights at 2.2x and 1.37x. ONNX Runtime's own BERT fusions (attention, skip layer norm; possible only on a graph
-exported with eager attention) made no difference on the Zen 3, so the graph is exported as it is.
+spread of repeated runs), int8 weights at 2.2x and 1.37x. ONNX Runtime's own BERT fusions (attention,
+skip layer norm; possible only on a graph exported with eager attention) made no difference on the Zen 3,
+so the graph is exported as it is.
 """
 
 from __future__ import annotations
