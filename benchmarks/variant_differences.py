@@ -1,7 +1,8 @@
 """Paired 95% intervals of the differences between variants of one comparison folder, beyond the ones its
 verdict names (best fine-tuning against best feature-based, best against the best baseline): every variant
-against a reference variant, on dev and test, by ``compare/intervals.Bootstrap.difference`` over the units
-each row saved (the same resamples for both sides; each variant's seeds pooled as the report pools them).
+against a reference variant, on dev and test, in the variant's own metric, by the functions the report
+uses (``compare.results.summarize`` and ``difference``: the same resamples for both sides, each variant's
+seeds drawn as the report draws them).
 
     .venv/bin/python benchmarks/variant_differences.py runs/compare-table7-all concat-last-four
     .venv/bin/python benchmarks/variant_differences.py runs/compare-table7-5000 fine-tuning --size 5000
@@ -18,51 +19,36 @@ import json
 from pathlib import Path
 
 from _bench import cpu
-from lmtransfer.compare.intervals import Bootstrap
-from lmtransfer.compare.results import read_rows
+from lmtransfer.compare.results import difference, read_rows, summarize
 from lmtransfer.core.atomic import append_jsonl
-from lmtransfer.tasks.units import Units
 
 OUT = Path(__file__).resolve().parent / "results" / "variant_differences.jsonl"
 
 
-def unit_runs(folder: Path, size: str | None) -> dict[str, dict[str, list[Units]]]:
-    """variant -> split -> its seed runs' units (the latest finished row of each seed; trials left out)."""
-    latest: dict[tuple, dict] = {}
-    for row in read_rows(folder / "results.jsonl"):
-        if row.get("status") == "ok" and row.get("trial") is None and str(row.get("train_size")) == str(size):
-            latest[(row["variant"], row["seed"])] = row
-    out: dict[str, dict[str, list[Units]]] = {}
-    for (variant, _), row in latest.items():
-        for split, name in (row.get("units") or {}).items():
-            path = Path(name) if Path(name).is_absolute() else folder / name
-            out.setdefault(variant, {}).setdefault(split, []).append(Units.from_bytes(path.read_bytes()))
-    return out
-
-
-def differences(folder: Path, reference: str, size: str | None, metric: str) -> list[dict]:
-    runs = unit_runs(folder, size)
-    if reference not in runs:
-        raise SystemExit(f"{folder}: no finished rows of variant {reference!r} (found: {', '.join(runs)})")
+def differences(folder: Path, reference: str, size: str | None) -> list[dict]:
+    """Every variant of ``folder`` (at training-set size ``size``) minus ``reference``, on dev and test, as
+    the report pairs variants: ``compare.results.summarize`` and ``difference``."""
+    summaries = [s for s in summarize(read_rows(folder / "results.jsonl"), folder) if str(s.train_size) == str(size)]
+    ref = next((s for s in summaries if s.variant == reference), None)
+    if ref is None:
+        raise SystemExit(f"{folder}: no variant {reference!r} (found: {', '.join(s.variant for s in summaries)})")
     rows = []
-    for split, ref in runs[reference].items():
-        boot = Bootstrap(len(ref[0]))
-        for variant, splits in runs.items():
-            if variant == reference or split not in splits:
-                continue
-            d = boot.difference(splits[split], ref, metric)
-            rows.append(
-                {
-                    "variant": variant,
-                    "reference": reference,
-                    "split": split,
-                    "metric": metric,
-                    "difference": d.estimate,
-                    "low": d.low,
-                    "high": d.high,
-                    "tie": d.contains(0.0),
-                }
-            )
+    for split in ("dev", "test"):
+        for other in (s for s in summaries if s is not ref):
+            d = difference(other, ref, split)
+            if d is not None:
+                rows.append(
+                    {
+                        "variant": other.variant,
+                        "reference": reference,
+                        "split": split,
+                        "metric": ref.metric,
+                        "difference": d.estimate,
+                        "low": d.low,
+                        "high": d.high,
+                        "tie": d.contains(0.0),
+                    }
+                )
     return rows
 
 
@@ -86,7 +72,6 @@ def main() -> None:
     parser.add_argument("folder", type=Path, nargs="?")
     parser.add_argument("reference", nargs="?", help="the variant every other is set against")
     parser.add_argument("--size", help="the training-set size of the rows (compare.train_sizes), if any")
-    parser.add_argument("--metric", default="f1")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--table", action="store_true", help="print the table from --out and stop")
     args = parser.parse_args()
@@ -95,7 +80,7 @@ def main() -> None:
             parser.error("FOLDER and REFERENCE are needed (or --table)")
         common = {"benchmark": "variant_differences", "date": datetime.date.today().isoformat(), **cpu()}
         common |= {"folder": str(args.folder), "train_size": args.size}
-        for row in differences(args.folder, args.reference, args.size, args.metric):
+        for row in differences(args.folder, args.reference, args.size):
             append_jsonl(args.out, common | row)
     print(table(args.out))
 

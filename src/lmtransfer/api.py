@@ -8,7 +8,7 @@ every kind of run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from lmtransfer.runs.kinds import load_run, trainer_for
 from lmtransfer.runs.results import TrainResult
 from lmtransfer.tasks.base import Task
 from lmtransfer.tasks.table import read_task_data
+from lmtransfer.training.loop import AfterEpoch
 from lmtransfer.training.setup import config_encoder, extract_for, feature_spec, warn_if_cpu_busy
 
 
@@ -47,7 +48,7 @@ def train(
     progress: bool = True,
     resume: bool = False,
     accelerator: Accelerator | None = None,
-    after_epoch: Callable[[int, float], bool] | None = None,
+    after_epoch: AfterEpoch | None = None,
 ) -> TrainResult:
     """Train the config's task and strategy end to end, evaluate on dev and test, write the run directory
     (with dev and test predictions in the task's format). Every input check happens before anything is

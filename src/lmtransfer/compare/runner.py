@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,7 +191,7 @@ def _execute(
     progress: bool,
     isolate: bool,
     inference_examples: int,
-    after_epoch: Callable[[int, float], bool] | None = None,  # only where not isolated: a search's pruner
+    after_epoch: Pruner | None = None,  # only where not isolated: a search's pruner
 ) -> dict[str, Any]:
     job = {
         "inference_examples": inference_examples,

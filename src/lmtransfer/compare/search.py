@@ -21,8 +21,9 @@ from typing import Any
 from lmtransfer.compare.results import LOWER_IS_BETTER
 from lmtransfer.config.schema import RangeConfig, RunConfig, SearchConfig
 from lmtransfer.config.variants import SearchPlan, first_values, grid
+from lmtransfer.training.loop import AfterEpoch
 
-Pruner = Callable[[int, float], bool]  # (epoch, its dev score) -> stop this trial here
+Pruner = AfterEpoch  # what stops a trial: training.loop.fit asks it after each epoch
 _Pruning = Callable[[list[dict[str, Any]]], Pruner | None]  # the trials before it -> the next trial's pruner
 RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, Pruner | None], dict[str, Any]]  # -> its row
 

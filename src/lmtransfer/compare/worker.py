@@ -14,7 +14,6 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,13 @@ from lmtransfer.runs.results import UNITS_SUFFIX
 from lmtransfer.tasks.base import Task
 from lmtransfer.tasks.table import task_for
 from lmtransfer.tasks.units import Units
+from lmtransfer.training.loop import AfterEpoch
 from lmtransfer.training.setup import config_encoder
 
 INFERENCE_SAMPLE = 500  # dev items whose live prediction is timed
 
 
-def run_job(job: dict[str, Any], after_epoch: Callable[[int, float], bool] | None = None) -> dict[str, Any]:
+def run_job(job: dict[str, Any], after_epoch: AfterEpoch | None = None) -> dict[str, Any]:
     """Do one job and return its outcome; an exception becomes ``{"error", "traceback"}``. ``after_epoch``
     (a row run in the parent: a search's trial) may stop its training early."""
     try:
@@ -75,7 +75,7 @@ def train_row(
     config: RunConfig,
     progress: bool,
     inference_examples: int = INFERENCE_SAMPLE,
-    after_epoch: Callable[[int, float], bool] | None = None,
+    after_epoch: AfterEpoch | None = None,
 ) -> dict[str, Any]:
     """Train the row's run, time live prediction on a dev sample, and return the row's measurements."""
     began = time.perf_counter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from lmtransfer.runs.tracking import begin, close, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
 from lmtransfer.training.datasets import CachedFeatureDataset, live_dataset
-from lmtransfer.training.loop import fit
+from lmtransfer.training.loop import AfterEpoch, fit
 from lmtransfer.training.optimizer import seed_everything
 from lmtransfer.training.predict import predict_outputs
 from lmtransfer.training.setup import (
@@ -46,7 +46,7 @@ def train_encoder_run(
     progress: bool = True,
     resume: bool = False,
     accelerator: Accelerator | None = None,
-    after_epoch: Callable[[int, float], bool] | None = None,
+    after_epoch: AfterEpoch | None = None,
 ) -> TrainResult:
     """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory.
     ``after_epoch`` goes to the loop (``training.loop.fit``): a search's pruner."""
@@ -75,7 +75,7 @@ def _train(
     progress: bool,
     resume: bool,
     tracked: bool,
-    after_epoch: Callable[[int, float], bool] | None,
+    after_epoch: AfterEpoch | None,
 ) -> TrainResult:
     config, task, labels = data.config, data.task, data.labels
     main = acc.is_main_process

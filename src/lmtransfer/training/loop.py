@@ -31,6 +31,7 @@ from lmtransfer.training.predict import eval_loader, predict_outputs
 from lmtransfer.training.sampler import EpochSampler
 
 RECENT = 50  # training losses kept in FitResult.recent_losses
+AfterEpoch = Callable[[int, float], bool]  # (epoch, its dev score) -> stop training here
 
 
 @dataclass
@@ -92,7 +93,7 @@ def fit(
     args: LoopArgs,
     groups: list[dict[str, Any]] | None = None,
     accelerator: Accelerator | None = None,
-    after_epoch: Callable[[int, float], bool] | None = None,
+    after_epoch: AfterEpoch | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
