@@ -2,6 +2,8 @@
 
     python benchmarks/memory.py              # appends rows to benchmarks/results/memory.jsonl (~15 min on 2 cores)
     python benchmarks/memory.py --table
+    python benchmarks/memory.py --only rte:lmtransfer rte:hf-trainer --repeats 5  # median and range of 5 runs each
+    python benchmarks/memory.py --table --pool-day   # every run of that day on that machine, pooled
 
 Each measurement runs in its own process, so its peak RSS (VmHWM) is that tool's alone:
 
@@ -30,6 +32,8 @@ import datetime
 import json
 from pathlib import Path
 
+import numpy as np
+
 from _bench import cpu, handled, parser, run_steps
 
 HERE = Path(__file__).resolve().parent
@@ -37,6 +41,7 @@ ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data"
 OUT = HERE / "results" / "memory.jsonl"
 QUESTIONS, PAIRS, BATCH, SEED = 128, 256, 32, 13
+POOL_DAY = False  # --pool-day: the table pools every run of the last row's day and machine, not just the last run
 
 STEPS = {
     "squad:lmtransfer": ("squad", ["train.mixed_precision=no"]),
@@ -175,30 +180,85 @@ def child(step: str, data: Path) -> dict:
     return {"step": step, "task": task, "batch": BATCH, **row}
 
 
+def _spread(values: list[float]) -> str:
+    """Median, with the range where there are several runs, in MiB."""
+    mib = sorted(v / 2**20 for v in values)
+    middle = float(np.median(mib))
+    if len(mib) == 1:
+        return f"{middle:,.0f} MiB"
+    return f"{middle:,.0f} MiB ({mib[0]:,.0f}-{mib[-1]:,.0f}, {len(mib)} runs)"
+
+
+def difference(ours: list[float], theirs: list[float]) -> str:
+    """lmtransfer's peak minus the Trainer's: the difference of medians with a 95% bootstrap interval (over
+    runs, each tool resampled apart) where both have 3 runs or more; "equal" when the interval holds 0."""
+    a, b = np.array(ours) / 2**20, np.array(theirs) / 2**20
+    gap = float(np.median(a) - np.median(b))
+    if min(len(a), len(b)) < 3:
+        return f"{gap:+,.0f} MiB (one run each: no interval; runs of one command differ by up to 200 MiB)"
+    from scipy.stats import bootstrap
+
+    found = bootstrap(
+        (a, b),
+        lambda x, y, axis: np.median(x, axis=axis) - np.median(y, axis=axis),
+        n_resamples=10_000,
+        vectorized=True,
+        method="percentile",
+        rng=np.random.default_rng(SEED),
+    ).confidence_interval
+    low, high = found.low, found.high
+    verdict = "equal within the spread" if low <= 0 <= high else ("above" if low > 0 else "below")
+    return f"{gap:+,.0f} MiB ({low:+,.0f} to {high:+,.0f}): {verdict}"
+
+
 def table(path: Path) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    latest = {r["step"]: r for r in rows if r.get("run") == rows[-1].get("run") and "error" not in r}
+    last = rows[-1]
+    latest: dict[str, list[dict]] = {}
+    for r in rows:
+        if POOL_DAY:
+            same = (r.get("date"), r.get("cpu"), r.get("isa")) == (last.get("date"), last.get("cpu"), last.get("isa"))
+        else:
+            same = r.get("run") == last.get("run")
+        if same and "error" not in r:
+            latest.setdefault(r["step"], []).append(r)
     out = [f"{rows[-1]['date']}, {rows[-1]['cpu']} ({', '.join(rows[-1]['isa'])})", ""]
     out += ["| step | peak RSS | train s | optimizer steps |", "|---|---:|---:|---:|"]
-    for step, r in latest.items():
-        out.append(f"| {step} | {r['peak_rss'] / 2**20:,.0f} MiB | {r['train_seconds']:.1f} | {r['steps']} |")
-    for task in ("squad", "rte"):
-        ours, theirs = latest.get(f"{task}:lmtransfer"), latest.get(f"{task}:hf-trainer")
-        if ours and theirs:
-            out.append(f"{task}: lmtransfer float32 peak {ours['peak_rss'] / theirs['peak_rss']:.2f}x the Trainer's")
+    for step, found in latest.items():
+        seconds = float(np.median([r["train_seconds"] for r in found]))
+        out.append(f"| {step} | {_spread([r['peak_rss'] for r in found])} | {seconds:.1f} | {found[0]['steps']} |")
+    for ours, theirs in [
+        ("squad:lmtransfer", "squad:hf-trainer"),
+        ("rte:lmtransfer", "rte:hf-trainer"),
+        ("rte:lmtransfer-2-epochs", "rte:hf-trainer-2-epochs"),
+    ]:
+        if ours in latest and theirs in latest:
+            peaks = [[r["peak_rss"] for r in latest[step]] for step in (ours, theirs)]
+            ratio = np.median(peaks[0]) / np.median(peaks[1])
+            out.append(f"{ours} minus {theirs}: {difference(*peaks)}; {ratio:.2f}x")
     gc = latest.get("squad:lmtransfer-checkpointing")
     if gc:
-        out.append(f"squad with gradient checkpointing: {gc['peak_rss'] / 2**30:.2f} GiB (target < 4 GB)")
+        worst = max(r["peak_rss"] for r in gc)
+        out.append(f"squad with gradient checkpointing: {worst / 2**30:.2f} GiB at most (target < 4 GB)")
     return "\n".join(out)
 
 
 def main() -> None:
-    args = parser(__doc__, DATA, OUT, "run just these steps").parse_args()
+    cli = parser(__doc__, DATA, OUT, "run just these steps")
+    cli.add_argument(
+        "--repeats", type=int, default=1, help="run the steps this many times, in rounds (peak RSS varies between runs)"
+    )
+    cli.add_argument(
+        "--pool-day", action="store_true", help="with --table: pool the runs of the last row's day on its machine"
+    )
+    args = cli.parse_args()
+    global POOL_DAY
+    POOL_DAY = args.pool_day
     if handled(args, lambda: child(args.child, args.data), table, ("squad_v1.1/dev-v1.1.json", "rte/train.tsv")):
         return
     common = {"benchmark": "memory", "run": datetime.datetime.now().isoformat(timespec="seconds")}
     common |= {"date": datetime.date.today().isoformat(), **cpu()}
-    run_steps(__file__, args.only or list(STEPS), args.data, args.out, common)
+    run_steps(__file__, (args.only or list(STEPS)) * args.repeats, args.data, args.out, common)
     print(table(args.out))
 
 

@@ -24,7 +24,8 @@ peak RSS is that tool's alone), on MiniLM (all-MiniLM-L6-v2), max length 128:
 - the full SST-2 train set (67,349 sentences) through lmtransfer, for peak RSS;
 - fine-tuning on a 4,000-sentence SST-2 subset, 1 epoch, batch 32: lmtransfer against the HF Trainer
   (default settings, and with its own group_by_length for reference);
-- the machine's float32 matmul peak, measured here, to express each tool's FLOP/s as a fraction of it.
+- the machine's float32 and bfloat16 matmul peaks (torch) and int8 peak (ONNX Runtime's MatMulInteger), measured
+  here, to express each tool's FLOP/s as a fraction of the peak of its arithmetic.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -162,19 +164,7 @@ def matmul_peak() -> dict:
 
     def rate(m: int, k: int, n: int, dtype) -> float:
         a, b = torch.randn(m, k, dtype=dtype, device=DEVICE), torch.randn(k, n, dtype=dtype, device=DEVICE)
-        a @ b
-        best = 0.0
-        for _ in range(5):  # the best of five short windows: a shared VM has noisy neighbours
-            reps, began = 0, time.perf_counter()
-            while time.perf_counter() - began < 0.3:
-                a @ b
-                reps += 1
-                if gpu and reps % 20 == 0:
-                    torch.cuda.synchronize()
-            if gpu:
-                torch.cuda.synchronize()
-            best = max(best, 2 * m * k * n * reps / (time.perf_counter() - began))
-        return best
+        return best_rate(lambda: a @ b, 2 * m * k * n, torch.cuda.synchronize if gpu else None)
 
     if gpu:
         shapes = [(4096, 4096, 4096), (8192, 8192, 8192), (16384, 384, 1536)]
@@ -189,7 +179,57 @@ def matmul_peak() -> dict:
         bf16 = max(rate(*s, torch.bfloat16) for s in shapes)
     else:  # emulated on CPUs without bfloat16 units: slow, keep it small
         bf16 = rate(512, 512, 512, torch.bfloat16)
-    return {"fp32_flops": fp32, "bf16_flops": bf16, "threads": torch.get_num_threads()}
+    found = {"fp32_flops": fp32, "bf16_flops": bf16, "threads": torch.get_num_threads()}
+    from lmtransfer.encoders.onnx import onnxruntime_available
+
+    if onnxruntime_available():
+        found["int8_ops"] = max(int8_rate(*s, torch.get_num_threads()) for s in shapes)
+    return found
+
+
+def int8_rate(m: int, k: int, n: int, threads: int) -> float:
+    """ONNX Runtime's int8 matmul rate (uint8 activations times int8 weights into int32: ``MatMulInteger``,
+    the kernel under the int8 graph's quantised matmuls), in operations per second, best of five windows.
+
+    torch has no public CPU int8 matmul for this, so the probe is a one-node ONNX graph."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])],
+        "int8_peak",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [m, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [m, n])],
+        initializer=[weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what onnxruntime 1.32 reads
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"A": rng.integers(0, 256, (m, k), dtype=np.uint8)}
+    return best_rate(lambda: session.run(None, feed), 2 * m * k * n)
+
+
+def best_rate(run: Callable[[], object], ops: int, synchronize: Callable[[], None] | None = None) -> float:
+    """``ops`` per call of ``run``, per second: the best of five windows of 0.3 s (a shared VM has noisy
+    neighbours), after one call to warm up. ``synchronize`` waits for queued GPU work (every 20 calls,
+    and at the end of each window)."""
+    run()
+    best = 0.0
+    for _ in range(5):
+        reps, began = 0, time.perf_counter()
+        while time.perf_counter() - began < 0.3:
+            run()
+            reps += 1
+            if synchronize and reps % 20 == 0:
+                synchronize()
+        if synchronize:
+            synchronize()
+        best = max(best, ops * reps / (time.perf_counter() - began))
+    return best
 
 
 def extract_lmtransfer(corpus: str, tool: str, data: Path) -> dict:
@@ -392,8 +432,11 @@ def _machine(row: dict) -> tuple:
 def _peak_for(tool: str, peaks: dict, compute: str | None = None) -> float:
     """The matmul peak a row is measured against: bfloat16's for bfloat16 rows (by name, or by the compute
     the row's cache records: ``auto`` resolved) where the hardware does bfloat16 faster than float32,
-    else float32's (a CPU that emulates bfloat16). int8 rows are set against float32's too: no int8 peak
-    is measured, so their share can pass 100%."""
+    else float32's (a CPU that emulates bfloat16). The int8-weights rows (ONNX Runtime) against the int8
+    matmul peak where it was measured (rows from before 2026-12-06 have none: float32's, which they can
+    pass); only their dense maps are int8, attention stays float32, so their share is a lower bound."""
+    if tool == "lmtransfer-onnx-int8" and peaks.get("int8_ops"):
+        return peaks["int8_ops"]
     native = peaks["bf16_flops"] > peaks["fp32_flops"]
     bf16 = tool.endswith("bf16") or compute == "bfloat16"
     return peaks["bf16_flops"] if bf16 and native else peaks["fp32_flops"]
@@ -411,8 +454,10 @@ def table(path: Path) -> str:
     dates = sorted({r["date"] for r in rows})
     out = [
         f"{', '.join(dates)}, {peaks.get('device_name') or rows[0]['machine']}; matmul peak measured "
-        f"{peaks['fp32_flops'] / 1e9:,.0f} GFLOP/s float32, {peaks['bf16_flops'] / 1e9:,.0f} GFLOP/s bfloat16 "
-        "(% of peak: bfloat16 rows against the bfloat16 peak where that is the higher one).",
+        f"{peaks['fp32_flops'] / 1e9:,.0f} GFLOP/s float32, {peaks['bf16_flops'] / 1e9:,.0f} GFLOP/s bfloat16"
+        + (f", {peaks['int8_ops'] / 1e9:,.0f} GOP/s int8 (ONNX Runtime)" if peaks.get("int8_ops") else "")
+        + " (% of peak: bfloat16 rows against the bfloat16 peak where that is the higher one, int8 rows"
+        " against the int8 peak).",
         "",
     ]
     targets = []

@@ -17,16 +17,21 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.preprocessing import normalize
 
 from lmtransfer.data.examples import TextPair
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+# scikit-learn is imported where it is used: this module is reachable from every run (runs.kinds), and
+# importing scikit-learn (pandas with it) up front added about 100 MiB of RSS and 2-3 s to
+# `import lmtransfer.api` on a 2-core AVX2 machine, which an encoder run needs only where it holds out
+# a split (data.splits) or scores with it (tasks.metrics).
 
 SETTINGS_FILE, WEIGHTS_FILE = "bag_of_words.json", "bag_of_words.safetensors"
 CONSTANT_LOGIT = 20.0  # a multilabel label that is always (never) on in train: its logit, sign aside
@@ -67,12 +72,16 @@ class BagOfWords:
 
 
 def _vectorizer(ngrams: int, min_count: int = 1, vocabulary: list[str] | None = None) -> CountVectorizer:
+    from sklearn.feature_extraction.text import CountVectorizer
+
     # scikit-learn's word pattern (two or more word characters) and lowercasing, the usual baseline
     return CountVectorizer(lowercase=True, ngram_range=(1, ngrams), min_df=min_count, vocabulary=vocabulary)
 
 
 def tfidf_rows(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     """Counts times idf, each row scaled to unit length: what TfidfVectorizer's defaults compute."""
+    from sklearn.preprocessing import normalize
+
     return normalize(counts.multiply(idf[None, :]).tocsr())
 
 
@@ -83,6 +92,8 @@ def texts_of(examples: Sequence[Any]) -> list[str]:
 def fit_linear(task: str, x: sp.csr_matrix, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(K, V) weight and (K,) bias of the task's linear model; binary logistic regression becomes two
     logits whose softmax is its sigmoid."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if task == "regression":
         model = Ridge(alpha=1.0).fit(x, targets)
         return model.coef_[None, :], np.atleast_1d(model.intercept_)
@@ -99,6 +110,8 @@ def fit_linear(task: str, x: sp.csr_matrix, targets: np.ndarray, seed: int) -> t
 def _one_label(x: sp.csr_matrix, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     if y.min() == y.max():  # always on or always off in train
         return np.zeros(x.shape[1]), CONSTANT_LOGIT if y[0] else -CONSTANT_LOGIT
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, y)
     return model.coef_[0], float(model.intercept_[0])
 
@@ -108,6 +121,8 @@ def fit_features(
 ) -> tuple[list[str], np.ndarray | None, sp.csr_matrix]:
     """The vocabulary of ``texts``, TF-IDF's inverse document frequencies (None for counts), and the
     texts' (N, V) feature rows."""
+    from sklearn.feature_extraction.text import TfidfTransformer
+
     vectorizer = _vectorizer(ngrams, min_count)
     counts = vectorizer.fit_transform(texts).tocsr()  # (N, V)
     vocabulary = vectorizer.get_feature_names_out().tolist()
