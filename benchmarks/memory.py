@@ -195,7 +195,7 @@ def difference(ours: list[float], theirs: list[float]) -> str:
     a, b = np.array(ours) / 2**20, np.array(theirs) / 2**20
     gap = float(np.median(a) - np.median(b))
     if min(len(a), len(b)) < 3:
-        return f"{gap:+,.0f} MiB (under 3 runs each: no interval; one command's peak varied by 260 MiB on 2026-12-06)"
+        return f"{gap:+,.0f} MiB (under 3 runs each: no interval; one command's peak varied by 410 MiB, 2026-12-06)"
     from scipy.stats import bootstrap
 
     found = bootstrap(
