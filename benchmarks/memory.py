@@ -29,6 +29,7 @@ Peak RSS includes reading the data (all of SQuAD train is parsed before the subs
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from pathlib import Path
 
@@ -41,7 +42,6 @@ ROOT = HERE.parent
 DATA = ROOT.parent / "shared" / "data"
 OUT = HERE / "results" / "memory.jsonl"
 QUESTIONS, PAIRS, BATCH, SEED = 128, 256, 32, 13
-POOL_DAY = False  # --pool-day: the table pools every run of the last row's day and machine, not just the last run
 
 STEPS = {
     "squad:lmtransfer": ("squad", ["train.mixed_precision=no"]),
@@ -211,12 +211,13 @@ def difference(ours: list[float], theirs: list[float]) -> str:
     return f"{gap:+,.0f} MiB ({low:+,.0f} to {high:+,.0f}): {verdict}"
 
 
-def table(path: Path) -> str:
+def table(path: Path, pool_day: bool = False) -> str:
+    """The last run's rows, or with ``pool_day`` every run of the last row's day on its machine."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     last = rows[-1]
     latest: dict[str, list[dict]] = {}
     for r in rows:
-        if POOL_DAY:
+        if pool_day:
             same = (r.get("date"), r.get("cpu"), r.get("isa")) == (last.get("date"), last.get("cpu"), last.get("isa"))
         else:
             same = r.get("run") == last.get("run")
@@ -252,14 +253,13 @@ def main() -> None:
         "--pool-day", action="store_true", help="with --table: pool the runs of the last row's day on its machine"
     )
     args = cli.parse_args()
-    global POOL_DAY
-    POOL_DAY = args.pool_day
-    if handled(args, lambda: child(args.child, args.data), table, ("squad_v1.1/dev-v1.1.json", "rte/train.tsv")):
+    tables = functools.partial(table, pool_day=args.pool_day)
+    if handled(args, lambda: child(args.child, args.data), tables, ("squad_v1.1/dev-v1.1.json", "rte/train.tsv")):
         return
     common = {"benchmark": "memory", "run": datetime.datetime.now().isoformat(timespec="seconds")}
     common |= {"date": datetime.date.today().isoformat(), **cpu()}
     run_steps(__file__, (args.only or list(STEPS)) * args.repeats, args.data, args.out, common)
-    print(table(args.out))
+    print(tables(args.out))
 
 
 if __name__ == "__main__":

@@ -434,7 +434,7 @@ def _peak_for(tool: str, peaks: dict, compute: str | None = None) -> float:
     the row's cache records: ``auto`` resolved) where the hardware does bfloat16 faster than float32,
     else float32's (a CPU that emulates bfloat16). The int8-weights rows (ONNX Runtime) against the int8
     matmul peak where it was measured (rows from before 2026-12-06 have none: float32's, which they can
-    pass); only their dense maps are int8, attention stays float32, so their share is a lower bound."""
+    pass); only their dense maps are int8 (attention and the rest stay float32)."""
     if tool == "lmtransfer-onnx-int8" and peaks.get("int8_ops"):
         return peaks["int8_ops"]
     native = peaks["bf16_flops"] > peaks["fp32_flops"]
