@@ -147,6 +147,7 @@ def run_overrides(tiny_bert_dir, sentiment_files, tmp_path) -> list[str]:
         f"data.dev={sentiment_files['dev']}",
         f"data.test={sentiment_files['test']}",
         "train.epochs=3",
+        "train.min_steps=0",  # epochs alone: the tests' runs stay a few steps long
         "train.batch_size=8",
         f"cache_dir={tmp_path / 'cache'}",
         f"output_dir={tmp_path / 'run'}",

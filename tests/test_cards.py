@@ -75,6 +75,7 @@ def test_a_card_names_its_base_model_and_data_and_survives_a_bare_config():
 def test_a_comparison_folder_has_a_card_with_its_verdict(run_overrides, tmp_path):
     out = tmp_path / "cmp"
     overrides = [*run_overrides, "train.epochs=1", f"compare.output_dir={out}", "compare.inference_examples=2"]
+    overrides.append("compare.extensions=0")
     result = compare(
         load_config(None, [*overrides, "compare.variants=[{name: a}, {name: b, set: {encoder.model: tfidf}}]"])
     )

@@ -30,7 +30,15 @@ VARIANTS = (
 def compare_config(run_overrides: list[str], tmp_path: Path, *extra: str):
     out = tmp_path / "cmp"
     return load_config(
-        None, [*run_overrides, "train.epochs=2", f"compare.output_dir={out}", "compare.seeds=[1, 2]", *extra]
+        None,
+        [
+            *run_overrides,
+            "train.epochs=2",
+            f"compare.output_dir={out}",
+            "compare.seeds=[1, 2]",
+            "compare.extensions=0",
+            *extra,
+        ],
     )
 
 
@@ -49,7 +57,9 @@ def test_rows_rerun_and_one_shared_extraction(run_overrides, tmp_path):
     assert set(row["seconds"]) >= {"extraction", "training", "evaluation", "wall"}
     assert row["peak_rss_bytes"] > 0 and row["trainable_parameters"] > 0 and row["cache_bytes"] > 0
     assert row["inference"]["examples"] == 6 and row["inference"]["examples_per_second"] > 0
-    assert row["layer_weights"]["layers"] == [0, 1, 2] and len(row["history"]) == 2
+    assert row["layer_weights"]["layers"] == [0, 1, 2]
+    assert [h["step"] for h in row["history"]] == [0, 10, 12]  # dev before training, every 10 steps, at the end
+    assert row["convergence"]["steps"] == 12 and row["extension"] == 0
     assert Path(row["run_dir"], "metrics.json").is_file()
     # one extraction (train, dev, test) of the union of layers served all six runs
     assert len(caches(tmp_path)) == 3
@@ -297,8 +307,10 @@ def test_training_set_sizes_are_nested_seeded_subsets_swept_for_every_variant(ru
     for size in (1000, 67_349):
         small, large = (set(sample_indices(size, n, 7).tolist()) for n in (100, 300))
         assert len(small) == 100 and small < large
-    extra = ["compare.train_sizes=[all, 12]", "compare.variants=[{name: mix}, {name: ft, set: {strategy: finetune}}]"]
-    config = compare_config(run_overrides, tmp_path, *extra, "compare.seeds=[1]", "train.epochs=1")
+    ft = "{name: ft, set: {strategy: finetune, train.lr: 1.0e-3, train.head_lr: 0.05, train.patience: 10}}"
+    extra = ["compare.train_sizes=[all, 12]", f"compare.variants=[{{name: mix}}, {ft}]", "train.lr=0.05"]
+    converging = ["train.epochs=20", "train.eval_steps=1", "train.patience=5"]  # stopped early: converged
+    config = compare_config(run_overrides, tmp_path, *extra, "compare.seeds=[1]", *converging)
     found = jobs(config)
     assert [(j.train_size, j.variant) for j in found] == [(12, "mix"), (12, "ft"), ("all", "mix"), ("all", "ft")]
     assert [j.config.data.max_train_examples for j in found] == [12, 12, None, None]
@@ -313,7 +325,8 @@ def test_training_set_sizes_are_nested_seeded_subsets_swept_for_every_variant(ru
     assert report.verdict.startswith("With 48 training examples: ")
     assert "Across training-set sizes: " in report.verdict
     page = (result.directory / "report.html").read_text()
-    assert page.count("<svg") == 5 and "against the number of training examples" in page
+    assert page.count("<svg") == 6 and "against the number of training examples" in page
+    assert "Learning curves at 12 training examples" in page
     again = compare(config, progress=False, isolate=False)
     assert again.skipped == 4
 
@@ -327,7 +340,8 @@ SEARCHED = (
 def test_a_search_tunes_each_way_by_dev_alone_and_resumes(run_overrides, tmp_path, monkeypatch):
     from lmtransfer.compare import worker
 
-    extra = [SEARCHED, "compare.search={space: {train.lr: [0.01, 0.05], head.dropout: [0.0]}}", "train.epochs=1"]
+    extra = [SEARCHED, "compare.search={space: {train.lr: [0.01, 0.05], head.dropout: [0.0]}}", "train.epochs=20"]
+    extra += ["train.eval_steps=1", "train.patience=5"]  # stopped early: converged
     config = compare_config(run_overrides, tmp_path, *extra, "compare.seeds=[1]")
     calls = []
     real = worker.train_row
@@ -350,7 +364,7 @@ def test_a_search_tunes_each_way_by_dev_alone_and_resumes(run_overrides, tmp_pat
         assert r["search"]["params"] == best["params"] and r["search"]["trials"] == 2
         assert r["test"] is not None and Path(r["run_dir"], "metrics.json").is_file()
     assert "| tuning |" in result.report.markdown and "| 2 trials, " in result.report.markdown
-    assert "Tuning by dev: fine-tuning 2 trials in" in result.report.verdict
+    assert "Tuning by dev: fine-tuning 2 trials (2 quasi-random (Halton) start-up points) in" in result.report.verdict
     assert len(result.report.summaries) == 2  # the trials are not variants of the table
 
     # a search killed after its first trial goes on from the second; the finished rows are not run again
@@ -373,3 +387,83 @@ def test_a_child_reports_its_own_peak_memory_not_its_parents():
     code = "from lmtransfer.core.devices import peak_rss_bytes; print(peak_rss_bytes())"
     child = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert child < 500 * 2**20 and held.sum() > 0
+
+
+def test_a_search_without_a_space_searches_the_ways_learning_rate_and_training_length(run_overrides, tmp_path):
+    from lmtransfer.config.variants import DEFAULT_SPACES, search_plans
+
+    bow = "{name: bow, set: {encoder.model: tfidf}}"
+    variants = f"compare.variants=[{{name: mix}}, {{name: ft, set: {{strategy: finetune}}}}, {bow}]"
+    config = compare_config(run_overrides, tmp_path, variants, "compare.search={trials: 3}")
+    plans = {p.variant: p.search.space for p in search_plans(config)}
+    assert plans == {"mix": DEFAULT_SPACES["feature"], "ft": DEFAULT_SPACES["finetune"]}  # baselines: none
+    assert all(set(space) == {"train.lr", "train.min_steps"} for space in DEFAULT_SPACES.values())
+
+
+def test_the_start_up_points_spread_over_the_space():
+    """A scrambled Halton sequence: 4 points put one in each quarter of a (log) range, where random points
+    clump; each choice of a list comes up; the same seed gives the same points."""
+    import math
+
+    from lmtransfer.compare.search import _distributions, halton
+    from lmtransfer.config.schema import RangeConfig
+
+    space = {
+        "train.lr": RangeConfig(low=1e-4, high=1e-2, log=True),
+        "train.min_steps": RangeConfig(low=50, high=400, log=True, integer=True),
+        "head.type": ["linear", "mlp"],
+    }
+    points = halton(_distributions(space), 4, seed=13)
+    quarters = sorted(int(4 * (math.log10(p["train.lr"]) + 4) / 2) for p in points)
+    assert quarters == [0, 1, 2, 3]
+    assert all(isinstance(p["train.min_steps"], int) and 50 <= p["train.min_steps"] <= 400 for p in points)
+    assert {p["head.type"] for p in points} == {'"linear"', '"mlp"'}  # Optuna's choices travel as JSON text
+    assert halton(_distributions(space), 4, seed=13) == points != halton(_distributions(space), 4, seed=14)
+
+
+def test_the_first_seeds_row_adopts_its_searchs_chosen_fine_tuning_trial(run_overrides, tmp_path):
+    """The chosen trial is the row's run (same config hash): the row copies it and scores test, in a child,
+    instead of training it again; the second seed's row trains as usual."""
+    from lmtransfer.runs.directory import run_config
+
+    ft = "{name: ft, set: {strategy: finetune, features.layers: last, train.lr: 1.0e-3, train.head_lr: 0.05},"
+    ft += " search: {trials: 2, space: {train.lr: [1.0e-3, 3.0e-3]}}}"
+    extra = [f"compare.variants=[{ft}]", "train.epochs=2", "compare.inference_examples=2"]
+    result = compare(compare_config(run_overrides, tmp_path, *extra), progress=False, isolate=True)
+    rows = read_rows(result.directory / "results.jsonl")
+    trials = [r for r in rows if r.get("trial") is not None]
+    first, second = (r for r in rows if r.get("trial") is None)
+    assert all(t["isolated"] and t["peak_rss_bytes"] > 0 and t["test"] is None for t in trials)
+    chosen = next(t for t in trials if t["params"] == first["search"]["params"])
+    assert first["adopted_trial"] == chosen["trial"] and "adopted_trial" not in second
+    assert first["config_hash"] == chosen["config_hash"] and first["dev"] == chosen["dev"]
+    assert first["seconds"] == chosen["seconds"] and first["history"] == chosen["history"]  # its training
+    assert first["test"]["accuracy"] == pytest.approx(api.evaluate(first["run_dir"], progress=False)["accuracy"])
+    assert set(first["units"]) == {"dev", "test"} and first["inference"]["examples"] == 2
+    folder = Path(first["run_dir"])
+    assert folder.name == "seed-1" and run_config(folder).train.score_test
+    assert {"predictions/test.jsonl", "predictions/test.units.npz", "README.md"} <= {
+        str(p.relative_to(folder)) for p in folder.rglob("*")
+    }
+    assert json.loads((folder / "metrics.json").read_text())["test"]["accuracy"] == first["test"]["accuracy"]
+    assert Path(chosen["run_dir"], "metrics.json").is_file()  # the trial's own folder stays as it was
+    assert second["seed"] == 2 and second["test"] is not None
+    assert len(result.report.summaries) == 1 and "test" in result.report.summaries[0].intervals
+
+
+def test_a_pruner_made_in_a_child_decides_as_the_parents_would():
+    from lmtransfer.compare.search import PruneSpec, pruner
+    from lmtransfer.config.schema import SearchConfig
+
+    search = SearchConfig(prune=True, prune_startup=2, prune_warmup=1)
+    curve = lambda values: [{"step": 10 * i, "dev_accuracy": v} for i, v in enumerate(values, 1)]  # noqa: E731
+    finished = [
+        {"status": "ok", "dev": {"accuracy": 0.92}, "history": curve([0.6, 0.9, 0.92]), "extra": "left behind"},
+        {"status": "ok", "dev": {"accuracy": 0.84}, "history": curve([0.5, 0.8, 0.84])},
+    ]
+    spec = PruneSpec(search, tuple(finished), "accuracy", False)
+    shipped = PruneSpec.from_json(json.loads(json.dumps(spec.to_json())))
+    assert "extra" not in shipped.finished[0]
+    for scores in ([0.1, 0.4], [0.3, 0.86, 0.7], [0.3, 0.9, 0.95]):
+        here, there = pruner(search, finished, "accuracy", False), shipped.build()
+        assert [here(10 * i, s) for i, s in enumerate(scores, 1)] == [there(10 * i, s) for i, s in enumerate(scores, 1)]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lmtransfer import CacheKey, FeatureCache, evaluate, load_config, predict, train
+from lmtransfer.config.resolve import DEFAULT_MIN_STEPS
 from lmtransfer.features.cache.key import ADDED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,11 +102,15 @@ def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
     assert files(new) == sorted([*files(old), "README.md", *units])
     for path in ("metrics.json", "encoder.json", "labels.json", "layer_weights.json"):
         if (old / path).is_file():
-            now = json.loads((new / path).read_text())
+            now, then = json.loads((new / path).read_text()), json.loads((old / path).read_text())
             if path == "metrics.json":  # new since: the hardware, and what compute: auto resolved to
                 assert now.pop("hardware")["cpu"]
                 now["costs"].pop("extract_compute", None)
-            assert structure(now) == structure(json.loads((old / path).read_text()))
+            if "history" in now:  # new since: dev before training (step 0), each evaluation's step, convergence
+                assert now.pop("convergence")["rule"] and now["history"][0]["step"] == 0
+                now["history"] = [{k: v for k, v in e.items() if k != "step"} for e in now["history"][1:2]]
+                then["history"] = then["history"][:1]
+            assert structure(now) == structure(then)
     written = yaml.safe_load((new / "config.yaml").read_text())
     added = {  # the fields added since 088346a, at their defaults
         "train": {
@@ -115,6 +120,8 @@ def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
             "tags": {},
             "score_test": True,
             "gradient_checkpointing": False,
+            "min_steps": DEFAULT_MIN_STEPS[config["strategy"]],
+            "eval_steps": None,
         },
         "encoder": {"long_text": "truncate", "stride": 32, "max_windows": 8},
         "features": {"pair": "joint", "window_pooling": "mean", "backend": "torch", "quantize": "none"},

@@ -63,7 +63,8 @@ def test_mean_and_std_over_seeds():
     report = build_report(rows)
     cell = f"{np.mean(values) * 100:.2f} ± {np.std(values, ddof=1) * 100:.2f}"
     assert f"| mix | minilm | feature-based | 3 | {cell} |" in report.markdown
-    assert summary.curve == pytest.approx([np.mean(values) - 0.02, np.mean(values)])
+    (x1, y1), (x2, y2) = summary.curve  # by epoch: rows from before steps were recorded
+    assert (x1, x2) == (1, 2) and [y1, y2] == pytest.approx([np.mean(values) - 0.02, np.mean(values)])
 
 
 def test_a_later_row_replaces_a_failed_one():
@@ -255,7 +256,7 @@ def test_the_verdict_across_training_set_sizes_states_the_crossover(tmp_path):
     assert "Across training-set sizes: up to 300 training examples the two ways are tied" in text
     assert "; at 1,000 training examples fine-tuning is ahead by 10.0 accuracy (+" in text and text.endswith(").")
     report = build_report(rows, directory=tmp_path)
-    assert report.html.count("<svg") == 5 and "| finetune | minilm | fine-tuning | 1,000 | 1 |" in report.markdown
+    assert report.html.count("<svg") == 6 and "| finetune | minilm | fine-tuning | 1,000 | 1 |" in report.markdown
 
 
 def test_a_swept_tuned_report_fits_1280_pixels_with_its_size_plot(tmp_path):
@@ -292,7 +293,7 @@ def test_a_swept_tuned_report_fits_1280_pixels_with_its_size_plot(tmp_path):
         captions = [f.text for f in browser.find_elements(By.CSS_SELECTOR, "#plots figcaption")]
         assert captions[0].startswith("Dev accuracy against the number of training examples")
         plots = browser.find_elements(By.CSS_SELECTOR, "#plots svg")
-        assert len(plots) == 5 and all(p.is_displayed() and p.size["width"] > 100 for p in plots)
+        assert len(plots) == 6 and all(p.is_displayed() and p.size["width"] > 100 for p in plots)
         assert "3 trials, 1,234 s" in browser.find_element(By.ID, "results").text
     finally:
         browser.quit()

@@ -1,5 +1,5 @@
-"""compare.search's pruner: a trial stops after an epoch whose dev metric trails the median of the trials
-before it at that epoch (Optuna's median pruner), once enough trials have finished and past the warm-up;
+"""compare.search's pruner: a trial stops after a dev evaluation whose metric trails the median of the trials
+before it at that step (Optuna's median pruner), once enough trials have finished and past the warm-up;
 a pruned trial is a row, never chosen, and the loop stops where the pruner says."""
 
 from __future__ import annotations
@@ -54,48 +54,32 @@ def test_no_pruning_before_enough_trials_finished_nor_without_prune():
     assert decisions(pruner(no_warm_up, [*one, *one], "accuracy", lower=False), [0.0]) == [True]
 
 
-def test_the_loop_stops_where_after_epoch_says_and_never_asks_after_the_last_epoch():
-    import torch
+def test_the_loop_stops_where_after_evaluation_says_and_never_asks_after_the_last_step():
     from torch import nn
-    from torch.utils.data import Dataset
 
-    class Data(Dataset):  # as the loop's datasets are: a batch from __getitems__
-        x, y = torch.randn(32, 4, generator=torch.Generator().manual_seed(0)), torch.arange(32) % 2
+    from tests.toy_loop import ToyData, ToyModel, accuracy
 
-        def __len__(self):
-            return 32
-
-        def __getitems__(self, rows):
-            return {"inputs": {"x": self.x[rows]}, "labels": self.y[rows], "index": torch.tensor(rows)}
-
-    data = Data()
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = nn.Linear(4, 2)
-
-        def forward(self, x):
-            return self.linear(x)
-
+    data = ToyData(32)
     asked: list[int] = []
 
     def run(stop_at: int | None, epochs: int = 4):
         asked.clear()
         return fit(
-            Model(),
+            ToyModel(),
             data,
             data,
             loss_fn=nn.functional.cross_entropy,
-            evaluate=lambda out, labels: {"accuracy": float((out.argmax(-1) == labels).mean())},  # numpy
-            args=LoopArgs(epochs=epochs, batch_size=8, patience=10, progress=False),
-            after_epoch=lambda epoch, score: asked.append(epoch) or epoch == stop_at,
+            evaluate=accuracy,
+            args=LoopArgs(epochs=epochs, batch_size=8, patience=10, eval_steps=4, progress=False),
+            after_evaluation=lambda step, score: asked.append(step) or step == stop_at,
         )
 
-    stopped = run(stop_at=2)
-    assert stopped.pruned_epoch == 2 and len(stopped.history) == 2 and asked == [1, 2]
+    stopped = run(stop_at=8)  # 4 steps an epoch, dev scored every 4
+    assert stopped.pruned_step == 8 and stopped.pruned_epoch == 2 and asked == [4, 8]
+    assert [h["step"] for h in stopped.history] == [0, 4, 8]  # dev before training is not asked about
+    assert stopped.convergence("accuracy", 10).converged is False
     whole = run(stop_at=None)
-    assert whole.pruned_epoch is None and len(whole.history) == 4 and asked == [1, 2, 3]
+    assert whole.pruned_step is None and len(whole.history) == 5 and asked == [4, 8, 12]
 
 
 def test_a_search_prunes_a_trial_that_cannot_learn_and_never_chooses_it(run_overrides, tmp_path):
@@ -105,19 +89,23 @@ def test_a_search_prunes_a_trial_that_cannot_learn_and_never_chooses_it(run_over
         " space: {train.lr: [0.05, 0.03, 1.0e-7]}}"
     )
     overrides = [*run_overrides, "train.epochs=4", "train.patience=10", "compare.variants=[{name: mix}]", search]
-    config = load_config(None, [*overrides, f"compare.output_dir={tmp_path / 'cmp'}", "compare.seeds=[1]"])
+    overrides.append("train.eval_steps=6")  # 48 examples, batch 8: once an epoch
+    config = load_config(
+        None, [*overrides, f"compare.output_dir={tmp_path / 'cmp'}", "compare.seeds=[1]", "compare.extensions=0"]
+    )
     result = compare(config, progress=False, isolate=False)
     rows = read_rows(result.directory / "results.jsonl")
     trials = [r for r in rows if r.get("trial") is not None]
     assert [is_pruned(r) for r in trials] == [False, False, True]
     stopped = trials[2]
-    ran = stopped["pruned_epoch"]
-    assert 2 <= ran < 4 and len(stopped["history"]) == ran  # past the warm-up, before its last epoch
-    assert all(len(r["history"]) == 4 for r in trials[:2])
+    ran = stopped["pruned_step"] // 6
+    assert 2 <= ran < 4 and len(stopped["history"]) == ran + 1  # past the warm-up, before its last evaluation
+    assert stopped["convergence"]["converged"] is False
+    assert all(len(r["history"]) == 5 for r in trials[:2])  # steps 0, 6, 12, 18, 24
     # the decision is the pure pruner's, told the trials before it
-    curve = [e["dev_accuracy"] for e in stopped["history"]]
     stop = pruner(config.compare.search, trials[:2], "accuracy", False)
-    assert decisions(stop, curve) == [False] * (ran - 1) + [True]
+    said = [stop(e["step"], e["dev_accuracy"]) for e in stopped["history"][1:]]  # dev at steps 6, 12, ...
+    assert said == [False] * (ran - 1) + [True]
     final = next(r for r in rows if r.get("trial") is None)
     assert final["search"]["pruned"] == 1 and final["search"]["params"]["train.lr"] != 1e-7
     assert "| 3 trials (1 pruned), " in result.report.markdown
@@ -135,20 +123,21 @@ def test_a_tpe_search_prunes_and_resumes_with_its_pruned_trials_told_as_pruned(r
     curves = [[0.5, 0.7, 0.8], [0.6, 0.8, 0.9], [0.2, 0.3, 0.4], [0.6, 0.9, 0.95]]
 
     def run_trial(plan, trial, values, number, prune):
-        assert prune is not None and trial.train.score_test is False
+        stop = prune.build()  # what the loop is given, in this process or a child
+        assert stop is not None and trial.train.score_test is False
         ran = []
         for epoch, score in enumerate(curves[number], 1):
             ran.append(score)
-            if epoch < len(curves[number]) and prune(epoch, score):
+            if epoch < len(curves[number]) and stop(epoch, score):
                 break
         history = [{"epoch": e, "dev_accuracy": v} for e, v in enumerate(ran, 1)]
         row = {"variant": plan.variant, "encoder": plan.encoder, "train_size": None, "trial": number}
         row |= {"params": values, "status": "ok", "history": history, "dev": {"accuracy": max(ran)}}
-        return row | ({"pruned_epoch": len(ran)} if len(ran) < len(curves[number]) else {})
+        return row | ({"pruned_step": len(ran)} if len(ran) < len(curves[number]) else {})
 
     rows: list[dict] = []
     first = run_search(plan, rows, lambda *a: rows.append(run_trial(*a)) or rows[-1])
-    assert [r.get("pruned_epoch") for r in rows] == [None, None, 2, None]
+    assert [r.get("pruned_step") for r in rows] == [None, None, 2, None]
     assert first.pruned == 1 and first.values == rows[3]["params"]  # the best finished trial
     resumed = run_search(plan, rows[:3], lambda *a: pytest.fail("nothing to run") if a[3] < 3 else run_trial(*a))
     assert resumed.trials == 4 and resumed.pruned == 1

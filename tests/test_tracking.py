@@ -89,7 +89,12 @@ def test_bag_of_words_runs_log_their_config_and_results(run_overrides, mlflow_st
 def test_compare_files_its_rows_under_one_experiment_with_the_verdict(run_overrides, tmp_path, mlflow_store):
     out = tmp_path / "cmp"
     overrides = [*run_overrides, "train.epochs=1", "train.report_to=[mlflow]", f"compare.output_dir={out}"]
-    overrides += ["compare.seeds=[1, 2]", "compare.inference_examples=2", "compare.variants=[{name: a}, {name: b}]"]
+    overrides += [
+        "compare.extensions=0",
+        "compare.seeds=[1, 2]",
+        "compare.inference_examples=2",
+        "compare.variants=[{name: a}, {name: b}]",
+    ]
     result = compare(load_config(None, overrides), progress=False, isolate=False)
     runs = {r.info.run_name: r for r in runs_of(mlflow_store, "cmp")}
     encoder = slug(result.rows[0]["encoder"])  # the folder name of the tiny encoder

@@ -23,7 +23,7 @@ from lmtransfer.runs.kinds import load_run, trainer_for
 from lmtransfer.runs.results import TrainResult
 from lmtransfer.tasks.base import Task
 from lmtransfer.tasks.table import read_task_data
-from lmtransfer.training.loop import AfterEpoch
+from lmtransfer.training.loop import AfterEvaluation
 from lmtransfer.training.setup import config_encoder, extract_for, feature_spec, warn_if_cpu_busy
 
 
@@ -48,14 +48,14 @@ def train(
     progress: bool = True,
     resume: bool = False,
     accelerator: Accelerator | None = None,
-    after_epoch: AfterEpoch | None = None,
+    after_evaluation: AfterEvaluation | None = None,
 ) -> TrainResult:
     """Train the config's task and strategy end to end, evaluate on dev and test, write the run directory
     (with dev and test predictions in the task's format). Every input check happens before anything is
-    written. With ``resume``, a run killed midway continues from its latest checkpoint. ``after_epoch(epoch,
-    dev score)`` returning True stops training after that epoch (``compare.search``'s pruner uses it).
+    written. With ``resume``, a run killed midway continues from its latest checkpoint. ``after_evaluation(step,
+    dev score)`` returning True stops training after that dev evaluation (``compare.search``'s pruner uses it).
     """
-    return trainer_for(config)(read_task_data(config), progress, resume, accelerator, after_epoch)
+    return trainer_for(config)(read_task_data(config), progress, resume, accelerator, after_evaluation)
 
 
 def evaluate(run_dir: str | Path, data: Any = None, progress: bool = True) -> dict[str, Any]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from lmtransfer.cli.options import echo_json, load_run_config, run_config_options
 from lmtransfer.core.choices import HEAD_TYPES, SPLITS, STRATEGIES, TASKS
+
+if TYPE_CHECKING:
+    from lmtransfer.training.convergence import Convergence
 
 
 @click.command()
@@ -106,6 +111,8 @@ def train(
         if metrics is not None:
             click.echo(f"{split}: {summary(metrics)}  ({result.sizes[split]} {result.task} examples)")
     click.echo(result.description)
+    if result.convergence is not None and result.convergence.converged is not None:
+        click.echo(convergence_line(result.convergence))
     c = result.costs
     speed = f", {c.train_tokens_per_second:,.0f} tokens/s" if c.train_tokens_per_second else ""
     if c.loop is not None and c.loop.mixed_precision not in ("no", None) and c.train_tokens_per_second:
@@ -114,3 +121,11 @@ def train(
         f"{c.strategy}: {c.trainable_parameters:,} trainable parameters, training {c.train_seconds:.1f} s"
         f"{speed}, wall {c.wall_seconds:.1f} s, peak RSS {c.peak_rss_bytes / 2**20:,.0f} MiB"
     )
+
+
+def convergence_line(c: Convergence) -> str:
+    """``training: 300 optimizer steps, converged (best dev at step 120)`` or why it did not."""
+    head = f"training: {c.steps:,} optimizer steps (dev every {c.eval_steps:,})"
+    if c.converged:
+        return f"{head}, converged: {c.reason}"
+    return f"{head}, NOT converged: {c.reason}; raise train.min_steps (now {c.budget_steps:,} steps in all) or the lr"

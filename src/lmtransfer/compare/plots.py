@@ -29,11 +29,16 @@ def figures(summaries: list[Summary], scale: float, metric: str) -> list[tuple[s
         ("Quality against training cost", _svg(_quality(done, scale, metric, "cost"), 0)),
         ("Quality against feature storage", _svg(_quality(done, scale, metric, "storage"), 1)),
         ("Learned layer weights of each scalar mix", _svg(_weights(done), 2)),
-        (f"Learning curves (dev {metric} per epoch)", _svg(_curves(done, scale, metric), 3)),
+        (f"Learning curves (dev {metric} at each evaluation)", _svg(_curves(done, scale, metric), 3)),
     ]
     if len(sizes) > 1:
         caption = f"Dev {metric} against the number of training examples (95% intervals)"
         out.insert(0, (caption, _svg(_sizes(swept, scale, metric), 4)))
+        smallest = min((s for s in swept if s.train_examples), key=lambda s: s.train_examples, default=None)
+        if smallest is not None:  # where too short a budget shows first
+            few = [s for s in swept if s.train_size == smallest.train_size]
+            caption = f"Learning curves at {smallest.train_examples:,} training examples (dev {metric})"
+            out.append((caption, _svg(_curves(few, scale, metric), 5)))
     return out
 
 
@@ -137,15 +142,15 @@ def _weights(done: list[Summary]) -> Figure:
 
 def _curves(done: list[Summary], scale: float, metric: str) -> Figure:
     fig = Figure(figsize=SIZE)
-    curves = [s for s in done if s.curve and not all(np.isnan(s.curve))]
+    curves = [s for s in done if s.curve]
     if not curves:
-        return _empty(fig, "no per-epoch history (baselines train in one step)")
+        return _empty(fig, "no dev evaluations (baselines train in one step)")
     ax = fig.subplots()
     for s in curves:
-        epochs = np.arange(1, len(s.curve) + 1)
-        ax.plot(epochs, np.asarray(s.curve) * scale, "o-", label=s.variant)
+        steps, values = zip(*s.curve)
+        ax.plot(steps, np.asarray(values) * scale, "o-", markersize=3, label=s.variant)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("optimizer step")
     ax.set_ylabel(f"dev {metric}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

@@ -17,6 +17,12 @@ from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_
 from lmtransfer.compare.verdict import verdict
 from lmtransfer.core.atomic import atomic_write_text
 from lmtransfer.core.text import human_bytes
+from lmtransfer.training.convergence import RULE
+
+CONVERGED_NOTE = (
+    f"✓: converged, {RULE}; a row that had not converged ran again with twice the steps (x2, x4), and one "
+    "still not converged (✗) is under-trained and left out of the verdict."
+)
 
 
 @dataclass
@@ -52,6 +58,16 @@ def _tuning(search: dict[str, Any] | None) -> str:
     return f"{trials_text(search)}, {search['seconds']:,.0f} s"
 
 
+def _steps(summary: Summary) -> str:
+    """Optimizer steps of the runs kept, marked converged (✓) or under-trained (✗), with how many times
+    compare doubled the budget to get there: ``600 ✓ (x2)``."""
+    steps = _cell(summary.steps, 1, 0)
+    if summary.converged is None:
+        return steps
+    doubled = f" (x{2**summary.extensions})" if summary.extensions else ""
+    return f"{steps} {'✓' if summary.converged else '✗'}{doubled}"
+
+
 def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (mean over seeds, with its 95% interval or ± sample std)."""
     scale, name = points(summaries), metric_name(summaries)
@@ -59,6 +75,7 @@ def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
     tuned = any(s.search for s in summaries)
     header = ["variant", "encoder", "kind", *(["train"] if swept else []), "seeds", f"dev {name}", f"test {name}"]
     header += ["tuning"] if tuned else []
+    header += ["steps"]
     header += ["extraction s", "training s", "eval s", "peak RSS MiB", "features", "trainable params", "inference ex/s"]
     cells = []
     for s in summaries:
@@ -77,7 +94,8 @@ def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
         sizes += [f"{params.mean:,.0f}" if params else "-", _cell(c.get("inference"), 1, 0)]
         size = [f"{s.train_examples:,}" if s.train_examples else str(s.train_size)] if swept else []
         tuning = [_tuning(s.search)] if tuned else []
-        cells.append([s.variant, s.encoder, s.kind, *size, seeds, *quality, *tuning, *seconds, *sizes])
+        budget = [_steps(s)]
+        cells.append([s.variant, s.encoder, s.kind, *size, seeds, *quality, *tuning, *budget, *seconds, *sizes])
     return header, cells
 
 
@@ -86,7 +104,10 @@ def table_markdown(summaries: list[Summary]) -> str:
     header, cells = table_rows(summaries)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-    return "\n".join(lines) + f"\n\n{_note(summaries)} Seconds are wall time; extraction is the shared one's.\n"
+    return (
+        "\n".join(lines) + f"\n\n{_note(summaries)} Seconds are wall time; extraction is the shared one's. "
+        f"Steps: optimizer steps of the run kept; {CONVERGED_NOTE}\n"
+    )
 
 
 def _note(summaries: list[Summary]) -> str:
@@ -155,7 +176,8 @@ def _html(
         f'<h2>Verdict</h2>\n<p class="verdict" id="verdict">{e(text)}</p>\n'
         f'<div class="wide"><table id="results"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table></div>\n'
         f"<p>{e(note)} Extraction seconds are those of the extraction the "
-        "variant's features came from (shared by the variants that use the same encoder and data).</p>\n"
+        "variant's features came from (shared by the variants that use the same encoder and data). Steps: optimizer "
+        f"steps of the run kept; {e(CONVERGED_NOTE)}</p>\n"
         f'<div id="plots">\n{plots}</div>\n</body></html>\n'
     )
 

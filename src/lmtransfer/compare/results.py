@@ -52,7 +52,10 @@ class Summary:
     test: Stat | None = None
     costs: dict[str, Stat | None] = field(default_factory=dict)
     layer_weights: tuple[list[int], list[float]] | None = None  # hidden-state indices, mean softmax weights
-    curve: list[float] = field(default_factory=list)  # mean dev metric per epoch
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (optimizer step, mean dev metric over seeds)
+    steps: Stat | None = None  # optimizer steps its runs took
+    converged: bool | None = None  # False: a seed's run did not converge (None: cannot tell, as for baselines)
+    extensions: int = 0  # times its budget was doubled because a run had not converged
     units: dict[str, list[Units]] = field(default_factory=dict, repr=False)  # split -> one per finished seed
     intervals: dict[str, Interval] = field(default_factory=dict)  # split -> the metric's (its own scale)
     bootstraps: dict[str, Bootstrap] = field(default_factory=dict, repr=False)  # split -> shared by all variants
@@ -63,6 +66,11 @@ class Summary:
     @property
     def key(self) -> str:
         return f"{self.variant}|{self.encoder}|{self.train_size}"
+
+    @property
+    def under_trained(self) -> bool:
+        """Not converged, even after compare doubled its budget up to the cap: never compared."""
+        return self.converged is False
 
     @property
     def cost_seconds(self) -> float:
@@ -177,12 +185,25 @@ def _summary(variant: str, encoder: str, group: list[dict[str, Any]]) -> Summary
     weights = [r["layer_weights"] for r in ok if (r.get("layer_weights") or {}).get("softmax")]
     if weights and len(weights[0]["layers"]) > 1:
         out.layer_weights = (weights[0]["layers"], np.mean([w["softmax"] for w in weights], axis=0).tolist())
-    curves = [[h.get(f"dev_{metric}") for h in r.get("history") or []] for r in ok]
-    longest = max(len(c) for c in curves)
-    out.curve = [
-        float(np.mean([c[e] for c in curves if e < len(c) and c[e] is not None] or [np.nan])) for e in range(longest)
-    ]
+    out.curve = _mean_curve(ok, metric)
+    judged = [(r.get("convergence") or {}).get("converged") for r in ok]
+    out.converged = False if False in judged else (True if True in judged else None)
+    out.steps = Stat.of([(r.get("convergence") or {}).get("steps") for r in ok])
+    out.extensions = max(int(r.get("extension") or 0) for r in ok)
     return out
+
+
+def _mean_curve(rows: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
+    """The dev metric at each evaluation, by optimizer step (by epoch for rows from before steps were
+    recorded), averaged over the seeds evaluated at that step."""
+    at: dict[int, list[float]] = {}
+    for row in rows:
+        for entry in row.get("history") or []:
+            if entry.get(f"dev_{metric}") is not None:
+                at.setdefault(int(entry["step"] if "step" in entry else entry["epoch"]), []).append(
+                    float(entry[f"dev_{metric}"])
+                )
+    return [(step, float(np.mean(values))) for step, values in sorted(at.items())]
 
 
 def points(summaries: list[Summary]) -> float:
@@ -202,10 +223,12 @@ def shown_values(values: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (values or {}).items())
 
 
-def trials_text(search: dict[str, Any]) -> str:
-    """A search's trials, with how many of them its pruner stopped: ``3 trials (1 pruned)``."""
-    pruned = search.get("pruned") or 0
-    return f"{search['trials']} trials" + (f" ({pruned} pruned)" if pruned else "")
+def trials_text(search: dict[str, Any], sampler: bool = False) -> str:
+    """A search's trials, with how many of them its pruner stopped, and (``sampler``) how they were placed:
+    ``3 trials (1 pruned; 3 quasi-random (Halton) start-up points)``."""
+    notes = [f"{search['pruned']} pruned"] if search.get("pruned") else []
+    notes += [search["sampler"]] if sampler and search.get("sampler") else []
+    return f"{search['trials']} trials" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def label(summary: Summary, summaries: list[Summary]) -> str:

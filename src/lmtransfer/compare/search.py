@@ -21,11 +21,39 @@ from typing import Any
 from lmtransfer.compare.results import LOWER_IS_BETTER
 from lmtransfer.config.schema import RangeConfig, RunConfig, SearchConfig
 from lmtransfer.config.variants import SearchPlan, first_values, grid
-from lmtransfer.training.loop import AfterEpoch
+from lmtransfer.training.loop import AfterEvaluation
 
-Pruner = AfterEpoch  # what stops a trial: training.loop.fit asks it after each epoch
-_Pruning = Callable[[list[dict[str, Any]]], Pruner | None]  # the trials before it -> the next trial's pruner
-RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, Pruner | None], dict[str, Any]]  # -> its row
+Pruner = AfterEvaluation  # what stops a trial: training.loop.fit asks it after each dev evaluation
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """What the next trial's pruner is made of (``pruner``): the search, its finished trials, its metric. Plain
+    data, so that a trial run in a child process makes the same pruner there."""
+
+    search: SearchConfig
+    finished: tuple[dict[str, Any], ...]  # the trials before it: status, dev, history, pruned_step
+    metric: str
+    lower: bool
+
+    def build(self) -> Pruner | None:
+        return pruner(self.search, list(self.finished), self.metric, self.lower)
+
+    def to_json(self) -> dict[str, Any]:
+        keep = ("status", "dev", "history", "pruned_step", "pruned_epoch")
+        finished = [{k: r[k] for k in keep if k in r} for r in self.finished]
+        return {"search": self.search.model_dump(mode="json"), "finished": finished} | {
+            "metric": self.metric,
+            "lower": self.lower,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PruneSpec:
+        return cls(SearchConfig(**data["search"]), tuple(data["finished"]), data["metric"], data["lower"])
+
+
+_Pruning = Callable[[list[dict[str, Any]]], PruneSpec]  # the trials before it -> the next trial's pruner
+RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, PruneSpec], dict[str, Any]]  # -> its row
 
 
 @dataclass(frozen=True)
@@ -36,10 +64,13 @@ class SearchResult:
     trials: int
     seconds: float
     pruned: int = 0
+    sampler: str = ""  # how the trials were placed, for the report
+    best: dict[str, Any] | None = None  # the chosen trial's row (a run the first seed's row may adopt)
 
     def to_json(self) -> dict[str, Any]:
         """The ``search`` field of the rows that run with what it chose."""
-        return {"params": self.values, "trials": self.trials, "seconds": self.seconds, "pruned": self.pruned}
+        out = {"params": self.values, "trials": self.trials, "seconds": self.seconds, "pruned": self.pruned}
+        return out | {"sampler": self.sampler}
 
 
 def is_trial(row: dict[str, Any]) -> bool:
@@ -47,7 +78,7 @@ def is_trial(row: dict[str, Any]) -> bool:
 
 
 def is_pruned(row: dict[str, Any]) -> bool:
-    return row.get("pruned_epoch") is not None
+    return row.get("pruned_step") is not None or row.get("pruned_epoch") is not None  # (rows before steps)
 
 
 def _value(row: dict[str, Any], metric: str) -> float | None:
@@ -65,57 +96,82 @@ def run_search(plan: SearchPlan, rows: list[dict[str, Any]], run_trial: RunTrial
     done = [r for r in rows if is_trial(r) and (r["variant"], r["encoder"], r.get("train_size")) == plan.key]
     combos = grid(plan.search.space)
 
-    def prune(before: list[dict[str, Any]]) -> Pruner | None:  # the next trial's, told the trials before it
-        return pruner(plan.search, before, metric, lower)
+    def prune(before: list[dict[str, Any]]) -> PruneSpec:  # the next trial's, told the trials before it
+        return PruneSpec(plan.search, tuple(before), metric, lower)
 
     if combos is not None and len(combos) <= plan.search.trials:
         found = _grid(plan, combos, done, run_trial, prune)
+        sampler = "the whole grid"
     else:
         found = _tpe(plan, done, run_trial, metric, lower, seed, prune)
+        startup = startup_trials(plan.search.trials)
+        sampler = f"{startup} quasi-random (Halton) start-up points" + (
+            ", then TPE" if plan.search.trials > startup else ""
+        )
     scored = [(v, r) for r in found if (v := _value(r, metric)) is not None]
     seconds = sum(float(r.get("child_seconds") or 0.0) for r in found)
     pruned = sum(is_pruned(r) for r in found)
     if not scored:
         warnings.warn(f"search of {plan.variant}: no trial finished; its rows run with their own values", stacklevel=2)
-        return SearchResult(None, len(found), seconds, pruned)
+        return SearchResult(None, len(found), seconds, pruned, sampler)
     best = (min if lower else max)(scored, key=lambda vr: vr[0])[1]  # ties: the earliest trial
-    return SearchResult(dict(best["params"]), len(found), seconds, pruned)
+    return SearchResult(dict(best["params"]), len(found), seconds, pruned, sampler, best)
 
 
 def pruner(search: SearchConfig, finished: list[dict[str, Any]], metric: str, lower: bool) -> Pruner | None:
-    """With ``search.prune``, what stops the next trial: Optuna's median pruner, told the per-epoch dev
-    curves of the search's finished trials (from their rows' histories, so a resumed search prunes as the
-    first run would have), asked after each epoch of the new trial."""
+    """With ``search.prune``, what stops the next trial: Optuna's median pruner, told the dev curves of the
+    search's finished trials (from their rows' histories, so a resumed search prunes as the first run would
+    have), asked after each dev evaluation of the new trial. Trials with other budgets are evaluated at other
+    steps (``training.convergence.eval_interval``): at each step the new trial reports, a finished trial
+    counts with its last evaluation at or before that step."""
     if not search.prune:
         return None
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Optuna's warm-up counts steps before the first that may be pruned; ours counts epochs (from 1) that run
-    median = optuna.pruners.MedianPruner(n_startup_trials=search.prune_startup, n_warmup_steps=search.prune_warmup + 1)
-    study = optuna.create_study(direction="minimize" if lower else "maximize", pruner=median)
+    curves = []
     for row in finished:
         curve = _curve(row, metric)
-        value = _value(row, metric)
-        if not curve or (value is None and not is_pruned(row)):
-            continue  # a failed trial says nothing of how a trial should progress
-        state = optuna.trial.TrialState.PRUNED if is_pruned(row) else optuna.trial.TrialState.COMPLETE
-        study.add_trial(
-            optuna.trial.create_trial(state=state, value=value, intermediate_values=curve, params={}, distributions={})
-        )
-    trial = study.ask()
+        if curve and (_value(row, metric) is not None or is_pruned(row)):  # a failed trial says nothing
+            curves.append((curve, _value(row, metric), is_pruned(row)))
+    reported: dict[int, float] = {}
 
-    def stop(epoch: int, score: float) -> bool:
-        trial.report(score, epoch)
+    def stop(step: int, score: float) -> bool:
+        reported[step] = score
+        if len(reported) <= search.prune_warmup:
+            return False
+        median = optuna.pruners.MedianPruner(n_startup_trials=search.prune_startup, n_warmup_steps=0)
+        study = optuna.create_study(direction="minimize" if lower else "maximize", pruner=median)
+        for curve, value, pruned in curves:
+            at = {s: _reached(curve, s) for s in reported if _reached(curve, s) is not None}
+            state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
+            study.add_trial(
+                optuna.trial.create_trial(state=state, value=value, intermediate_values=at, params={}, distributions={})
+            )
+        trial = study.ask()
+        for at, value in reported.items():
+            trial.report(value, at)
         return trial.should_prune()
 
     return stop
 
 
+def _reached(curve: dict[int, float], step: int) -> float | None:
+    """A trial's dev score at ``step``: that of its last evaluation at or before it (None: none yet)."""
+    before = [s for s in curve if s <= step]
+    return curve[max(before)] if before else None
+
+
 def _curve(row: dict[str, Any], metric: str) -> dict[int, float]:
-    """A trial's dev metric after each epoch, from its row's training history."""
+    """A trial's dev metric at each evaluation after training began, by optimizer step, from its row's
+    training history (by epoch for rows from before evaluations were counted in steps)."""
     key = f"dev_{metric}"
-    return {int(e["epoch"]): float(e[key]) for e in row.get("history") or [] if e.get(key) is not None}
+    history = row.get("history") or []
+    return {
+        int(e["step"] if "step" in e else e["epoch"]): float(e[key])
+        for e in history
+        if e.get(key) is not None and e.get("step") != 0
+    }
 
 
 def _grid(
@@ -141,6 +197,38 @@ def _distributions(space: dict[str, list[Any] | RangeConfig]) -> dict[str, Any]:
         else:  # Optuna's choices are plain values: a list (of layers, say) travels as its JSON text
             out[key] = optuna.distributions.CategoricalDistribution([json.dumps(v) for v in spec])
     return out
+
+
+def startup_trials(trials: int) -> int:
+    """Trials placed by the quasi-random start-up before TPE models the results: all of a budget of up to 5."""
+    return min(5, trials)
+
+
+def halton(distributions: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` start-up points spread evenly over the space (a scrambled Halton sequence, seeded), in Optuna's
+    encoding. Random start-up points leave holes and clumps a small budget cannot afford: two of five may
+    share a learning rate's decade while a whole range of training lengths goes untried."""
+    from scipy.stats import qmc
+
+    if n < 1 or not distributions:
+        return []
+    units = qmc.Halton(len(distributions), scramble=True, seed=seed).random(n)  # (n, keys) in [0, 1)
+    return [{key: _at(d, u) for (key, d), u in zip(distributions.items(), row)} for row in units]
+
+
+def _at(distribution: Any, u: float) -> Any:
+    """The value at quantile ``u`` of a distribution: uniform (or log-uniform) in a range, or a choice."""
+    import math
+
+    if hasattr(distribution, "choices"):
+        return distribution.choices[min(int(u * len(distribution.choices)), len(distribution.choices) - 1)]
+    low, high = distribution.low, distribution.high
+    value = (
+        math.exp(math.log(low) + u * (math.log(high) - math.log(low))) if distribution.log else low + u * (high - low)
+    )
+    if isinstance(low, int) and isinstance(high, int):
+        return min(max(round(value), low), high)
+    return value
 
 
 def _inside(distribution: Any, value: Any) -> bool:
@@ -173,7 +261,8 @@ def _tpe(
     space = plan.search.space
     distributions = _distributions(space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, plan.search.trials))
+    startup = startup_trials(plan.search.trials)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     study = optuna.create_study(direction="minimize" if lower else "maximize", sampler=sampler)
     out = []
     for row in sorted(done, key=lambda r: r["trial"]):
@@ -186,6 +275,8 @@ def _tpe(
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value, state=state))
         out.append(row)
     number = max([r["trial"] + 1 for r in done], default=0)
+    for point in halton(distributions, startup, seed)[len(out) :]:  # the start-up trials not run yet
+        study.enqueue_trial(point)
     while len(out) < plan.search.trials:
         trial = study.ask(distributions)
         values = _decode(trial.params, space)

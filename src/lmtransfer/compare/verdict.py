@@ -30,7 +30,8 @@ def _ratio(a: float, b: float) -> str:
 
 
 def _best(summaries: list[Summary], kinds: tuple[str, ...]) -> Summary | None:
-    found = [s for s in summaries if s.kind in kinds and s.dev is not None]
+    """The best on dev of these kinds; an under-trained variant is never compared."""
+    found = [s for s in summaries if s.kind in kinds and s.dev is not None and not s.under_trained]
     if not found:
         return None
     sign = 1.0 if found[0].metric in LOWER_IS_BETTER else -1.0
@@ -42,12 +43,13 @@ def verdict(summaries: list[Summary]) -> str:
     sizes, that at the largest, then where along the sizes one way pulls ahead."""
     failed = [f"{s.variant}{_at(s)} seed {r.get('seed')}" for s in summaries for r in s.failed]
     tail = f" {len(failed)} run(s) failed ({', '.join(failed)}); their errors are in results.jsonl." if failed else ""
+    tail += _under_trained(summaries)
     sizes = train_sizes(summaries)
     if len(sizes) < 2:
         return _verdict_at(summaries) + tail
     largest = [s for s in summaries if s.train_size == sizes[-1]]
     head = _verdict_at(largest)
-    if not head.startswith("No run"):
+    if not head.startswith("No run"):  # (finished, or converged)
         head = f"With {_examples(largest):,} training examples: {head[0].lower()}{head[1:]}"
     return f"{head} {crossover(summaries)}".rstrip() + tail
 
@@ -63,6 +65,26 @@ def _examples(summaries: list[Summary]) -> int:
     counts = [s.train_examples for s in summaries if s.train_examples is not None]
     sizes = [s.train_size for s in summaries if isinstance(s.train_size, int)]
     return max(counts or sizes or [0])
+
+
+def _under_trained(summaries: list[Summary]) -> str:
+    """The sentence naming the variants left out because their runs did not converge."""
+    under = [s for s in summaries if s.under_trained and s.dev is not None]
+    if not under:
+        judged = [s for s in summaries if s.converged]
+        doubled = sum(1 for s in judged if s.extensions)
+        again = f" ({doubled} after doubling their budget)" if doubled else ""
+        return f" Every trained variant converged{again}." if judged else ""
+    named = ", ".join(
+        f"{s.variant}{_at(s)} ({s.steps.mean:,.0f} optimizer steps"
+        + (f", budget doubled {s.extensions}x)" if s.extensions else ")")
+        for s in under
+        if s.steps is not None
+    )
+    return (
+        f" Not compared, because their dev curves were still improving when their budget ran out (under-trained): "
+        f"{named}; raise train.min_steps or compare.extensions, or search the training length."
+    )
 
 
 def _at(summary: Summary) -> str:
@@ -123,7 +145,8 @@ def _verdict_at(summaries: list[Summary]) -> str:
     ft, fb = _best(summaries, ("fine-tuning",)), _best(summaries, ("feature-based",))
     base = _best(summaries, ("baseline", "static vectors"))
     if not (ft or fb or base):
-        return "No run finished, so there is nothing to compare yet."
+        what = "converged" if any(s.under_trained for s in summaries) else "finished"
+        return f"No run {what}, so there is nothing to compare yet."
     lower = next(s.metric for s in summaries if s.dev is not None) in LOWER_IS_BETTER
     v = lambda s: f"{s.dev.mean * scale:.1f}"  # noqa: E731
     parts = []
@@ -134,9 +157,10 @@ def _verdict_at(summaries: list[Summary]) -> str:
     elif ft or fb:
         only = ft or fb
         missing = "feature-based" if ft else "fine-tuning"
+        what = "converged" if any(s.under_trained and s.kind == missing for s in summaries) else "finished"
         parts.append(
             f"The best variant is {label(only, summaries)} ({only.kind}) at {v(only)} dev {name}; no {missing} "
-            "variant finished, so the two ways cannot be set side by side here."
+            f"variant {what}, so the two ways cannot be set side by side here."
         )
     if base:
         best = _best([s for s in (ft, fb) if s], ("fine-tuning", "feature-based"))
@@ -178,7 +202,7 @@ def _budget(summary: Summary) -> str:
     if not summary.search:
         return "none (its own values)"
     values = shown_values(summary.search["params"]) or "nothing"
-    return f"{trials_text(summary.search)} in {summary.search['seconds']:,.0f} s (chose {values})"
+    return f"{trials_text(summary.search, sampler=True)} in {summary.search['seconds']:,.0f} s (chose {values})"
 
 
 def _scaled(interval: Interval | None, factor: float) -> Interval | None:

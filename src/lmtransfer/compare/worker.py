@@ -3,8 +3,9 @@ extraction, in a process of its own, so that the peak memory it reports is that 
 
     python -m lmtransfer.compare.worker JOB.json RESULT.json
 
-JOB holds ``{"kind": "row" | "extract", "configs": [...], "progress": bool, "threads": int,
-"inference_examples": int}``; RESULT
+JOB holds ``{"kind": "row" | "extract" | "adopt", "configs": [...], "progress": bool, "threads": int,
+"inference_examples": int}``, with ``"prune"`` (a search trial's ``PruneSpec``) or ``"trial_dir"`` (the trial
+an ``adopt`` job makes into its row's run); RESULT
 gets the outcome, or ``{"error": ..., "traceback": ...}`` when it failed.
 """
 
@@ -22,25 +23,27 @@ import torch
 
 from lmtransfer import api
 from lmtransfer.compare.intervals import Bootstrap
+from lmtransfer.compare.search import PruneSpec
 from lmtransfer.config.build import build, changed
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.atomic import atomic_write_json
 from lmtransfer.core.devices import peak_rss_bytes
 from lmtransfer.data.splits import Split
+from lmtransfer.runs.adopt import adopt_run, run_units
 from lmtransfer.runs.kinds import load_run
 from lmtransfer.runs.results import UNITS_SUFFIX
 from lmtransfer.tasks.base import Task
 from lmtransfer.tasks.table import task_for
 from lmtransfer.tasks.units import Units
-from lmtransfer.training.loop import AfterEpoch
+from lmtransfer.training.loop import AfterEvaluation
 from lmtransfer.training.setup import config_encoder
 
 INFERENCE_SAMPLE = 500  # dev items whose live prediction is timed
 
 
-def run_job(job: dict[str, Any], after_epoch: AfterEpoch | None = None) -> dict[str, Any]:
-    """Do one job and return its outcome; an exception becomes ``{"error", "traceback"}``. ``after_epoch``
+def run_job(job: dict[str, Any], after_evaluation: AfterEvaluation | None = None) -> dict[str, Any]:
+    """Do one job and return its outcome; an exception becomes ``{"error", "traceback"}``. ``after_evaluation``
     (a row run in the parent: a search's trial) may stop its training early."""
     try:
         if job.get("threads"):
@@ -49,7 +52,11 @@ def run_job(job: dict[str, Any], after_epoch: AfterEpoch | None = None) -> dict[
         if job["kind"] == "extract":
             return extract_union(configs, bool(job.get("progress")))
         sample = int(job.get("inference_examples", INFERENCE_SAMPLE))
-        return train_row(configs[0], bool(job.get("progress")), sample, after_epoch)
+        if job["kind"] == "adopt":
+            return adopt_row(configs[0], job["trial_dir"], sample)
+        if job.get("prune"):  # a search's trial in a child: its pruner, made from what the parent knew
+            after_evaluation = PruneSpec.from_json(job["prune"]).build()
+        return train_row(configs[0], bool(job.get("progress")), sample, after_evaluation)
     except Exception as exc:  # the parent records the row as failed and goes on
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
 
@@ -75,11 +82,11 @@ def train_row(
     config: RunConfig,
     progress: bool,
     inference_examples: int = INFERENCE_SAMPLE,
-    after_epoch: AfterEpoch | None = None,
+    after_evaluation: AfterEvaluation | None = None,
 ) -> dict[str, Any]:
     """Train the row's run, time live prediction on a dev sample, and return the row's measurements."""
     began = time.perf_counter()
-    result = api.train(config, progress=progress, after_epoch=after_epoch)
+    result = api.train(config, progress=progress, after_evaluation=after_evaluation)
     inference = inference_throughput(result.directory, inference_examples) if inference_examples else None
     costs = result.costs
     return {
@@ -104,10 +111,27 @@ def train_row(
         "sizes": result.sizes,
         "best_epoch": result.best_epoch,
         "history": result.history,
-        **({"pruned_epoch": result.pruned_epoch} if result.pruned_epoch is not None else {}),
+        **({"pruned_step": result.pruned_step} if result.pruned_step is not None else {}),
+        "convergence": result.convergence.to_json() if result.convergence is not None else None,
         "layer_weights": result.layer_weights,
         "units": {split: str(result.directory / "predictions" / f"{split}{UNITS_SUFFIX}") for split in result.units},
         "intervals": row_intervals(result.units, task_for(result.config).metrics),
+    }
+
+
+def adopt_row(config: RunConfig, trial_dir: str, inference_examples: int = INFERENCE_SAMPLE) -> dict[str, Any]:
+    """The row of ``config`` from the search trial that trained the same run (``runs.adopt``): its test split
+    scored, its live prediction timed; what training measured comes from the trial's row (the parent's)."""
+    began = time.perf_counter()
+    directory, test = adopt_run(trial_dir, config)
+    units = run_units(directory)
+    inference = inference_throughput(directory, inference_examples) if inference_examples else None
+    return {
+        "test": _scalars(test) if test else None,
+        "units": {split: str(directory / "predictions" / f"{split}{UNITS_SUFFIX}") for split in units},
+        "intervals": row_intervals(units, task_for(config).metrics),
+        "inference": inference,
+        "adopt_seconds": time.perf_counter() - began,
     }
 
 

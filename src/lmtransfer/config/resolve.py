@@ -22,6 +22,12 @@ from lmtransfer.core import choices as c
 DEFAULT_LR = {"feature": 5e-3, "finetune": 5e-5, "lora": 5e-4}
 STATIC_LR = 1e-3  # updating static vectors: the finetune default (5e-5) would barely move them
 DEFAULT_EPOCHS = {"feature": 20, "finetune": 3, "lora": 3}
+# The fewest optimizer steps a run takes (docs/benchmarks.md: where the dev curves of the smallest training
+# sets stopped improving): a budget that does not shrink with the training set.
+DEFAULT_MIN_STEPS = {"feature": 300, "finetune": 150, "lora": 150}
+# Dev evaluations without improvement before a run stops (twice an epoch by default): a fine-tuned encoder's
+# dev score dips while its learning rate is high and recovers as it decays, so it gets longer.
+DEFAULT_PATIENCE = {"feature": 3, "finetune": 5, "lora": 5}
 
 
 def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig:
@@ -42,6 +48,10 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
         train["lr"] = STATIC_LR if static and strategy == "finetune" else DEFAULT_LR[strategy]
     if written.train.epochs is None:
         train["epochs"] = DEFAULT_EPOCHS[strategy]
+    if written.train.min_steps is None:
+        train["min_steps"] = DEFAULT_MIN_STEPS[strategy]
+    if written.train.patience is None:
+        train["patience"] = DEFAULT_PATIENCE[strategy]
     features = _granularity(written, strategy, fail)
     train["metric"] = _metric(written, fail)
     _check_head(written, fail)

@@ -183,7 +183,25 @@ class QAConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int | None = Field(None, ge=1, description="upper bound; default 20 (feature) or 3 (finetune, lora)")
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        description="passes over train, raised where they hold fewer than min_steps optimizer steps; "
+        "default 20 (feature) or 3 (finetune, lora)",
+    )
+    min_steps: int | None = Field(
+        None,
+        ge=0,
+        description="the fewest optimizer steps a run takes, whatever the training set's size: epochs are raised to "
+        "reach them and early stopping waits for them; default 300 (feature) or 150 (finetune, lora), measured "
+        "in docs/benchmarks.md; 0: epochs alone",
+    )
+    eval_steps: int | None = Field(
+        None,
+        ge=1,
+        description="optimizer steps between two dev evaluations (also before the first and after the last step); "
+        "default twice an epoch, at least 10 steps apart and at most 20 evaluations in all",
+    )
     batch_size: int = Field(64, ge=1, description="examples per optimizer step, across processes and accumulation")
     lr: float | None = Field(
         None, gt=0, description="AdamW lr; default 5e-3 feature, 5e-5 finetune (1e-3 on static vectors), 5e-4 lora"
@@ -200,7 +218,12 @@ class TrainConfig(_Section):
     group_by_length: bool = Field(
         True, description="fine-tuning: batch texts of similar length together (less padding, faster steps)"
     )
-    patience: int = Field(3, ge=1, description="epochs without dev improvement before stopping")
+    patience: int = Field(
+        3,
+        ge=1,
+        description="dev evaluations without improvement before stopping (never before min_steps); a run "
+        "converged where its best evaluation is followed by this many",
+    )
     metric: str | None = Field(
         None,
         description="dev metric for early stopping and the best checkpoint; default per task: accuracy "
@@ -281,18 +304,20 @@ class SearchConfig(_Section):
     space: dict[str, list[Any] | RangeConfig] = Field(
         default_factory=dict,
         description="dotted key -> a list of values, or {low, high, log, integer}; e.g. train.lr: {low: 1e-3, high: "
-        "3e-2, log: true}",
+        "3e-2, log: true}; empty: the way's default space, its learning rate and train.min_steps "
+        "(config/variants.DEFAULT_SPACES)",
     )
     variants: list[str] | None = Field(
         None, description="compare.search only: the variants it searches; default every one but the baselines"
     )
     prune: bool = Field(
         False,
-        description="stop a trial after an epoch whose dev metric is worse than the median of the earlier trials' "
-        "at that epoch (Optuna's median pruner); a pruned trial is never chosen. Pays for fine-tuning trials",
+        description="stop a trial after a dev evaluation whose metric is worse than the median of the earlier "
+        "trials' at that optimizer step (Optuna's median pruner); a pruned trial is never chosen. Pays for "
+        "fine-tuning trials",
     )
     prune_startup: int = Field(2, ge=1, description="finished trials of the search before any trial is pruned")
-    prune_warmup: int = Field(1, ge=0, description="epochs every trial runs before it can be pruned")
+    prune_warmup: int = Field(1, ge=0, description="dev evaluations every trial has before it can be pruned")
 
     @field_validator("space", mode="before")
     @classmethod
@@ -339,6 +364,13 @@ class CompareConfig(_Section):
     )
     search: SearchConfig | None = Field(
         None, description="a search for every variant (but baselines) that has none of its own; see SearchConfig"
+    )
+    extensions: int = Field(
+        2,
+        ge=0,
+        description="a row whose run did not converge (training.convergence's rule) runs again with twice the "
+        "optimizer steps, at most this many times; a row still not converged then is under-trained, and the "
+        "verdict leaves it out",
     )
     train_sizes: list[int | Literal["all"]] | None = Field(
         None,

@@ -35,6 +35,22 @@ UNHASHED: dict[str, Any] = {
     "train": {"report_to", "logging_steps", "experiment", "tags", "score_test"},
 }
 BASE = VariantConfig(name="base")
+# What a search without a space of its own searches, per strategy: the learning rate and the training length
+# (train.min_steps: the fewest optimizer steps, which matter most at small training sizes), both log-uniform.
+DEFAULT_SPACES: dict[str, dict[str, RangeConfig]] = {
+    "feature": {
+        "train.lr": RangeConfig(low=1e-3, high=3e-2, log=True),
+        "train.min_steps": RangeConfig(low=150, high=1200, log=True, integer=True),
+    },
+    "finetune": {
+        "train.lr": RangeConfig(low=1e-5, high=3e-4, log=True),
+        "train.min_steps": RangeConfig(low=50, high=400, log=True, integer=True),
+    },
+    "lora": {
+        "train.lr": RangeConfig(low=1e-4, high=3e-3, log=True),
+        "train.min_steps": RangeConfig(low=50, high=400, log=True, integer=True),
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -178,6 +194,8 @@ def search_plans(config: RunConfig) -> list[SearchPlan]:
         )
         if search is None and wanted:
             search = compare.search
+        if search is not None and not search.space and built.encoder.model not in BASELINES:
+            search = search.model_copy(update={"space": DEFAULT_SPACES[built.strategy]})  # the way's own
         if search is not None and search.space:
             plans.append(SearchPlan(variant.name, built.encoder.model, size, search, config, index, encoder))
     return plans

@@ -61,7 +61,7 @@ class BagOfWordsRun(LoadedRun):
 
 
 def train_bag_of_words(
-    data: TaskData, progress: bool = True, resume: bool = False, accelerator=None, after_epoch=None
+    data: TaskData, progress: bool = True, resume: bool = False, accelerator=None, after_evaluation=None
 ) -> TrainResult:
     """Fit the vocabulary and linear model on train, score dev and test, write the run directory (in one
     step, so there is no progress to show, nothing to resume, no accelerator to use and no epoch to prune)."""

@@ -26,7 +26,7 @@ from lmtransfer.runs.tracking import begin, close, finish, trackers_for
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
 from lmtransfer.training.datasets import CachedFeatureDataset, live_dataset
-from lmtransfer.training.loop import AfterEpoch, fit
+from lmtransfer.training.loop import AfterEvaluation, fit
 from lmtransfer.training.optimizer import seed_everything
 from lmtransfer.training.predict import predict_outputs
 from lmtransfer.training.setup import (
@@ -46,10 +46,10 @@ def train_encoder_run(
     progress: bool = True,
     resume: bool = False,
     accelerator: Accelerator | None = None,
-    after_epoch: AfterEpoch | None = None,
+    after_evaluation: AfterEvaluation | None = None,
 ) -> TrainResult:
     """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory.
-    ``after_epoch`` goes to the loop (``training.loop.fit``): a search's pruner."""
+    ``after_evaluation`` goes to the loop (``training.loop.fit``): a search's pruner."""
     config, task = data.config, data.task
     encoder = config_encoder(config, task.texts(data.splits["train"]) if config.encoder.model == SCRATCH else None)
     spec = feature_spec(config, encoder)
@@ -60,7 +60,7 @@ def train_encoder_run(
     if trackers:
         begin(acc, config)
     try:
-        return _train(data, encoder, spec, acc, progress, resume, bool(trackers), after_epoch)
+        return _train(data, encoder, spec, acc, progress, resume, bool(trackers), after_evaluation)
     except BaseException:
         if trackers:
             close(acc)  # an MLflow run left open would take the next run in as a nested one
@@ -75,7 +75,7 @@ def _train(
     progress: bool,
     resume: bool,
     tracked: bool,
-    after_epoch: AfterEpoch | None,
+    after_evaluation: AfterEvaluation | None,
 ) -> TrainResult:
     config, task, labels = data.config, data.task, data.labels
     main = acc.is_main_process
@@ -95,7 +95,7 @@ def _train(
         args=loop_args(config, progress and main, resume),
         groups=groups,
         accelerator=acc,
-        after_epoch=after_epoch,
+        after_evaluation=after_evaluation,
     )
     eval_began = time.perf_counter()
     scores, units, files = {}, {}, {}
@@ -129,7 +129,8 @@ def _train(
         describe_layers(weights),
         best_epoch=fitted.best_epoch,
         history=fitted.history,
-        pruned_epoch=fitted.pruned_epoch,
+        pruned_step=fitted.pruned_step,
+        convergence=fitted.convergence(config.train.metric, config.train.patience),
         encoder_inputs={n: len(p.examples) for n, p in prepared.items()},
         layer_weights=weights,
         units=units,

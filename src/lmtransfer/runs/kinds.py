@@ -18,7 +18,7 @@ from lmtransfer.runs.results import TrainResult
 
 def trainer_for(config: RunConfig) -> Callable[..., TrainResult]:
     """What trains the kind of run ``config`` describes: ``(task data, progress, resume, accelerator,
-    after_epoch)`` in, the written run's result out."""
+    after_evaluation)`` in, the written run's result out."""
     # a scikit-learn baseline has no encoder, cache or training loop
     return train_bag_of_words if config.encoder.model in BAG_OF_WORDS else train_encoder_run
 

@@ -10,6 +10,7 @@ from typing import Any
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.devices import hardware
 from lmtransfer.tasks.units import Units
+from lmtransfer.training.convergence import Convergence
 
 UNITS_SUFFIX = ".units.npz"  # predictions/dev.units.npz: the split's units, for compare's bootstrap
 
@@ -130,7 +131,8 @@ class TrainResult:
     description: str  # one line on what was learned: the layer weights, or the bag-of-words vocabulary
     best_epoch: int | None = None  # None: not trained by epochs (bag of words)
     history: list[dict[str, float]] = field(default_factory=list)
-    pruned_epoch: int | None = None  # training stopped after this epoch by a search's pruner
+    pruned_step: int | None = None  # training stopped after this step's dev evaluation by a search's pruner
+    convergence: Convergence | None = None  # what the dev curve says of the training length (None: bag of words)
     encoder_inputs: dict[str, int] | None = None  # examples per split as the encoder saw them (windows)
     vocabulary_size: int | None = None  # bag of words
     layer_weights: dict[str, Any] | None = None  # layer_weights.json (None: a bag-of-words run)
@@ -147,8 +149,10 @@ class TrainResult:
         out["task"] = self.task
         if self.best_epoch is not None:
             out |= {"best_epoch": self.best_epoch, "history": self.history}
-        if self.pruned_epoch is not None:
-            out["pruned_epoch"] = self.pruned_epoch
+        if self.pruned_step is not None:
+            out["pruned_step"] = self.pruned_step
+        if self.convergence is not None:
+            out["convergence"] = self.convergence.to_json()
         out["sizes"] = self.sizes
         if self.encoder_inputs is not None:
             out["encoder_inputs"] = self.encoder_inputs

@@ -25,26 +25,31 @@ from transformers import get_linear_schedule_with_warmup
 
 from lmtransfer.core.devices import make_accelerator, release_freed_memory
 from lmtransfer.training.checkpoint import Checkpoints, rng_state
+from lmtransfer.training.convergence import Convergence, eval_interval, judge, planned_epochs
 from lmtransfer.training.datasets import as_is
 from lmtransfer.training.optimizer import adamw, param_groups, seed_everything
 from lmtransfer.training.predict import eval_loader, predict_outputs
 from lmtransfer.training.sampler import EpochSampler
 
 RECENT = 50  # training losses kept in FitResult.recent_losses
-AfterEpoch = Callable[[int, float], bool]  # (epoch, its dev score) -> stop training here
+CHECKPOINTS = 4  # with dev, a run checkpoints after about this many of its evaluations (a fine-tuned model's
+# checkpoint is its weights and the optimizer's moments: ~270 MB for MiniLM, a second or so each)
+AfterEvaluation = Callable[[int, float], bool]  # (optimizer step, its dev score) -> stop training here
 
 
 @dataclass
 class LoopArgs:
     epochs: int = 20
     max_steps: int | None = None  # optimizer steps to run instead of ``epochs`` (as many passes as they take)
+    min_steps: int = 0  # the budget is at least this many optimizer steps (more epochs); no early stop before
+    eval_steps: int | None = None  # optimizer steps between dev evaluations (None: training.convergence's rule)
     batch_size: int = 64  # examples per optimizer step, over all processes and accumulation steps
     lr: float = 1e-3  # used when no parameter groups are given
     weight_decay: float = 0.01
     warmup_ratio: float = 0.0
     grad_accum: int = 1
     group_by_length: bool = True  # batches of similar length, where the training set knows its lengths
-    patience: int = 3
+    patience: int = 3  # dev evaluations without improvement before stopping
     metric: str = "accuracy"
     max_grad_norm: float | None = 1.0
     seed: int = 13
@@ -60,14 +65,38 @@ class LoopArgs:
 class FitResult:
     best_metric: float = -float("inf")
     best_epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
+    best_step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per dev evaluation (or epoch)
     train_seconds: float = 0.0  # optimizer steps only, dev evaluation excluded
     seconds: float = 0.0  # the whole fit, dev evaluation included
     examples: int = 0
     tokens: int = 0  # real (unpadded) tokens that went through a live encoder
     steps: int = 0
+    budget_steps: int = 0  # optimizer steps the budget allowed
+    eval_steps: int = 0  # optimizer steps between two dev evaluations
+    stopped_early: bool = False  # patience ended training before the budget
     recent_losses: list[float] = field(default_factory=list)  # of the last RECENT micro-batches
-    pruned_epoch: int | None = None  # the epoch after which ``after_epoch`` stopped training (a search's pruner)
+    pruned_step: int | None = None  # the step after whose evaluation ``after_evaluation`` stopped training
+    pruned_epoch: int | None = None  # the epoch that step fell in
+
+    def convergence(self, metric: str, patience: int) -> Convergence:
+        """What the dev curve says of the training length (``training.convergence.judge``)."""
+        scored = [e for e in self.history if e.get(f"dev_{metric}") is not None]
+        scores = [float(e[f"dev_{metric}"]) for e in scored]
+        untrained = bool(scored) and scored[0].get("step") == 0
+        converged, reason = judge(scores, patience, pruned=self.pruned_step is not None, untrained=untrained)
+        best = self.best_step if scores else None
+        return Convergence(
+            converged,
+            reason,
+            self.steps,
+            self.budget_steps,
+            best,
+            len(scores),
+            self.eval_steps,
+            patience,
+            self.stopped_early,
+        )
 
 
 @dataclass
@@ -75,11 +104,13 @@ class _State:
     epoch: int = 1  # the epoch in progress
     batches_done: int = 0  # micro-batches of that epoch already trained
     step: int = 0  # optimizer steps so far
-    stale: int = 0  # epochs since the dev metric last improved
-    loss_sum: float = 0.0  # this epoch's training loss so far (this process)
+    stale: int = 0  # dev evaluations since the dev metric last improved
+    evaluated_step: int = -1  # the step of the last dev evaluation
+    loss_sum: float = 0.0  # the training loss since the last history entry (this process)
     loss_count: int = 0
     logged_sum: float = 0.0  # the training loss since the trackers last got it
     logged_count: int = 0
+    done: bool = False  # early stopping, a pruner or max_steps ended training
     result: FitResult = field(default_factory=FitResult)
 
 
@@ -93,16 +124,18 @@ def fit(
     args: LoopArgs,
     groups: list[dict[str, Any]] | None = None,
     accelerator: Accelerator | None = None,
-    after_epoch: AfterEpoch | None = None,
+    after_evaluation: AfterEvaluation | None = None,
 ) -> FitResult:
     """Train ``model`` in place.
 
-    With a ``dev`` set, ``evaluate(outputs, labels)`` turns its outputs into metrics after each epoch;
-    ``args.metric`` picks the one that early stopping and the best checkpoint watch, and the model ends
-    holding the weights of its best dev epoch. Without one (masked-LM pretraining) every epoch, or
-    ``args.max_steps`` optimizer steps, runs and the model keeps its last weights. ``after_epoch(epoch,
-    dev score)``, where given, is asked after each epoch with a dev score that more epochs would follow; True
-    stops training there (what a search's pruner says of a trial falling behind), recorded as ``pruned_epoch``.
+    With a ``dev`` set, ``evaluate(outputs, labels)`` turns its outputs into metrics every ``eval_steps``
+    optimizer steps and after the last one (``training.convergence``); ``args.metric`` picks the one that
+    early stopping (``patience`` evaluations without improvement, never before ``min_steps``) and the best
+    checkpoint watch, and the model ends holding the weights of its best evaluation. Without one (masked-LM
+    pretraining) every epoch, or ``args.max_steps`` optimizer steps, runs and the model keeps its last
+    weights. ``after_evaluation(step, dev score)``, where given, is asked after each evaluation that more
+    training would follow; True stops training there (what a search's pruner says of a trial falling
+    behind), recorded as ``pruned_step``.
     """
     acc = accelerator or make_accelerator("no", args.grad_accum)
     seed_everything(args.seed)
@@ -117,33 +150,52 @@ def fit(
     loaders = [train_loader] if dev is None else [train_loader, eval_loader(dev, micro)]
     model, optimizer, train_loader, *dev_loader = acc.prepare(model, optimizer, *loaders)
     steps_per_epoch = -(-len(train_loader) // args.grad_accum)
-    epochs = args.epochs if args.max_steps is None else -(-args.max_steps // steps_per_epoch)
+    epochs = planned_epochs(args.epochs, args.min_steps, steps_per_epoch)
+    if args.max_steps is not None:
+        epochs = -(-args.max_steps // steps_per_epoch)
     total = steps_per_epoch * epochs if args.max_steps is None else args.max_steps
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     ckpt = Checkpoints(args.checkpoint_dir, args.keep_checkpoints) if args.checkpoint_dir else None
-    parts = _Parts(model, optimizer, scheduler, acc, args, ckpt)
-    state, best = _start(parts)
-    show = args.progress and acc.is_main_process
+    scorer = None
+    if dev_loader and evaluate is not None:
+        every = eval_interval(steps_per_epoch, total, args.eval_steps)
+        scorer = _Scorer(dev_loader[0], evaluate, every, after_evaluation, max(1, -(-(total // every) // CHECKPOINTS)))
+    parts = _Parts(model, optimizer, scheduler, acc, args, ckpt, scorer, total)
+    state, parts.best = _start(parts)
+    state.result.budget_steps, state.result.eval_steps = total, scorer.every if scorer else 0
     began = time.perf_counter() - state.result.seconds
-    while state.epoch <= epochs and state.stale < args.patience:
-        sampler.start(state.epoch, skip=state.batches_done * micro * acc.num_processes)
-        _train_epoch(parts, train_loader, loss_fn, state, began)
-        scores = None
-        if dev_loader:
-            outputs, labels = predict_outputs(model, dev_loader[0], accelerator=acc, progress=show)
-            scores = evaluate(outputs, labels)
-        best = _end_epoch(parts, state, scores) or best
-        state.result.seconds = time.perf_counter() - began
-        if parts.ckpt is not None:
-            _checkpoint(parts, state)
-        going_on = state.epoch <= epochs and state.stale < args.patience
-        if going_on and scores is not None and after_epoch and after_epoch(state.epoch - 1, float(scores[args.metric])):
-            state.result.pruned_epoch = state.epoch - 1
-            break
-    if best is not None:
-        acc.unwrap_model(model).load_state_dict(best)
+    if scorer is not None and state.step == 0 and not state.result.history:  # the untrained model's dev score
+        _evaluate(parts, state)
+    with _bar(parts, total, state.step) as bar:
+        while state.epoch <= epochs and not state.done:
+            sampler.start(state.epoch, skip=state.batches_done * micro * acc.num_processes)
+            _train_epoch(parts, train_loader, loss_fn, state, began, bar)
+            if scorer is None:
+                _record(parts, state, None)
+            state.epoch, state.batches_done = state.epoch + 1, 0
+            release_freed_memory()  # the epoch's freed batches, so that the next one's longest fits in them
+            state.result.seconds = time.perf_counter() - began
+            if parts.ckpt is not None and scorer is None:  # with dev, checkpoints follow its evaluations
+                _checkpoint(parts, state)
+    if scorer is not None and state.evaluated_step != state.step:  # the last step's weights are scored too
+        _evaluate(parts, state, last=True)
+    if parts.ckpt is not None and parts.checkpointed != state.step:  # where the run ended, for --resume
+        _checkpoint(parts, state)
+    if parts.best is not None:
+        acc.unwrap_model(model).load_state_dict(parts.best)
     state.result.seconds = time.perf_counter() - began
     return state.result
+
+
+@dataclass
+class _Scorer:
+    """Dev evaluation: the loader, the metrics, every how many steps, and the pruner that may stop a trial."""
+
+    loader: DataLoader
+    evaluate: Callable[[np.ndarray, np.ndarray], dict[str, Any]]
+    every: int
+    after: AfterEvaluation | None = None
+    checkpoint_every: int = 1  # evaluations between two checkpoints
 
 
 @dataclass
@@ -156,6 +208,16 @@ class _Parts:
     acc: Accelerator
     args: LoopArgs
     ckpt: Checkpoints | None = None
+    scorer: _Scorer | None = None
+    total: int = 0  # optimizer steps the budget allows
+    best: dict[str, Tensor] | None = None  # a copy of the weights of the best dev evaluation so far
+    best_info: dict[str, Any] | None = None  # where they were found; None once the checkpoints hold them
+    checkpointed: int = -1  # the step of the latest checkpoint
+
+
+def _bar(parts: _Parts, total: int, done: int) -> tqdm:
+    show = parts.args.progress and parts.acc.is_main_process
+    return tqdm(total=total, initial=done, desc="train", unit="step", disable=not show, dynamic_ncols=True)
 
 
 def _start(parts: _Parts) -> tuple[_State, dict[str, Tensor] | None]:
@@ -168,84 +230,101 @@ def _start(parts: _Parts) -> tuple[_State, dict[str, Tensor] | None]:
     return _State(), None
 
 
-def _end_epoch(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> dict[str, Tensor] | None:
-    """Record the epoch (and its dev metrics, when there is a dev set; the trackers get them all); return
-    a copy of the weights when the watched metric is the best so far."""
+def _evaluate(parts: _Parts, state: _State, last: bool = False) -> None:
+    """Score dev, record it, keep the weights when they are the best so far; then decide whether training
+    stops here: patience spent (once ``min_steps`` are done), or the pruner says so."""
+    scorer, args, acc = parts.scorer, parts.args, parts.acc
+    assert scorer is not None
+    outputs, labels = predict_outputs(parts.model, scorer.loader, accelerator=acc, progress=False)
+    scores = scorer.evaluate(outputs, labels)
+    parts.model.train()
+    state.evaluated_step = state.step
+    score = float(scores[args.metric])
+    _record(parts, state, scores)
+    if state.step == 0:  # the untrained model's score: on the curve, never the weights kept
+        return
+    _keep_best(parts, state, score)
+    if last or state.step >= parts.total:  # no more training follows: nothing to decide
+        return
+    if state.stale >= args.patience and state.step >= args.min_steps:
+        state.done = state.result.stopped_early = True
+    elif scorer.after is not None and scorer.after(state.step, score):
+        state.done, state.result.pruned_step, state.result.pruned_epoch = True, state.step, state.epoch
+
+
+def _record(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> None:
+    """A history entry (the training loss since the last one, the dev metric where scored), printed and
+    logged to the trackers (every dev metric)."""
     args, result = parts.args, state.result
-    train_loss = state.loss_sum / max(state.loss_count, 1)
-    entry, line = {"epoch": state.epoch, "train_loss": train_loss}, f"epoch {state.epoch}: train loss {train_loss:.4f}"
-    score = None if scores is None else float(scores[args.metric])
-    if score is not None:
-        entry[f"dev_{args.metric}"] = score
-        line += f", dev {args.metric} {score:.4f}"
+    entry: dict[str, Any] = {"epoch": state.epoch, "step": state.step}
+    logged: dict[str, Any] = {"train/epoch": state.epoch}
+    line = f"step {state.step} (epoch {state.epoch}):" if state.step else "before training:"
+    if state.loss_count:  # (none before the first step)
+        entry["train_loss"] = logged["train/epoch_loss"] = state.loss_sum / state.loss_count
+        line += f" train loss {entry['train_loss']:.4f}"
+    if scores is not None:
+        entry[f"dev_{args.metric}"] = float(scores[args.metric])
+        line += f"{',' if state.loss_count else ''} dev {args.metric} {scores[args.metric]:.4f}"
     result.history.append(entry)
     if parts.acc.is_main_process and args.progress:
         tqdm.write(line)
     dev = {f"dev/{k}": v for k, v in (scores or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    parts.acc.log({"train/epoch_loss": train_loss, "train/epoch": state.epoch, **dev}, step=state.step)
-    best = None if score is None else _keep_best(parts, state, score)
-    state.epoch, state.batches_done, state.loss_sum, state.loss_count = state.epoch + 1, 0, 0.0, 0
-    release_freed_memory()  # the epoch's freed batches, so that the next one's longest fits in them
-    return best
+    parts.acc.log(logged | dev, step=state.step)
+    state.loss_sum, state.loss_count = 0.0, 0
 
 
-def _keep_best(parts: _Parts, state: _State, score: float) -> dict[str, Tensor] | None:
-    """A copy of the weights (also saved as the best checkpoint) when ``score`` beats every earlier epoch's;
-    else None, and one more epoch without improvement."""
+def _keep_best(parts: _Parts, state: _State, score: float) -> None:
+    """Keep a copy of the weights (also saved as the best checkpoint) when ``score`` beats every earlier
+    evaluation's; else one more evaluation without improvement."""
     result = state.result
     if score <= result.best_metric:
         state.stale += 1
-        return None
-    result.best_metric, result.best_epoch, state.stale = score, state.epoch, 0
-    best = {k: v.detach().cpu().clone() for k, v in parts.acc.unwrap_model(parts.model).state_dict().items()}
-    if parts.ckpt is not None and parts.acc.is_main_process:
-        parts.ckpt.save_best(best, {"epoch": state.epoch, parts.args.metric: score})
-    return best
+        return
+    result.best_metric, result.best_epoch, result.best_step, state.stale = score, state.epoch, state.step, 0
+    parts.best = {k: v.detach().cpu().clone() for k, v in parts.acc.unwrap_model(parts.model).state_dict().items()}
+    parts.best_info = {"epoch": state.epoch, "step": state.step, parts.args.metric: score}  # saved with a checkpoint
 
 
-def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: _State, began: float) -> None:
-    model, optimizer, acc, args = parts.model, parts.optimizer, parts.acc, parts.args
+def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: _State, began: float, bar: tqdm) -> None:
+    model, optimizer, acc, args, scorer = parts.model, parts.optimizer, parts.acc, parts.args, parts.scorer
     model.train()
     result = state.result
-    show = args.progress and acc.is_main_process
-    with tqdm(
-        total=state.batches_done + len(loader),
-        initial=state.batches_done,
-        desc=f"epoch {state.epoch}",
-        unit="batch",
-        disable=not show,
-        leave=False,
-        dynamic_ncols=True,
-    ) as bar:
-        last = time.perf_counter()  # training time counts batch preparation too, not checkpoint writing
-        for batch in loader:
-            with acc.accumulate(model):
-                with acc.autocast():
-                    outputs = model(**batch["inputs"])
-                loss = loss_fn(outputs.float(), batch["labels"])
-                acc.backward(loss)
-                if acc.sync_gradients and args.max_grad_norm:
-                    acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            stepped = acc.sync_gradients
-            if stepped:
-                parts.scheduler.step()
-                state.step += 1
-            _count(state, batch, loss, acc.num_processes)
-            if stepped and state.step % args.logging_steps == 0:
-                _log_step(parts, state)
-            now = time.perf_counter()
-            result.train_seconds += now - last
-            last = now
+    last = time.perf_counter()  # training time counts batch preparation too, not checkpoints or dev
+    for batch in loader:
+        with acc.accumulate(model):
+            with acc.autocast():
+                outputs = model(**batch["inputs"])
+            loss = loss_fn(outputs.float(), batch["labels"])
+            acc.backward(loss)
+            if acc.sync_gradients and args.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        stepped = acc.sync_gradients
+        if stepped:
+            parts.scheduler.step()
+            state.step += 1
+        _count(state, batch, loss, acc.num_processes)
+        if stepped and state.step % args.logging_steps == 0:
+            _log_step(parts, state)
+        now = time.perf_counter()
+        result.train_seconds += now - last
+        if stepped:
             bar.update(1)
-            bar.set_postfix(loss=f"{state.loss_sum / state.loss_count:.4f}", refresh=False)
-            if parts.ckpt is not None and stepped and args.checkpoint_every and state.step % args.checkpoint_every == 0:
-                result.seconds = time.perf_counter() - began
-                _checkpoint(parts, state)
-                last = time.perf_counter()
-            if stepped and args.max_steps is not None and state.step >= args.max_steps:
-                break
+            bar.set_postfix(epoch=state.epoch, loss=f"{state.loss_sum / max(state.loss_count, 1):.4f}", refresh=False)
+        evaluated = stepped and scorer is not None and state.step % scorer.every == 0
+        if evaluated:
+            _evaluate(parts, state)
+        if stepped and args.max_steps is not None and state.step >= args.max_steps:
+            state.done = True
+        periodic = stepped and args.checkpoint_every and state.step % args.checkpoint_every == 0
+        after = evaluated and (state.step // scorer.every) % scorer.checkpoint_every == 0
+        if parts.ckpt is not None and (after or periodic or state.done):  # where a resumed run takes up the path
+            result.seconds = time.perf_counter() - began
+            _checkpoint(parts, state)
+        if state.done:
+            break
+        last = time.perf_counter()
 
 
 def _log_step(parts: _Parts, state: _State) -> None:
@@ -270,7 +349,11 @@ def _count(state: _State, batch: dict[str, Any], loss: Tensor, processes: int) -
 def _checkpoint(parts: _Parts, state: _State) -> None:
     """Save where the loop is; every process takes part (their RNG states are gathered), one writes."""
     acc = parts.acc
+    parts.checkpointed = state.step
     rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
+    if acc.is_main_process and parts.best is not None and parts.best_info is not None:  # the best so far, with it
+        parts.ckpt.save_best(parts.best, parts.best_info)
+        parts.best_info = None
     if acc.is_main_process:
         loop_state = {k: v for k, v in asdict(state).items() if k != "result"}
         loop_state["result"] = asdict(state.result)

@@ -94,6 +94,8 @@ def loop_args(config: RunConfig, progress: bool, resume: bool) -> LoopArgs:
     t = config.train
     return LoopArgs(
         epochs=t.epochs,
+        min_steps=t.min_steps,
+        eval_steps=t.eval_steps,
         batch_size=t.batch_size,
         lr=t.lr,
         weight_decay=t.weight_decay,
