@@ -218,11 +218,12 @@ class TrainConfig(_Section):
     group_by_length: bool = Field(
         True, description="fine-tuning: batch texts of similar length together (less padding, faster steps)"
     )
-    patience: int = Field(
-        3,
+    patience: int | None = Field(
+        None,
         ge=1,
-        description="dev evaluations without improvement before stopping (never before min_steps); a run "
-        "converged where its best evaluation is followed by this many",
+        description="dev evaluations without improvement before stopping (never before min_steps); default 3 "
+        "(feature) or 5 (finetune, lora: dev dips while the learning rate is high); a run converged where its "
+        "best evaluation is followed by this many",
     )
     metric: str | None = Field(
         None,
