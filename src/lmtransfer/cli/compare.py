@@ -29,11 +29,14 @@ def compare_command(config_path, overrides, report_dir, quiet) -> None:
     CONFIG is a run config (the base run) with a `compare:` section: `encoders` (encoder.model values),
     `seeds`, `variants` (each a `name`, a `set` of dotted fields, as --set takes them, and optionally its
     own `search`), `search` (trials over dotted keys for every variant but the baselines, chosen by dev
-    alone), `train_sizes` (nested training subsets, e.g. [100, 300, all]) and `output_dir`. Each row
-    trains in a child process and is appended to OUTPUT_DIR/results.jsonl with its metrics and their 95%
-    intervals, extraction / training / evaluation seconds, peak RSS, cache bytes, trainable parameters
+    alone; with no `space`, the way's learning rate and training length), `train_sizes` (nested training
+    subsets, e.g. [100, 300, all]), `extensions` and `output_dir`. Each row trains in a child process and
+    is appended to OUTPUT_DIR/results.jsonl with its metrics and their 95% intervals, whether its run
+    converged, extraction / training / evaluation seconds, peak RSS, cache bytes, trainable parameters
     and inference examples/s; feature-based variants share one extraction of the union of their layers.
-    Run it again to resume: finished rows and trials are skipped. The report (the verdict, which calls a
+    Every run takes at least train.min_steps optimizer steps; a row whose dev curve had not converged runs
+    again with twice the steps (up to `extensions` times, default 2), and one still not converged is left
+    out of the verdict as under-trained. Run it again to resume: finished rows and trials are skipped. The report (the verdict, which calls a
     difference whose paired-bootstrap interval contains 0 a tie; the table with intervals; plots) goes to
     stdout, OUTPUT_DIR/report.md and the self-contained OUTPUT_DIR/report.html.
 
