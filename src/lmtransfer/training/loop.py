@@ -274,8 +274,8 @@ def _record(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> None
 
 
 def _keep_best(parts: _Parts, state: _State, score: float) -> None:
-    """Keep a copy of the weights (also saved as the best checkpoint) when ``score`` beats every earlier
-    evaluation's; else one more evaluation without improvement."""
+    """Keep a copy of the weights (saved as the best checkpoint with the next checkpoint) when ``score`` beats
+    every earlier evaluation's; else one more evaluation without improvement."""
     result = state.result
     if score <= result.best_metric:
         state.stale += 1
