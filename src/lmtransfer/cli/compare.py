@@ -36,9 +36,10 @@ def compare_command(config_path, overrides, report_dir, quiet) -> None:
     and inference examples/s; feature-based variants share one extraction of the union of their layers.
     Every run takes at least train.min_steps optimizer steps; a row whose dev curve had not converged runs
     again with twice the steps (up to `extensions` times, default 2), and one still not converged is left
-    out of the verdict as under-trained. Run it again to resume: finished rows and trials are skipped. The report (the verdict, which calls a
-    difference whose paired-bootstrap interval contains 0 a tie; the table with intervals; plots) goes to
-    stdout, OUTPUT_DIR/report.md and the self-contained OUTPUT_DIR/report.html.
+    out of the verdict as under-trained. Run it again to resume: finished rows and trials are skipped.
+    The report (the verdict, which calls a difference whose paired-bootstrap interval contains 0 a tie;
+    the table with intervals; plots) goes to stdout, OUTPUT_DIR/report.md and the self-contained
+    OUTPUT_DIR/report.html.
 
     \b
     lmtransfer compare configs/demo.yaml
