@@ -3,12 +3,15 @@ times as long, at every size: each way's row should lie within its own 95% inter
 search found (issue 27's target: no way under-trained).
 
     .venv/bin/python benchmarks/search_depth.py                 # runs the longer searches (seed 13)
+    .venv/bin/python benchmarks/search_depth.py --sizes 3000 --out runs/compare-sst2-long-3000   # one size alone
     .venv/bin/python benchmarks/search_depth.py --table         # the comparison, from both folders
 
 The longer search is configs/sst2-sizes.yaml with 24 trials for the frozen encoder (instead of 8) and 8 for
 fine-tuning (instead of 4), run into runs/compare-sst2-long at the sizes given, with the first seed; the
 shipped comparison's rows are read from runs/compare-sst2-sizes (run it first: see the config's header).
-Needs ../shared/data/sst2.
+The first 4 points of both fine-tuning searches are the same (the seeded Halton start-up), so the shipped
+search's 4 fine-tuning trials at a size are copied into the longer search's folder where it has none yet,
+not run again (`--no-reuse` runs them again). Needs ../shared/data/sst2.
 """
 
 from __future__ import annotations
@@ -36,6 +39,28 @@ def longer(sizes: list[int], out: Path):
     overrides = [f"compare.variants={json.dumps(variants)}", f"compare.output_dir={out}", "compare.seeds=[13]"]
     overrides.append(f"compare.train_sizes={json.dumps(sizes)}")
     return load_config(CONFIG, overrides)
+
+
+def reuse(main: Path, out: Path, sizes: list[int]) -> int:
+    """Copy the shipped search's fine-tuning trials at ``sizes`` into ``out``'s results.jsonl where it holds
+    none at that size: the longer search's first trials are those very points. How many were copied."""
+    source = main / "results.jsonl"
+    if not source.is_file():
+        return 0
+    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    target = out / "results.jsonl"
+    have = target.read_text(encoding="utf-8").splitlines() if target.is_file() else []
+    held = {(r["variant"], r.get("train_size")) for r in map(json.loads, filter(str.strip, have)) if "trial" in r}
+    copied = [
+        r
+        for r in rows
+        if r.get("trial") is not None and r["variant"] == "finetune" and r.get("train_size") in sizes
+        if ("finetune", r.get("train_size")) not in held
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as stream:
+        stream.writelines(json.dumps(r) + "\n" for r in copied)
+    return len(copied)
 
 
 def table(main: Path, long: Path) -> str:
@@ -78,6 +103,7 @@ def main() -> None:
     parser.add_argument("--main", type=Path, default=ROOT / "runs" / "compare-sst2-sizes")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "compare-sst2-long")
     parser.add_argument("--table", action="store_true", help="print the comparison of both folders and stop")
+    parser.add_argument("--no-reuse", action="store_true", help="run the shipped search's fine-tuning trials again")
     args = parser.parse_args()
     if args.table:
         print(table(args.main, args.out))
@@ -86,6 +112,8 @@ def main() -> None:
         raise SystemExit("skipped: ../shared/data/sst2 not found (see ../shared/data/README.md)")
     from lmtransfer import compare
 
+    if not args.no_reuse:
+        print(f"{reuse(args.main, args.out, args.sizes)} fine-tuning trials copied from {args.main}")
     compare(longer(args.sizes, args.out))
     print(table(args.main, args.out))
 
