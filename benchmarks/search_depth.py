@@ -110,8 +110,14 @@ def main() -> None:
         return
     if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
         raise SystemExit("skipped: ../shared/data/sst2 not found (see ../shared/data/README.md)")
+    import os
+
+    import torch
+
     from lmtransfer import compare
 
+    if os.environ.get("LMTRANSFER_THREADS"):  # as the CLI's --threads: the children inherit it
+        torch.set_num_threads(int(os.environ["LMTRANSFER_THREADS"]))
     if not args.no_reuse:
         print(f"{reuse(args.main, args.out, args.sizes)} fine-tuning trials copied from {args.main}")
     compare(longer(args.sizes, args.out))
