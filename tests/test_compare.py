@@ -406,7 +406,7 @@ def test_the_start_up_points_spread_over_the_space():
     import math
 
     from lmtransfer.compare.search import _distributions, halton
-    from lmtransfer.config.schema import RangeConfig
+    from lmtransfer.config.compare_schema import RangeConfig
 
     space = {
         "train.lr": RangeConfig(low=1e-4, high=1e-2, log=True),
@@ -453,7 +453,7 @@ def test_the_first_seeds_row_adopts_its_searchs_chosen_fine_tuning_trial(run_ove
 
 def test_a_pruner_made_in_a_child_decides_as_the_parents_would():
     from lmtransfer.compare.search import PruneSpec, pruner
-    from lmtransfer.config.schema import SearchConfig
+    from lmtransfer.config.compare_schema import SearchConfig
 
     search = SearchConfig(prune=True, prune_startup=2, prune_warmup=1)
     curve = lambda values: [{"step": 10 * i, "dev_accuracy": v} for i, v in enumerate(values, 1)]  # noqa: E731

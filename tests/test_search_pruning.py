@@ -9,7 +9,7 @@ import pytest
 from lmtransfer import compare, load_config
 from lmtransfer.compare.results import read_rows
 from lmtransfer.compare.search import is_pruned, pruner
-from lmtransfer.config.schema import SearchConfig
+from lmtransfer.config.compare_schema import SearchConfig
 from lmtransfer.training.loop import LoopArgs, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmtransfer.compare.results import LOWER_IS_BETTER
-from lmtransfer.config.schema import RangeConfig, RunConfig, SearchConfig
+from lmtransfer.config.compare_schema import RangeConfig, SearchConfig
+from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import SearchPlan, first_values, grid
 from lmtransfer.training.loop import AfterEvaluation
 

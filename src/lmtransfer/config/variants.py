@@ -21,8 +21,9 @@ from typing import Any
 import yaml
 
 from lmtransfer.config.build import build, set_dotted
+from lmtransfer.config.compare_schema import RangeConfig, SearchConfig, VariantConfig
 from lmtransfer.config.layers import resolve_layers
-from lmtransfer.config.schema import RangeConfig, RunConfig, SearchConfig, VariantConfig
+from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.source import ConfigSource
 from lmtransfer.core.choices import BASELINES
 from lmtransfer.core.errors import ConfigError, shown
