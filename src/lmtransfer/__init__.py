@@ -27,7 +27,7 @@ _EXPORTS = {
     "FeatureSpec": "lmtransfer.features.pooling",
     "LinearHead": "lmtransfer.nn.heads",
     "LmtError": "lmtransfer.core.errors",
-    "LoopArgs": "lmtransfer.training.loop",
+    "LoopArgs": "lmtransfer.training.loop_state",
     "MLPHead": "lmtransfer.nn.heads",
     "ModelError": "lmtransfer.core.errors",
     "PretrainResult": "lmtransfer.training.pretrain",

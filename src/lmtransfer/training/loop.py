@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -25,93 +24,16 @@ from transformers import get_linear_schedule_with_warmup
 
 from lmtransfer.core.devices import make_accelerator, release_freed_memory
 from lmtransfer.training.checkpoint import Checkpoints, rng_state
-from lmtransfer.training.convergence import Convergence, eval_interval, judge, planned_epochs
+from lmtransfer.training.convergence import eval_interval, planned_epochs
 from lmtransfer.training.datasets import as_is
+from lmtransfer.training.loop_state import RECENT, AfterEvaluation, FitResult, LoopArgs, LoopState
 from lmtransfer.training.optimizer import adamw, param_groups, seed_everything
 from lmtransfer.training.predict import eval_loader, predict_outputs
 from lmtransfer.training.sampler import EpochSampler
 
-RECENT = 50  # training losses kept in FitResult.recent_losses
-CHECKPOINTS = 4  # with dev, a run checkpoints after about this many of its evaluations (a fine-tuned model's
-# checkpoint is its weights and the optimizer's moments: ~270 MB for MiniLM, a second or so each)
-AfterEvaluation = Callable[[int, float], bool]  # (optimizer step, its dev score) -> stop training here
-
-
-@dataclass
-class LoopArgs:
-    epochs: int = 20
-    max_steps: int | None = None  # optimizer steps to run instead of ``epochs`` (as many passes as they take)
-    min_steps: int = 0  # the budget is at least this many optimizer steps (more epochs); no early stop before
-    eval_steps: int | None = None  # optimizer steps between dev evaluations (None: training.convergence's rule)
-    batch_size: int = 64  # examples per optimizer step, over all processes and accumulation steps
-    lr: float = 1e-3  # used when no parameter groups are given
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    grad_accum: int = 1
-    group_by_length: bool = True  # batches of similar length, where the training set knows its lengths
-    patience: int = 3  # dev evaluations without improvement before stopping
-    metric: str = "accuracy"
-    max_grad_norm: float | None = 1.0
-    seed: int = 13
-    checkpoint_dir: Path | None = None
-    checkpoint_every: int = 0  # optimizer steps; 0 = at epoch ends only
-    keep_checkpoints: int = 2
-    logging_steps: int = 10  # optimizer steps between two logs of loss and lr to the accelerator's trackers
-    resume: bool = False
-    progress: bool = True
-
-
-@dataclass
-class FitResult:
-    best_metric: float = -float("inf")
-    best_epoch: int = 0
-    best_step: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)  # one entry per dev evaluation (or epoch)
-    train_seconds: float = 0.0  # optimizer steps only, dev evaluation excluded
-    seconds: float = 0.0  # the whole fit, dev evaluation included
-    examples: int = 0
-    tokens: int = 0  # real (unpadded) tokens that went through a live encoder
-    steps: int = 0
-    budget_steps: int = 0  # optimizer steps the budget allowed
-    eval_steps: int = 0  # optimizer steps between two dev evaluations
-    stopped_early: bool = False  # patience ended training before the budget
-    recent_losses: list[float] = field(default_factory=list)  # of the last RECENT micro-batches
-    pruned_step: int | None = None  # the step after whose evaluation ``after_evaluation`` stopped training
-    pruned_epoch: int | None = None  # the epoch that step fell in
-
-    def convergence(self, metric: str, patience: int) -> Convergence:
-        """What the dev curve says of the training length (``training.convergence.judge``)."""
-        scored = [e for e in self.history if e.get(f"dev_{metric}") is not None]
-        scores = [float(e[f"dev_{metric}"]) for e in scored]
-        untrained = bool(scored) and scored[0].get("step") == 0
-        converged, reason = judge(scores, patience, pruned=self.pruned_step is not None, untrained=untrained)
-        best = self.best_step if scores else None
-        return Convergence(
-            converged,
-            reason,
-            self.steps,
-            self.budget_steps,
-            best,
-            len(scores),
-            self.eval_steps,
-            patience,
-            self.stopped_early,
-        )
-
-
-@dataclass
-class _State:
-    epoch: int = 1  # the epoch in progress
-    batches_done: int = 0  # micro-batches of that epoch already trained
-    step: int = 0  # optimizer steps so far
-    stale: int = 0  # dev evaluations since the dev metric last improved
-    evaluated_step: int = -1  # the step of the last dev evaluation
-    loss_sum: float = 0.0  # the training loss since the last history entry (this process)
-    loss_count: int = 0
-    logged_sum: float = 0.0  # the training loss since the trackers last got it
-    logged_count: int = 0
-    done: bool = False  # early stopping, a pruner or max_steps ended training
-    result: FitResult = field(default_factory=FitResult)
+# with dev, a run checkpoints after about this many of its evaluations (a fine-tuned model's checkpoint is its
+# weights and the optimizer's moments: ~270 MB for MiniLM, a second or so each)
+CHECKPOINTS = 4
 
 
 def fit(
@@ -220,17 +142,17 @@ def _bar(parts: _Parts, total: int, done: int) -> tqdm:
     return tqdm(total=total, initial=done, desc="train", unit="step", disable=not show, dynamic_ncols=True)
 
 
-def _start(parts: _Parts) -> tuple[_State, dict[str, Tensor] | None]:
+def _start(parts: _Parts) -> tuple[LoopState, dict[str, Tensor] | None]:
     """A fresh state, or the one of the latest checkpoint when resuming (with the best weights so far)."""
     ckpt = parts.ckpt
     if ckpt is not None and parts.args.resume and ckpt.latest() is not None:
         return _resume(ckpt, parts)
     if ckpt is not None and parts.acc.is_main_process:
         ckpt.clear()  # a fresh run: old checkpoints must not be mistaken for this run's
-    return _State(), None
+    return LoopState(), None
 
 
-def _evaluate(parts: _Parts, state: _State, last: bool = False) -> None:
+def _evaluate(parts: _Parts, state: LoopState, last: bool = False) -> None:
     """Score dev, record it, keep the weights when they are the best so far; then decide whether training
     stops here: patience spent (once ``min_steps`` are done), or the pruner says so."""
     scorer, args, acc = parts.scorer, parts.args, parts.acc
@@ -252,7 +174,7 @@ def _evaluate(parts: _Parts, state: _State, last: bool = False) -> None:
         state.done, state.result.pruned_step, state.result.pruned_epoch = True, state.step, state.epoch
 
 
-def _record(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> None:
+def _record(parts: _Parts, state: LoopState, scores: dict[str, Any] | None) -> None:
     """A history entry (the training loss since the last one, the dev metric where scored), printed and
     logged to the trackers (every dev metric)."""
     args, result = parts.args, state.result
@@ -273,7 +195,7 @@ def _record(parts: _Parts, state: _State, scores: dict[str, Any] | None) -> None
     state.loss_sum, state.loss_count = 0.0, 0
 
 
-def _keep_best(parts: _Parts, state: _State, score: float) -> None:
+def _keep_best(parts: _Parts, state: LoopState, score: float) -> None:
     """Keep a copy of the weights (saved as the best checkpoint with the next checkpoint) when ``score`` beats
     every earlier evaluation's; else one more evaluation without improvement."""
     result = state.result
@@ -285,7 +207,7 @@ def _keep_best(parts: _Parts, state: _State, score: float) -> None:
     parts.best_info = {"epoch": state.epoch, "step": state.step, parts.args.metric: score}  # saved with a checkpoint
 
 
-def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: _State, began: float, bar: tqdm) -> None:
+def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: LoopState, began: float, bar: tqdm) -> None:
     model, optimizer, acc, args, scorer = parts.model, parts.optimizer, parts.acc, parts.args, parts.scorer
     model.train()
     result = state.result
@@ -327,14 +249,14 @@ def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: _State, bega
         last = time.perf_counter()
 
 
-def _log_step(parts: _Parts, state: _State) -> None:
+def _log_step(parts: _Parts, state: LoopState) -> None:
     """The trackers get the mean training loss since their last log, and the learning rate."""
     loss = state.logged_sum / max(state.logged_count, 1)
     parts.acc.log({"train/loss": loss, "train/learning_rate": parts.scheduler.get_last_lr()[0]}, step=state.step)
     state.logged_sum, state.logged_count = 0.0, 0
 
 
-def _count(state: _State, batch: dict[str, Any], loss: Tensor, processes: int) -> None:
+def _count(state: LoopState, batch: dict[str, Any], loss: Tensor, processes: int) -> None:
     n, value = len(batch["labels"]), loss.item()
     state.result.recent_losses = [*state.result.recent_losses[-(RECENT - 1) :], value]
     state.loss_sum, state.loss_count = state.loss_sum + value * n, state.loss_count + n
@@ -346,7 +268,7 @@ def _count(state: _State, batch: dict[str, Any], loss: Tensor, processes: int) -
     state.result.steps = state.step
 
 
-def _checkpoint(parts: _Parts, state: _State) -> None:
+def _checkpoint(parts: _Parts, state: LoopState) -> None:
     """Save where the loop is; every process takes part (their RNG states are gathered), one writes."""
     acc = parts.acc
     parts.checkpointed = state.step
@@ -368,11 +290,11 @@ def _checkpoint(parts: _Parts, state: _State) -> None:
     acc.wait_for_everyone()
 
 
-def _resume(ckpt: Checkpoints, parts: _Parts) -> tuple[_State, dict | None]:
+def _resume(ckpt: Checkpoints, parts: _Parts) -> tuple[LoopState, dict | None]:
     acc, path = parts.acc, ckpt.latest()
     saved = Checkpoints.load(path, acc.unwrap_model(parts.model), parts.optimizer, parts.scheduler, acc.process_index)
     result = FitResult(**saved.pop("result"))
-    state = _State(**saved, result=result)
+    state = LoopState(**saved, result=result)
     if acc.is_main_process:
         tqdm.write(f"resuming from {path} (epoch {state.epoch}, {state.batches_done} batches into it)")
     return state, ckpt.best_state()
