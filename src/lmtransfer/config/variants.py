@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lmtransfer.config.build import build, set_dotted
 from lmtransfer.config.compare_schema import RangeConfig, SearchConfig, VariantConfig
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.source import ConfigSource
+from lmtransfer.config.variant_errors import search_error, variant_error
 from lmtransfer.core.choices import BASELINES
-from lmtransfer.core.errors import ConfigError, shown
+from lmtransfer.core.errors import ConfigError
 
 # Fields that do not change what a run computes: left out of its config hash.
 UNHASHED: dict[str, Any] = {
@@ -235,12 +234,12 @@ def _variant_config(
         if size is not None:  # the sweep's size wins over a variant's own (nested subsets, data.split_seed)
             set_dotted(data, "data.max_train_examples", None if size == "all" else size)
     except ConfigError as exc:
-        raise _variant_error(config, index, variant, exc.field or "set", exc.message) from None
+        raise variant_error(config, index, variant, exc.field or "set", exc.message) from None
     try:
         for key, value in (extra or {}).items():  # what a search tries or chose
             set_dotted(data, key, copy.deepcopy(value))
     except ConfigError as exc:
-        raise _search_error(config, index, variant, exc.field or "search", exc.message) from None
+        raise search_error(config, index, variant, exc.field or "search", exc.message) from None
     if encoder is not None:
         set_dotted(data, "encoder.model", encoder)
     set_dotted(data, "train.seed", seed)
@@ -257,21 +256,11 @@ def _variant_config(
     except ConfigError as exc:
         searched = exc.field and any(exc.field == k or exc.field.startswith(f"{k}.") for k in extra or {})
         if searched and exc.field != "train.score_test":
-            raise _search_error(config, index, variant, exc.field, exc.message) from None
-        raise _variant_error(config, index, variant, exc.field or "(top level)", exc.message) from None
+            raise search_error(config, index, variant, exc.field, exc.message) from None
+        raise variant_error(config, index, variant, exc.field or "(top level)", exc.message) from None
     except ValueError as exc:
-        raise _variant_error(config, index, variant, "features.layers", str(exc)) from None
+        raise variant_error(config, index, variant, "features.layers", str(exc)) from None
     return built
-
-
-def _search_error(config: RunConfig, index: int, variant: VariantConfig, field: str, message: str) -> ConfigError:
-    """A searched key that does not make a valid run, named where its search is written."""
-    where = f"compare.variants[{index}].search.space" if variant.search else "compare.search.space"
-    source = config.compare._source if config.compare else None
-    text = f"variant '{variant.name}': a searched value: {shown(message)}"
-    if source is None or source.path is None:
-        return ConfigError(text, field=shown(f"{where}.{field}"))
-    return ConfigError(text, path=source.path, field=shown(f"{where}.{field}"))
 
 
 def _track_as_row(data: dict[str, Any], output_dir: str, variant: str, encoder: str, seed: int) -> None:
@@ -284,47 +273,3 @@ def _track_as_row(data: dict[str, Any], output_dir: str, variant: str, encoder: 
     size = (given.get("max_train_examples") if isinstance(given, dict) else None) or "all"
     tags = {"variant": variant, "encoder": encoder, "seed": str(seed), "train_size": str(size)}
     train["tags"] = {**(train.get("tags") or {}), **tags}
-
-
-def _variant_error(config: RunConfig, index: int, variant: VariantConfig, field: str, message: str) -> ConfigError:
-    """'file: line N: field 'compare.variants[i].set.F': variant 'name': message', the line that of the set key
-    when the variant sets that field, else of the variant itself."""
-    compare = config.compare
-    assert compare is not None
-    source = compare._source
-    key = next((k for k in variant.set if k == field or field.startswith(f"{k}.") or k.startswith(f"{field}.")), None)
-    where = f"compare.variants[{index}].set.{key}" if key else f"compare.variants[{index}]"
-    inherited = "" if key else f"{field} (from the base run): "
-    message = f"variant '{variant.name}': {inherited}{shown(message)}"
-    if source is None or source.path is None:
-        return ConfigError(message, field=shown(where))
-    if any(k in ("compare", "compare.variants") for k in source.overrides):  # the variants came from --set
-        return ConfigError(message, path="command line", field=shown(where))
-    line = _variant_line(source.path, index, key)
-    return ConfigError(message, path=source.path, line=line, field=shown(where))
-
-
-def _variant_line(path: Path, index: int, key: str | None) -> int | None:
-    """1-based line of ``compare.variants[index].set[key]`` (or of the variant) in the YAML file."""
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return None
-    item = _child(_child(node, "compare"), "variants")
-    if not isinstance(item, yaml.SequenceNode) or index >= len(item.value):
-        return None
-    item = item.value[index]
-    found = _child(item, "set", key_node=True) if key is None else None
-    settings = _child(item, "set")
-    if key is not None and isinstance(settings, yaml.MappingNode):
-        found = next((k for k, _ in settings.value if k.value == key), None)
-    return (found or item).start_mark.line + 1
-
-
-def _child(node: yaml.Node | None, name: str, key_node: bool = False) -> yaml.Node | None:
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    for k, v in node.value:
-        if k.value == name:
-            return k if key_node else v
-    return None
