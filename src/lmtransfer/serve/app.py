@@ -1,4 +1,5 @@
-"""The HTTP API on FastAPI: routes, the bearer key, the body limit, and errors as JSON that name the field.
+"""The HTTP API on FastAPI: routes and the bearer key; the body limit (`serve.gate`) and errors as JSON that
+name the field (`serve.errors`) sit beside it.
 
     GET  /health                 liveness, queue length, batches run (no key needed)
     GET  /v1/models              each run (task, labels, metrics, encoder hash) and encoder
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,6 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmtransfer.core.errors import LmtError
 from lmtransfer.serve.batcher import Batcher, QueueFull
+from lmtransfer.serve.errors import ApiError, error_body, validation_error
+from lmtransfer.serve.gate import Gate
 from lmtransfer.serve.schemas import EmbeddingsRequest, FeaturesRequest
 from lmtransfer.serve.served import ServedEncoder, ServedRun, embedding_value
 
@@ -57,102 +59,6 @@ class Json(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None, kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.message, self.field, self.kind = status, message, field, kind
-
-
-def _error(status: int, message: str, field: str | None = None, kind: str = "invalid_request_error", **extra):
-    body: dict[str, Any] = {"error": {"message": message, "type": kind, "field": field}}
-    body.update(extra)
-    return body
-
-
-def _field(loc: tuple | list) -> str:
-    """A pydantic location as a dotted field; the union member pydantic tried (``list[str]``) left out."""
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(p for p in parts if not ("[" in p or p in ("str", "list", "tuple", "Pair", "int")))
-
-
-def _validation_error(exc: ValidationError | RequestValidationError) -> ApiError:
-    seen, errors = set(), []
-    for e in exc.errors():
-        field = _field(e.get("loc", ()))
-        if (field, e["msg"]) not in seen:
-            seen.add((field, e["msg"]))
-            errors.append({"field": field or "body", "message": e["msg"]})
-    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-    error = ApiError(422, f"{first['field']}: {first['message']}", first["field"])
-    error.errors = errors[:20]
-    return error
-
-
-class Gate:
-    """What is refused before FastAPI sees a request: a body over ``limit`` bytes (413, by its
-    Content-Length header where there is one, else while reading), and a request to a model while the
-    queue is full (503 with Retry-After, when ``full()`` says so). Bodies are read whole here.
-
-    Refusing here skips FastAPI's routing and exception handling, which under overload decides how fast
-    the refusals come: with 128 clients hammering a queue of 8 on 2 cores, the route's 503s took 144 ms
-    at the median, the gate's 32 ms.
-    """
-
-    def __init__(self, app, limit: int, full: Callable[[], bool] = lambda: False) -> None:
-        self.app, self.limit, self.full = app, limit, full
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            if declared.isdigit():
-                await self._refuse(send, 413, f"the body is over {self.limit} bytes")
-            else:
-                await self._refuse(send, 400, "the Content-Length header is not a number")
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(send, 413, f"the body is over {self.limit} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        if scope["method"] == "POST" and scope["path"].startswith("/v1/") and self.full():
-            response = JSONResponse(
-                _error(503, "the server is busy (its queue is full); try again shortly", None, "overloaded"),
-                503,
-                {"Retry-After": "1"},
-            )
-            await response(scope, _nothing, send)
-            return
-        body, delivered = b"".join(chunks), False
-
-        async def replay():
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the client to go
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send, status: int, message: str) -> None:
-        response = JSONResponse(_error(status, message, "body"), status_code=status, headers={"Connection": "close"})
-        await response({"type": "http"}, _nothing, send)
-
-
-async def _nothing():
-    return {"type": "http.disconnect"}
 
 
 def build_app(runs: list[ServedRun], encoders: list[ServedEncoder], settings: Settings | None = None) -> FastAPI:
@@ -206,7 +112,7 @@ def build_app(runs: list[ServedRun], encoders: list[ServedEncoder], settings: Se
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
-            raise _validation_error(exc) from None
+            raise validation_error(exc) from None
 
     def encoder_for(name: str | None) -> ServedEncoder:
         if name is None:
@@ -242,7 +148,7 @@ def build_app(runs: list[ServedRun], encoders: list[ServedEncoder], settings: Se
         try:
             items = served.parse(await request.body())
         except ValidationError as exc:
-            raise _validation_error(exc) from None
+            raise validation_error(exc) from None
         outputs = await submit(("run", run), items, served.tokens(items))
         return Json({"model": run, "task": served.task, "outputs": outputs})
 
@@ -284,29 +190,29 @@ def build_app(runs: list[ServedRun], encoders: list[ServedEncoder], settings: Se
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         extra = {"errors": exc.errors} if hasattr(exc, "errors") else {}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(_error(exc.status, exc.message, exc.field, exc.kind, **extra), exc.status, headers)
+        return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.kind, **extra), exc.status, headers)
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
         message = f"the server is busy ({exc}); try again shortly"
-        return JSONResponse(_error(503, message, None, "overloaded"), 503, {"Retry-After": "1"})
+        return JSONResponse(error_body(503, message, None, "overloaded"), 503, {"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return await api_error(request, _validation_error(exc))
+        return await api_error(request, validation_error(exc))
 
     @app.exception_handler(LmtError)
     async def input_error(request: Request, exc: LmtError) -> JSONResponse:  # an input the task cannot read
-        return JSONResponse(_error(422, exc.message, exc.field or "inputs"), 422)
+        return JSONResponse(error_body(422, exc.message, exc.field or "inputs"), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_error(exc.status_code, str(exc.detail), None), exc.status_code, exc.headers)
+        return JSONResponse(error_body(exc.status_code, str(exc.detail), None), exc.status_code, exc.headers)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("error while answering %s %s", request.method, request.url.path)
-        return JSONResponse(_error(500, f"internal error ({type(exc).__name__})", None, "server_error"), 500)
+        return JSONResponse(error_body(500, f"internal error ({type(exc).__name__})", None, "server_error"), 500)
 
     def full() -> bool:
         return sum(b.queued for b in batchers.values()) >= settings.max_queue
