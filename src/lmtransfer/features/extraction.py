@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from lmtransfer.core.devices import pick_device, release_freed_memory, resolve_compute
@@ -162,34 +161,6 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
     return int(lengths.sum()), truncated
 
 
-def _claimed_shards(writer: CacheWriter, todo: list[int], bar: tqdm) -> Iterator[tuple[int, FileLock]]:
-    """The shards of ``todo`` this writer is to extract, each with its lock held, until all are done.
-
-    First every shard nobody holds, in order; then, for each shard another writer (a process of
-    ``accelerate launch``, another command on the same data) held, wait for its lock: once released the
-    shard is done, or its writer died and it is this one's to do. The bar counts others' shards too."""
-    held = []
-    for index in todo:
-        lock = writer.claim(index)
-        if lock is not None:
-            yield index, lock
-        elif not writer.done(index):
-            held.append(index)
-        else:
-            bar.update(_size(writer, index))
-    for index in held:
-        lock = writer.claim(index, wait=True)
-        if lock is not None:
-            yield index, lock
-        else:
-            bar.update(_size(writer, index))
-
-
-def _size(writer: CacheWriter, index: int) -> int:
-    start, stop = writer.shard_range(index)
-    return stop - start
-
-
 def _shared_cache(root: Path, key: CacheKey, progress: bool, desc: str) -> FeatureCache | None:
     """A complete cache of a superset of ``key``'s layers, read as a cache of these, unless this exact key
     has a complete cache (or a partial one to resume) itself."""
@@ -254,7 +225,7 @@ def extract(
     if backend == "onnx":
         runner = onnx_hidden_states(encoder, Path(cache_root), quantize, progress)
     todo = [i for i in range(writer.num_shards) if not writer.done(i)]
-    remaining = sum(_size(writer, i) for i in todo)
+    remaining = sum(writer.examples_in(i) for i in todo)
     if progress:
         size, exact = estimate_bytes(encoder, examples, spec, dtype)
         resumed = (
@@ -278,7 +249,7 @@ def extract(
         encoder.model.to(target)
         with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
             bar.tokens = 0
-            for index, lock in _claimed_shards(writer, todo, bar):
+            for index, lock in writer.claimed(todo, bar.update):
                 try:
                     shard_tokens, shard_truncated = _extract_shard(
                         encoder, writer, index, examples, spec, batch_size, bar, compute, dtype, runner
@@ -287,7 +258,7 @@ def extract(
                     lock.release()
                 tokens += shard_tokens
                 truncated += shard_truncated
-                extracted += _size(writer, index)
+                extracted += writer.examples_in(index)
     finally:
         encoder.model.to(home)
     writer.finish()

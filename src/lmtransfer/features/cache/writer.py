@@ -12,6 +12,7 @@ killed writer's shard is simply claimed again."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,33 @@ class CacheWriter:
         for debris in self.directory.glob(f".shard-{index:05d}.*.tmp"):
             debris.unlink(missing_ok=True)
         return lock
+
+    def claimed(self, todo: list[int], skipped: Callable[[int], object]) -> Iterator[tuple[int, FileLock]]:
+        """The shards of ``todo`` this writer is to extract, each with its lock held, until all are done.
+
+        First every shard nobody holds, in order; then, for each shard another writer (a process of
+        ``accelerate launch``, another command on the same data) held, wait for its lock: once released the
+        shard is done, or its writer died and it is this one's to do. ``skipped`` is told the examples of
+        each shard another writer did (a progress bar's update)."""
+        held = []
+        for index in todo:
+            lock = self.claim(index)
+            if lock is not None:
+                yield index, lock
+            elif not self.done(index):
+                held.append(index)
+            else:
+                skipped(self.examples_in(index))
+        for index in held:
+            lock = self.claim(index, wait=True)
+            if lock is not None:
+                yield index, lock
+            else:
+                skipped(self.examples_in(index))
+
+    def examples_in(self, index: int) -> int:
+        start, stop = self.shard_range(index)
+        return stop - start
 
     def _intact(self, shard: dict[str, Any]) -> bool:
         return all(
