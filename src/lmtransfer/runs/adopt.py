@@ -37,9 +37,7 @@ def adopt_run(trial_dir: str | Path, config: RunConfig, progress: bool = False) 
     test = run.task.load().get("test")
     if test is None:
         return directory, {}
-    run.task.check(test, run.labels)
-    prepared = run.prepare(test)
-    outputs = run.outputs(prepared, progress=progress, from_cache=True)
+    prepared, outputs = run.labelled_outputs(test, progress)
     scored = run.task.scored(prepared, outputs, run.head, run.labels)
     found = run.task.predictions(prepared, outputs, run.head, run.labels)
     predictions = directory / "predictions"

@@ -53,10 +53,15 @@ class LoadedRun:
 
     def evaluate(self, split: Split, progress: bool = False) -> dict[str, Any]:
         """The task's metrics on a labelled split (features through the cache, where the run has one)."""
+        prepared, outputs = self.labelled_outputs(split, progress)
+        return self.task.score(prepared, outputs, self.head, self.labels)
+
+    def labelled_outputs(self, split: Split, progress: bool = False) -> tuple[Prepared, Any]:
+        """A labelled split, checked against the run's labels and prepared, and the model's outputs on it
+        (features through the cache, where the run has one): what scoring it needs."""
         self.task.check(split, self.labels)
         prepared = self.prepare(split)
-        outputs = self.outputs(prepared, progress=progress, from_cache=True)
-        return self.task.score(prepared, outputs, self.head, self.labels)
+        return prepared, self.outputs(prepared, progress=progress, from_cache=True)
 
     def predict(self, split: Split, batch_size: int | None = None) -> tuple[Prepared, list]:
         """One prediction per item of ``split``, computed live (raw input in, the task's output out)."""
