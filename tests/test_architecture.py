@@ -197,8 +197,12 @@ def test_the_public_names_are_those_of_088346a_and_all_resolve():
 
 
 def literal(model, field: str) -> tuple:
-    annotation = model.model_fields[field].annotation
-    args = typing.get_args(annotation)
+    """The names a field takes: its Literal's, or those a ``registered`` field reads now."""
+    info = model.model_fields[field]
+    live = [m.func.names for m in info.metadata if hasattr(getattr(m, "func", None), "names")]
+    if live:
+        return tuple(live[0]())
+    args = typing.get_args(info.annotation)
     return next((typing.get_args(a) for a in args if typing.get_origin(a) is typing.Literal), args)
 
 

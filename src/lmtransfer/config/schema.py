@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, PrivateAttr, model_validator
 
 from lmtransfer.config.compare_schema import CompareConfig
-from lmtransfer.config.section import Section
+from lmtransfer.config.section import Section, registered
 from lmtransfer.config.source import ConfigSource, located
 from lmtransfer.config.train_schema import FinetuneConfig, LoraConfig, TrainConfig
 from lmtransfer.core import choices as c
@@ -77,7 +77,7 @@ class FeatureConfig(Section):
         description="encoder arithmetic of a frozen encoder: auto (bfloat16 autocast where the device has native "
         "bfloat16, a recent GPU or a CPU with AVX512-BF16 or AMX; float32 elsewhere), float32, bfloat16",
     )
-    backend: Literal[c.FEATURE_BACKENDS] = Field(  # type: ignore[valid-type]
+    backend: registered(lambda: c.FEATURE_BACKENDS) = Field(  # type: ignore[valid-type]
         "torch",
         description="what runs the frozen encoder: torch, onnx (ONNX Runtime on the CPU, the graph exported once "
         "per weights; pip install 'lmtransfer[onnx]'), or auto (onnx on a CPU computing in float32, else torch)",
@@ -154,7 +154,7 @@ class DataConfig(Section):
 
 
 class HeadConfig(Section):
-    type: Literal[c.HEAD_TYPES] = Field(  # type: ignore[valid-type]
+    type: registered(c.head_types) = Field(  # type: ignore[valid-type]
         "linear",
         description="whole-text tasks: linear, mlp, bilstm (over the tokens, max-pooled); tagging: linear, bilstm, "
         "crf, bilstm-crf; qa: linear, bilstm",
@@ -182,11 +182,11 @@ class QAConfig(Section):
 
 
 class RunConfig(Section):
-    task: Literal[c.TASKS] = Field(  # type: ignore[valid-type]
+    task: registered(lambda: c.TASK_GRANULARITY) = Field(  # type: ignore[valid-type]
         "classification",
         description="classification, multilabel, regression (texts or pairs), tagging (CoNLL), qa (SQuAD)",
     )
-    strategy: Literal[c.STRATEGIES] = "feature"  # type: ignore[valid-type]
+    strategy: registered(lambda: c.STRATEGIES) = "feature"  # type: ignore[valid-type]
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     data: DataConfig = Field(default_factory=DataConfig)

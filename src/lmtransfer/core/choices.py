@@ -54,6 +54,13 @@ TASK_HEADS = {
     "qa": QA_HEADS,
 }
 HEAD_TYPES = tuple(dict.fromkeys(head for heads in TASK_HEADS.values() for head in heads))
+
+
+def head_types() -> tuple[str, ...]:
+    """Every head some task takes, as registered now (``HEAD_TYPES`` is the built-in ones)."""
+    return tuple(dict.fromkeys(head for heads in TASK_HEADS.values() for head in heads))
+
+
 COMBINATIONS = ("mix", "concat")  # how the chosen layers meet the head
 
 # features ------------------------------------------------------------------------------------------------
