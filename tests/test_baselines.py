@@ -13,7 +13,7 @@ from lmtransfer.api import evaluate, extract, predict, train
 from lmtransfer.cli.main import cli
 from lmtransfer.config.loading import load_config
 from lmtransfer.core.errors import ConfigError, ModelError
-from lmtransfer.encoders.bow import fit_linear, tfidf_rows
+from lmtransfer.encoders.bow import logistic, tfidf_rows
 from lmtransfer.encoders.static import scratch_vocabulary
 from lmtransfer.encoders.vector_files import load_static
 from lmtransfer.nn.heads import BiLSTMPoolHead
@@ -48,7 +48,7 @@ def test_tfidf_rows_equal_scikit_learns_vectorizer():
 def test_binary_logits_give_logistic_regressions_probabilities():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((40, 5)), rng.integers(0, 2, 40)
-    weight, bias = fit_linear("classification", x, y, seed=0)  # (2, 5), (2,)
+    weight, bias = logistic(x, y, seed=0)  # (2, 5), (2,)
     logits = x @ weight.T + bias  # (40, 2)
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     expected = LogisticRegression(C=1.0, max_iter=2000, random_state=0).fit(x, y).predict_proba(x)

@@ -15,13 +15,21 @@ from lmtransfer import compare, load_config, train
 from lmtransfer.cli.main import cli
 from lmtransfer.core.choices import TASK_METRICS
 from lmtransfer.core.errors import LmtError
-from lmtransfer.runs.card import PIPELINE_TAGS, run_card
+from lmtransfer.runs.card import run_card
 from lmtransfer.runs.hub import push, upload_plan
 from tests.task_data import task_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 LEGACY = Path(__file__).resolve().parent / "data" / "main-088346a" / "saved"
+
+PIPELINE_TAGS = {
+    "classification": "text-classification",
+    "multilabel": "text-classification",
+    "regression": "text-classification",
+    "tagging": "token-classification",
+    "qa": "question-answering",
+}
 
 
 def check_card(run_dir: Path, metrics: dict, task: str) -> ModelCard:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from lmtransfer.cli.options import echo_json, load_run_config, run_config_options
-from lmtransfer.core.choices import HEAD_TYPES, SPLITS, STRATEGIES, TASKS
+from lmtransfer.core.choices import HEAD_TYPES, SPLITS, STRATEGIES, TASK_HEADS, TASKS, listed
 
 if TYPE_CHECKING:
     from lmtransfer.training.convergence import Convergence
@@ -70,8 +70,7 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickl
     "--head",
     type=click.Choice(HEAD_TYPES),
     default=None,
-    help="task head: linear, mlp or bilstm (over the tokens) for text tasks; linear, bilstm, crf or bilstm-crf "
-    "for tagging; linear or bilstm for qa",
+    help="task head: " + "; ".join(f"{listed(heads)} for {task}" for task, heads in TASK_HEADS.items()),
 )
 @click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
 @click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")

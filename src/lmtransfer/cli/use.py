@@ -48,33 +48,22 @@ def predict(run_dir, inputs, input_path, output) -> None:
     SQuAD answers JSON.
     """
     from lmtransfer import api
-    from lmtransfer.runs.directory import run_config
+    from lmtransfer.runs.kinds import load_run
 
     if bool(inputs) == bool(input_path):
         raise click.UsageError("give INPUTS or --input (one of them)")
     if input_path:
         text = api.predict_file(run_dir, input_path)
     else:
-        config = run_config(existing_dir(Path(run_dir)))
-        items = [_parse_input(item, config.task, config.data.text_pair_column) for item in inputs]
-        found = api.predict(run_dir, items)
-        rows = [api.prediction_row(config.task, item, result) for item, result in zip(items, found)]
+        run = load_run(existing_dir(Path(run_dir)))
+        try:
+            items = [run.task.parse_argument(item) for item in inputs]
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        found = run.predict(run.task.parse(items))[1]
+        rows = [run.task.prediction_row(item, result) for item, result in zip(items, found)]
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if output:
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)
-
-
-def _parse_input(item: str, task: str, pair_column: str | None):
-    if task == "qa":
-        try:
-            return json.loads(item)
-        except json.JSONDecodeError as exc:
-            raise click.UsageError(f"qa inputs are JSON objects with question and context ({exc.msg})") from None
-    if pair_column is not None:
-        first, tab, second = item.partition("\t")
-        if not tab:
-            raise click.UsageError("this run reads sentence pairs: give each input as the two texts joined by a tab")
-        return (first, second)
-    return item

@@ -170,13 +170,13 @@ def _reading(config: RunConfig, strategy: str, fail) -> dict[str, str]:
                 f"windows must move on: give a stride under encoder.max_length / 2 ({enc.max_length // 2})",
             )
     grouped = pair == "separate" or enc.long_text == "windows"
-    if grouped and head == "bilstm":
+    if grouped and head in c.TOKEN_HEADS:
         raise fail(
-            "head.type", "'bilstm' reads the tokens of one sequence: use it with features.pair: joint and no windows"
+            "head.type", f"'{head}' reads the tokens of one sequence: use it with features.pair: joint and no windows"
         )
-    if head == "cosine" and pair != "separate":
+    if head in c.PAIR_HEADS and pair != "separate":
         raise fail(
-            "head.type", "'cosine' compares the two texts of a pair read apart: it needs features.pair: separate"
+            "head.type", f"'{head}' compares the two texts of a pair read apart: it needs features.pair: separate"
         )
     return {"pair": pair} if pair != f.pair else {}
 

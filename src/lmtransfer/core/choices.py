@@ -44,6 +44,7 @@ TRACKERS = tuple(TRACKER_PACKAGES)
 # heads: whole-text heads read one vector per text (a BiLSTM reads its tokens); the others one per position
 SENTENCE_HEADS = ("linear", "mlp", "bilstm")
 PAIR_HEADS = ("cosine",)  # on the two texts of a pair read apart
+TOKEN_HEADS = ("bilstm",)  # whole-text heads that read a text's token vectors, not one pooled vector
 SEQUENCE_HEADS = ("linear", "bilstm", "crf", "bilstm-crf")
 QA_HEADS = ("linear", "bilstm")
 TASK_HEADS = {
@@ -118,7 +119,7 @@ BASELINES = (*BAG_OF_WORDS, SCRATCH)
 def task_granularity(task: str, head: str) -> str:
     """The features a task's head reads: a whole-text task with a BiLSTM head reads tokens, not a pooled vector."""
     granularity = TASK_GRANULARITY[task]
-    return "token" if granularity == "sentence" and head == "bilstm" else granularity
+    return "token" if granularity == "sentence" and head in TOKEN_HEADS else granularity
 
 
 def names_static_vectors(model: str) -> bool:

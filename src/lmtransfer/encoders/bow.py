@@ -89,22 +89,30 @@ def texts_of(examples: Sequence[Any]) -> list[str]:
     return [f"{e.first} {e.second}" if isinstance(e, TextPair) else e for e in examples]
 
 
-def fit_linear(task: str, x: sp.csr_matrix, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(K, V) weight and (K,) bias of the task's linear model; binary logistic regression becomes two
-    logits whose softmax is its sigmoid."""
-    from sklearn.linear_model import LogisticRegression, Ridge
+def logistic(x: sp.csr_matrix, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K, V) weight and (K,) bias of logistic regression over K labels (``targets`` their indices); for two
+    labels its one logit becomes two whose softmax is its sigmoid."""
+    from sklearn.linear_model import LogisticRegression
 
-    if task == "regression":
-        model = Ridge(alpha=1.0).fit(x, targets)
-        return model.coef_[None, :], np.atleast_1d(model.intercept_)
-    if task == "multilabel":
-        rows = [_one_label(x, targets[:, j], seed) for j in range(targets.shape[1])]
-        return np.stack([w for w, _ in rows]), np.array([b for _, b in rows])
     model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, targets)
     weight, bias = model.coef_, model.intercept_  # (K, V) or (1, V) for two classes
     if weight.shape[0] == 1:  # the labels are train's own, so model.classes_ is every label, in order
         weight, bias = np.concatenate([-weight, weight]) / 2, np.concatenate([-bias, bias]) / 2
     return weight, bias
+
+
+def per_label(x: sp.csr_matrix, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A logistic regression per column of the (N, K) 0/1 ``targets``: any number of labels per text."""
+    rows = [_one_label(x, targets[:, j], seed) for j in range(targets.shape[1])]
+    return np.stack([w for w, _ in rows]), np.array([b for _, b in rows])
+
+
+def ridge(x: sp.csr_matrix, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1, V) weight and (1,) bias of ridge regression on the scores ``targets``."""
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=1.0).fit(x, targets)
+    return model.coef_[None, :], np.atleast_1d(model.intercept_)
 
 
 def _one_label(x: sp.csr_matrix, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]:

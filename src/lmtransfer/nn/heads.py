@@ -9,12 +9,15 @@ from the cache (feature-based) or from a live encoder (fine-tuning): the head co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lmtransfer.core.choices import PAIR_HEADS, SENTENCE_HEADS, SEQUENCE_HEADS
+from lmtransfer.core import choices
 from lmtransfer.nn.crf import CRF, Allowed
 
 
@@ -165,41 +168,62 @@ class SequenceHead(nn.Module):
         return [row[:n] for row, n in zip(best, mask.sum(dim=1).tolist())]
 
 
-def build_head(
-    kind: str,
-    in_dim: int,
-    num_outputs: int,
-    *,
-    per_position: bool = False,
-    hidden_size: int = 256,
-    dropout: float = 0.1,
-    lstm_hidden: int = 256,
-    lstm_layers: int = 1,
-    allowed: Allowed | None = None,
-    pad_score: float | None = None,
-    target_range: tuple[float, float] = (0.0, 1.0),
-) -> nn.Module:
-    """The head ``kind`` (``head.type``) over ``in_dim`` features.
+@dataclass(frozen=True)
+class HeadOptions:
+    """What a head may be built with besides its sizes: the ``head`` section's values, and what the task adds
+    (the CRF's transition masks ``allowed``, QA's ``pad_score`` at padding positions, a score's range)."""
 
-    Whole-text (``per_position`` False): ``linear`` or ``mlp`` on one vector per text, ``bilstm`` on its
-    token vectors, ``cosine`` on the two vectors of a pair read apart (one output in ``target_range``). Per
-    word or token:
-    ``linear``, ``bilstm``, ``crf`` or ``bilstm-crf``, the CRF's transition masks ``allowed``, and
-    ``pad_score`` written at padding positions (QA's softmax over positions).
-    Which task takes which heads is the config's check (``choices.TASK_HEADS``).
-    """
-    if per_position:
-        if kind not in SEQUENCE_HEADS:
-            raise ValueError(f"unknown per-position head '{kind}' (choose {', '.join(SEQUENCE_HEADS)})")
-        crf = CRF(num_outputs, allowed) if kind.endswith("crf") else None
-        hidden = lstm_hidden if kind.startswith("bilstm") else 0
-        return SequenceHead(in_dim, num_outputs, hidden, lstm_layers, dropout, crf, pad_score)
-    if kind == "bilstm":
-        return BiLSTMPoolHead(in_dim, num_outputs, lstm_hidden, lstm_layers, dropout)
-    if kind == "linear":
-        return LinearHead(in_dim, num_outputs, dropout)
-    if kind == "mlp":
-        return MLPHead(in_dim, num_outputs, hidden_size, dropout)
-    if kind == "cosine":
-        return CosineHead(*target_range)
-    raise ValueError(f"unknown whole-text head '{kind}' (choose {', '.join((*SENTENCE_HEADS, *PAIR_HEADS))})")
+    hidden_size: int = 256
+    dropout: float = 0.1
+    lstm_hidden: int = 256
+    lstm_layers: int = 1
+    allowed: Allowed | None = None
+    pad_score: float | None = None
+    target_range: tuple[float, float] = (0.0, 1.0)
+
+
+HeadBuilder = Callable[[int, int, HeadOptions], nn.Module]
+
+
+def _sequence(lstm: bool, crf: bool) -> HeadBuilder:
+    def build(in_dim: int, num_outputs: int, o: HeadOptions) -> nn.Module:
+        hidden = o.lstm_hidden if lstm else 0
+        chain = CRF(num_outputs, o.allowed) if crf else None
+        return SequenceHead(in_dim, num_outputs, hidden, o.lstm_layers, o.dropout, chain, o.pad_score)
+
+    return build
+
+
+# every head by its ``head.type`` name (``choices.TASK_HEADS`` says which tasks take it): whole-text heads
+# on one vector per text (a BiLSTM on its token vectors, the cosine on a pair read apart), and heads with
+# an output per word or token. A new head is a builder here and its name in ``lmtransfer.core.choices``.
+WHOLE_TEXT_HEADS: dict[str, HeadBuilder] = {
+    "linear": lambda in_dim, k, o: LinearHead(in_dim, k, o.dropout),
+    "mlp": lambda in_dim, k, o: MLPHead(in_dim, k, o.hidden_size, o.dropout),
+    "bilstm": lambda in_dim, k, o: BiLSTMPoolHead(in_dim, k, o.lstm_hidden, o.lstm_layers, o.dropout),
+    "cosine": lambda in_dim, k, o: CosineHead(*o.target_range),
+}
+PER_POSITION_HEADS: dict[str, HeadBuilder] = {
+    "linear": _sequence(lstm=False, crf=False),
+    "bilstm": _sequence(lstm=True, crf=False),
+    "crf": _sequence(lstm=False, crf=True),
+    "bilstm-crf": _sequence(lstm=True, crf=True),
+}
+
+
+def register_head(name: str, build: HeadBuilder, *, tasks: tuple[str, ...], per_position: bool = False) -> None:
+    """Add a head: its builder under ``name``, and the name among the heads of ``tasks``
+    (``core.choices.TASK_HEADS``, which the config checks). A plug-in calls it once, when it is imported."""
+    (PER_POSITION_HEADS if per_position else WHOLE_TEXT_HEADS)[name] = build
+    for task in tasks:
+        choices.TASK_HEADS[task] = (*choices.TASK_HEADS[task], name)
+
+
+def build_head(kind: str, in_dim: int, num_outputs: int, *, per_position: bool = False, **options) -> nn.Module:
+    """The head ``kind`` (``head.type``) over ``in_dim`` features with ``num_outputs`` scores (per text, or per
+    position), built with ``HeadOptions(**options)``. Which task takes which heads is the config's check."""
+    heads = PER_POSITION_HEADS if per_position else WHOLE_TEXT_HEADS
+    if kind not in heads:
+        where = "per-position" if per_position else "whole-text"
+        raise ValueError(f"unknown {where} head '{kind}' (choose {', '.join(heads)})")
+    return heads[kind](in_dim, num_outputs, HeadOptions(**options))

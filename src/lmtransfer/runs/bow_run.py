@@ -16,7 +16,7 @@ from lmtransfer.core.atomic import existing_dir
 from lmtransfer.core.devices import make_accelerator, peak_memory
 from lmtransfer.core.errors import LmtError
 from lmtransfer.data.splits import Split
-from lmtransfer.encoders.bow import SETTINGS_FILE, WEIGHTS_FILE, BagOfWords, fit_features, fit_linear, texts_of
+from lmtransfer.encoders.bow import SETTINGS_FILE, WEIGHTS_FILE, BagOfWords, fit_features, texts_of
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config, save_run
 from lmtransfer.runs.results import UNITS_SUFFIX, Costs, TrainResult
@@ -74,7 +74,7 @@ def train_bag_of_words(
     vocabulary, idf, x = fit_features(enc.model, train_texts, enc.ngrams, enc.min_count)
     featurize = time.perf_counter() - start
     start = time.perf_counter()
-    weight, bias = fit_linear(task.name, x, prepared["train"].targets, config.train.seed)
+    weight, bias = task.fit_bag_of_words(x, prepared["train"].targets, config.train.seed)
     fit_seconds = time.perf_counter() - start
     model = BagOfWords(enc.model, vocabulary, enc.ngrams, idf, weight.astype(np.float32), bias.astype(np.float32))
     start = time.perf_counter()

@@ -8,6 +8,7 @@ lmtransfer and, for a fine-tuned encoder, with transformers.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,8 @@ from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.choices import BAG_OF_WORDS, TASK_METRICS
 from lmtransfer.core.text import human_bytes
 from lmtransfer.encoders.loading import hub_id
+from lmtransfer.tasks.table import task_for
 
-PIPELINE_TAGS = {
-    "classification": "text-classification",
-    "multilabel": "text-classification",
-    "regression": "text-classification",
-    "tagging": "token-classification",
-    "qa": "question-answering",
-}
 # our metric -> (the Hub's metric type, a name for people, its config)
 HUB_METRICS = {
     "accuracy": ("accuracy", "accuracy", None),
@@ -38,10 +33,6 @@ HUB_METRICS = {
     "precision": ("precision", "entity precision", None),
     "recall": ("recall", "entity recall", None),
     "exact_match": ("exact_match", "exact match", None),
-}
-EXAMPLE_INPUTS = {
-    "tagging": '"Shares of Acme rose in London"',
-    "qa": '\'{"question": "Who rose?", "context": "Shares of Acme rose in London."}\'',
 }
 
 
@@ -70,7 +61,7 @@ def _hub_datasets(config: RunConfig) -> list[str] | None:
 
 
 def card_data(config: RunConfig, metrics: dict[str, Any], name: str) -> ModelCardData:
-    task = config.task
+    task, pipeline_tag = config.task, task_for(config).pipeline_tag
     data_id, data_name = dataset_of(config)
     results = []
     for split, hub_split in (("dev", "validation"), ("test", "test")):
@@ -80,7 +71,7 @@ def card_data(config: RunConfig, metrics: dict[str, Any], name: str) -> ModelCar
                 kind, label, setting = HUB_METRICS[metric]
                 results.append(
                     EvalResult(
-                        task_type=PIPELINE_TAGS[task],
+                        task_type=pipeline_tag,
                         dataset_type=data_id,
                         dataset_name=data_name,
                         dataset_split=hub_split,
@@ -95,7 +86,7 @@ def card_data(config: RunConfig, metrics: dict[str, Any], name: str) -> ModelCar
         library_name="lmtransfer",
         base_model=base,
         datasets=_hub_datasets(config),
-        pipeline_tag=PIPELINE_TAGS[task],
+        pipeline_tag=pipeline_tag,
         tags=["lmtransfer", way_of(config), task],
         model_name=name,
         eval_results=results or None,
@@ -152,10 +143,15 @@ def _training(config: RunConfig, encoder: dict[str, Any], metrics: dict[str, Any
     return "\n".join(lines)
 
 
+def _shell_word(argument: str) -> str:
+    """``argument`` quoted for a shell command line: a tab as bash's $'\\t', JSON in single quotes."""
+    if "\t" in argument:
+        return "$'" + argument.replace("'", "\\'").replace("\t", "\\t") + "'"
+    return f"'{argument}'" if '"' in argument and "'" not in argument else json.dumps(argument)
+
+
 def _usage(config: RunConfig, folder: str, fine_tuned: bool) -> str:
-    example = EXAMPLE_INPUTS.get(config.task, '"The film was a delight."')
-    if config.data.text_pair_column and config.task not in EXAMPLE_INPUTS:  # a pair: its two texts, a tab between
-        example = "$'A man is playing a guitar.\\tSomeone plays music.'"
+    example = _shell_word(task_for(config).example_argument())
     text = (
         f"With lmtransfer (`pip install lmtransfer`), from this folder or a download of it "
         f"(`huggingface_hub.snapshot_download`):\n\n```bash\nlmtransfer predict {folder} {example}\n"

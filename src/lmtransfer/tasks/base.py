@@ -18,10 +18,13 @@ from torch import Tensor, nn
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.choices import task_granularity
+from lmtransfer.core.errors import ConfigError
 from lmtransfer.data.examples import Example
 from lmtransfer.data.splits import Split
+from lmtransfer.nn.heads import build_head
 from lmtransfer.nn.readers import TextReader
 from lmtransfer.nn.task_model import TaskModel, build_combination
+from lmtransfer.tasks.requests import Body, PairsRequest, TextsRequest
 from lmtransfer.tasks.units import Units
 
 Labels = np.ndarray | Sequence[np.ndarray]  # one row per example, or one array per example (tags per word)
@@ -62,11 +65,14 @@ class Scored:
 
 class Task:
     """The interface; ``lmtransfer.tasks.table`` lists the implementations. A task is made from a resolved
-    config and only reads it."""
+    config and only reads it. Everything that differs between tasks is decided here, by the task: the
+    layers above (the CLI, the server, the model card, the baselines) call these methods and never test
+    a task's name."""
 
     name = "task"
     metrics: tuple[str, ...] = ()  # dev metrics ``train.metric`` may name (``choices.TASK_METRICS``)
     prediction_suffix = ".jsonl"
+    pipeline_tag = "text-classification"  # the Hub's task for a model card
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -94,6 +100,26 @@ class Task:
         """Unlabelled inputs given to ``predict`` (texts, pairs, word lists, question/context dicts)."""
         raise NotImplementedError
 
+    def parse_argument(self, argument: str) -> Any:
+        """One command-line input of ``lmtransfer predict`` as ``parse`` takes it: a text, or for a pair
+        task the two texts joined by a tab. A ValueError says what the argument should be."""
+        if self.config.data.text_pair_column is None:
+            return argument
+        first, tab, second = argument.partition("\t")
+        if not tab:
+            raise ValueError("this run reads sentence pairs: give each input as the two texts joined by a tab")
+        return (first, second)
+
+    def example_argument(self) -> str:
+        """An input ``parse_argument`` takes, for the usage lines of a model card."""
+        if self.config.data.text_pair_column is None:
+            return "The film was a delight."
+        return "A man is playing a guitar.\tSomeone plays music."
+
+    def request_model(self) -> type[Body]:
+        """The body ``POST /v1/predict/{run}`` takes (``lmtransfer.tasks.requests``)."""
+        return TextsRequest if self.config.data.text_pair_column is None else PairsRequest
+
     def texts(self, split: Any) -> list[str]:
         """The split's raw text pieces, for vocabularies built from the training data (scratch vectors)."""
         raise NotImplementedError
@@ -109,8 +135,29 @@ class Task:
     def prepare(self, split: Any, tokenizer: Any, labels: list[str]) -> Prepared:
         raise NotImplementedError
 
+    per_position = False  # whether its head scores every word or token (else each text)
+
+    def num_outputs(self, labels: list[str]) -> int:
+        return len(labels)
+
+    def head_options(self, labels: list[str]) -> dict[str, Any]:
+        """What the task adds to the ``head`` section's values in building its head (``nn.heads.HeadOptions``)."""
+        return {}
+
     def head(self, in_dim: int, labels: list[str]) -> nn.Module:
-        raise NotImplementedError
+        """The head ``head.type`` names, over ``in_dim`` features (``nn.heads.build_head``)."""
+        h = self.config.head
+        return build_head(
+            h.type,
+            in_dim,
+            self.num_outputs(labels),
+            per_position=self.per_position,
+            hidden_size=h.hidden_size,
+            dropout=h.dropout,
+            lstm_hidden=h.lstm_hidden,
+            lstm_layers=h.lstm_layers,
+            **self.head_options(labels),
+        )
 
     def build_model(self, num_layers: int, hidden_size: int, labels: list[str]) -> TaskModel:
         f, h = self.config.features, self.config.head
@@ -150,6 +197,18 @@ class Task:
     def prediction_file(self, prepared: Prepared, predictions: list) -> str:
         """The predictions as the file the task's users expect (JSONL, CoNLL columns, SQuAD JSON)."""
         raise NotImplementedError
+
+    def prediction_row(self, item: Any, found: Any) -> dict[str, Any]:
+        """One input (as ``parse`` takes it) and its prediction, as ``lmtransfer predict`` prints it and
+        ``lmtransfer serve`` answers."""
+        if isinstance(item, tuple):
+            return {"text": item[0], "text_pair": item[1], **found}
+        return {"text": item, **found}
+
+    def fit_bag_of_words(self, x: Any, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The bag-of-words baseline's linear model on (N, V) features ``x``: (K, V) weight, (K,) bias of the
+        logits the task scores (``lmtransfer.encoders.bow``). A task without one refuses the baseline."""
+        raise ConfigError(f"the bag-of-words baseline does not do task '{self.name}'", field="encoder.model")
 
     def summary(self, metrics: dict[str, Any]) -> str:
         """One line for the command line."""

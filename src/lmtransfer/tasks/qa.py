@@ -22,11 +22,11 @@ from lmtransfer.core.errors import DataError
 from lmtransfer.data.examples import Encoded
 from lmtransfer.data.splits import Split, make_splits
 from lmtransfer.data.squad import QAExample, read_squad
-from lmtransfer.nn.heads import build_head
 from lmtransfer.tasks.base import Prepared, Scored, Task
 from lmtransfer.tasks.metrics import squad_metrics, squad_scores
 from lmtransfer.tasks.qa_answers import answer_spans
 from lmtransfer.tasks.qa_windows import make_windows
+from lmtransfer.tasks.requests import Body, QARequest
 from lmtransfer.tasks.units import squad_units
 
 NO_SCORE = -1e4  # written at padding positions, so that the softmax over positions ignores them
@@ -35,6 +35,8 @@ Questions = Split[QAExample]  # a split of SQuAD questions; ``version`` is the f
 
 class QATask(Task):
     name = "qa"
+    pipeline_tag = "question-answering"
+    per_position = True
     metrics = TASK_METRICS[name]
     prediction_suffix = ".json"
 
@@ -64,6 +66,21 @@ class QATask(Task):
             examples.append(QAExample(str(item.get("id", i)), str(item["question"]), str(item["context"]), []))
         return Split(examples, "input", labelled=False)
 
+    def parse_argument(self, argument: str) -> Any:
+        try:
+            return json.loads(argument)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"qa inputs are JSON objects with question and context ({exc.msg})") from None
+
+    def example_argument(self) -> str:
+        return json.dumps({"question": "Who rose?", "context": "Shares of Acme rose in London."})
+
+    def request_model(self) -> type[Body]:
+        return QARequest
+
+    def prediction_row(self, item: Any, found: Any) -> dict[str, Any]:
+        return {**item, **found}
+
     def _null_threshold(self, questions: Questions) -> float | None:
         threshold = self.config.qa.null_threshold
         version_2 = (questions.version or "").startswith("v2")
@@ -80,18 +97,11 @@ class QATask(Task):
         targets = np.stack([windows.start_positions, windows.end_positions], axis=1)  # (W, 2)
         return Prepared(examples, targets, split, len(split), windows)
 
-    def head(self, in_dim: int, labels: list[str]) -> nn.Module:
-        h = self.config.head
-        return build_head(
-            h.type,
-            in_dim,
-            2,  # a start and an end score per token
-            per_position=True,
-            dropout=h.dropout,
-            lstm_hidden=h.lstm_hidden,
-            lstm_layers=h.lstm_layers,
-            pad_score=NO_SCORE,
-        )
+    def num_outputs(self, labels: list[str]) -> int:
+        return 2  # a start and an end score per token
+
+    def head_options(self, labels: list[str]) -> dict[str, Any]:
+        return {"pad_score": NO_SCORE}
 
     def loss(self, model: nn.Module):
         def span_loss(outputs, targets):  # (B, T, 2) start / end scores, (B, 2) gold tokens

@@ -1,5 +1,6 @@
-"""The tasks lmtransfer trains, by the name ``task:`` takes in a config (a plain dict, no registry magic),
-and reading a config's task data with every input check done before anything is written.
+"""The tasks lmtransfer trains, by the name ``task:`` takes in a config (a plain dict), how a new one is
+added (``register_task``), and reading a config's task data with every input check done before anything
+is written.
 
 - ``classification``: one label per text or sentence pair (softmax);
 - ``multilabel``: any number of labels per text (a sigmoid each);
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from lmtransfer.config.build import changed
 from lmtransfer.config.schema import RunConfig
+from lmtransfer.core import choices
 from lmtransfer.data.splits import Split
 from lmtransfer.tasks.base import Task
 from lmtransfer.tasks.qa import QATask
@@ -28,6 +30,16 @@ TASKS: dict[str, type[Task]] = {
     "tagging": TaggingTask,
     "qa": QATask,
 }
+
+
+def register_task(task: type[Task], granularity: str, heads: tuple[str, ...]) -> None:
+    """Add a task: its class under ``task.name``, and the names a config checks it by (``core.choices``: the
+    features its head reads, its metrics ``task.metrics``, the heads it takes). A plug-in calls it once,
+    when it is imported; every layer above finds the task's behaviour on the class."""
+    choices.TASK_GRANULARITY[task.name] = granularity
+    choices.TASK_METRICS[task.name] = task.metrics
+    choices.TASK_HEADS[task.name] = heads
+    TASKS[task.name] = task
 
 
 def task_for(config: RunConfig) -> Task:

@@ -22,9 +22,9 @@ from lmtransfer.core.errors import DataError, shown
 from lmtransfer.data.conll import Sentence, conll_text, read_conll
 from lmtransfer.data.splits import Split, make_splits
 from lmtransfer.data.tag_schemes import SCHEMES, allowed_transitions, convert, detect_scheme
-from lmtransfer.nn.heads import build_head
 from lmtransfer.tasks.base import Prepared, Scored, Task
 from lmtransfer.tasks.metrics import entity_metrics
+from lmtransfer.tasks.requests import Body, WordsRequest
 from lmtransfer.tasks.units import entity_units
 
 Tagged = Split[Sentence]  # a split of CoNLL sentences; ``labelled`` is False for raw input
@@ -80,6 +80,8 @@ def owned(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 class TaggingTask(Task):
     name = "tagging"
+    pipeline_tag = "token-classification"
+    per_position = True
     metrics = TASK_METRICS[name]
     prediction_suffix = ".conll"
 
@@ -112,6 +114,18 @@ class TaggingTask(Task):
                 raise DataError("an input to tag has no words", path="input")
             sentences.append(Sentence(words, ["O"] * len(words), words, list(range(1, len(words) + 1))))
         return Split(sentences, "input", labelled=False)
+
+    def parse_argument(self, argument: str) -> str:
+        return argument  # words separated by spaces
+
+    def example_argument(self) -> str:
+        return "Shares of Acme rose in London"
+
+    def request_model(self) -> type[Body]:
+        return WordsRequest
+
+    def prediction_row(self, item: Any, found: Any) -> dict[str, Any]:
+        return {"words": item.split() if isinstance(item, str) else list(item), "tags": found}
 
     def _scheme(self) -> tuple[str, str]:
         """(the files' scheme, the scheme the head learns)."""
@@ -159,18 +173,8 @@ class TaggingTask(Task):
                     targets.append(np.array(ids[start:stop], dtype=np.int64))
         return Prepared(examples, targets if split.labelled else None, split, len(split), windows)
 
-    def head(self, in_dim: int, labels: list[str]) -> nn.Module:
-        h = self.config.head
-        return build_head(
-            h.type,
-            in_dim,
-            len(labels),
-            per_position=True,
-            dropout=h.dropout,
-            lstm_hidden=h.lstm_hidden,
-            lstm_layers=h.lstm_layers,
-            allowed=allowed_transitions(labels, h.tag_scheme),
-        )
+    def head_options(self, labels: list[str]) -> dict[str, Any]:
+        return {"allowed": allowed_transitions(labels, self.config.head.tag_scheme)}
 
     def loss(self, model: nn.Module):
         return model.head.loss

@@ -18,6 +18,7 @@ from lmtransfer.core.errors import DataError, shown
 from lmtransfer.data.examples import TextPair
 from lmtransfer.data.splits import Split
 from lmtransfer.data.tables import check_labels, load_splits, read_table
+from lmtransfer.encoders import bow
 from lmtransfer.nn.heads import CosineResidualHead, build_head
 from lmtransfer.tasks.base import Prepared, Scored, Task, grouped
 from lmtransfer.tasks.metrics import classification_metrics, multilabel_metrics, regression_metrics
@@ -78,23 +79,11 @@ class ClassificationTask(Task):
         sides = np.arange(len(items), dtype=np.int64)[:, None] if grouped(self.config) else None
         return Prepared(items, targets, split, len(split), sides=sides)
 
-    def num_outputs(self, labels: list[str]) -> int:
-        return len(labels)
-
-    def head(self, in_dim: int, labels: list[str]) -> nn.Module:
-        h = self.config.head
-        return build_head(
-            h.type,
-            in_dim,
-            self.num_outputs(labels),
-            hidden_size=h.hidden_size,
-            dropout=h.dropout,
-            lstm_hidden=h.lstm_hidden,
-            lstm_layers=h.lstm_layers,
-        )
-
     def loss(self, model: nn.Module):
         return F.cross_entropy
+
+    def fit_bag_of_words(self, x: Any, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return bow.logistic(x, targets, seed)
 
     def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
         found = outputs.argmax(axis=1)
@@ -154,6 +143,9 @@ class MultilabelTask(ClassificationTask):
     def loss(self, model: nn.Module):
         return F.binary_cross_entropy_with_logits
 
+    def fit_bag_of_words(self, x: Any, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return bow.per_label(x, targets, seed)
+
     def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
         found = outputs >= 0.0  # logit 0 = probability 0.5
         return Scored(multilabel_metrics(prepared.targets, found, labels), multilabel_units(prepared.targets, found))
@@ -211,6 +203,9 @@ class RegressionTask(ClassificationTask):
 
     def loss(self, model: nn.Module):
         return lambda outputs, targets: F.mse_loss(outputs.squeeze(-1), targets)
+
+    def fit_bag_of_words(self, x: Any, targets: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return bow.ridge(x, targets)
 
     def scored(self, prepared: Prepared, outputs: np.ndarray, model: nn.Module, labels: list[str]) -> Scored:
         found = outputs[:, 0]
