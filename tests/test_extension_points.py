@@ -119,5 +119,5 @@ def test_a_head_from_a_plugin_trains_both_ways(plugin, run_overrides, tmp_path, 
 
 
 def test_a_head_is_refused_where_it_is_not_registered(plugin, run_overrides):
-    with pytest.raises(ConfigError, match="head.type"):
+    with pytest.raises(ConfigError, match=r"head\.type"):
         load_config(None, [*run_overrides, "task=regression", "head.type=mean-of-max"])

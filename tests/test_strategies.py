@@ -211,6 +211,26 @@ def test_bf16_autocast_and_gradient_accumulation(run_overrides):
     assert again.metrics["costs"]["mixed_precision"] == "no"
 
 
+HOLD_AFTER_STEP_8 = """
+import sys, time
+from lmtransfer.cli.main import main
+from lmtransfer.training.checkpoint import Checkpoints
+
+save = Checkpoints.save
+
+def save_then_hold(self, step, *args, **kwargs):
+    path = save(self, step, *args, **kwargs)
+    if step == 8:
+        print("held", path.name, flush=True)
+        time.sleep(600)
+    return path
+
+Checkpoints.save = save_then_hold
+sys.argv[0] = "lmtransfer"
+main()
+"""
+
+
 def test_sigkilled_cli_run_resumes_to_the_same_metrics(run_overrides, tmp_path):
     common = [
         *run_overrides,
@@ -227,16 +247,18 @@ def test_sigkilled_cli_run_resumes_to_the_same_metrics(run_overrides, tmp_path):
     whole = tmp_path / "whole"
     subprocess.run([*cli, *sets([*common, f"output_dir={whole}"])], env=env, check=True, capture_output=True)
     killed = tmp_path / "killed"
+    # the same command, held just after it saved step 8's checkpoint, whatever the CPU's speed: it says so on
+    # stdout and waits there to be killed
+    held = [sys.executable, "-c", HOLD_AFTER_STEP_8, "train", "-q"]
     proc = subprocess.Popen(
-        [*cli, *sets([*common, f"output_dir={killed}"])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*held, *sets([*common, f"output_dir={killed}"])], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-    ckpts = Checkpoints(killed / "checkpoints")
-    while proc.poll() is None and (ckpts.latest() is None or ckpts.latest().name < "step-0000008"):
-        pass  # busy-wait: the run is short, and a kill must land in the middle of it
-    proc.kill()
-    proc.wait()
-    if (killed / "metrics.json").exists():
-        pytest.skip("the run finished before it could be killed")
+    try:
+        assert proc.stdout.readline().split() == [b"held", b"step-0000008"]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (killed / "metrics.json").exists()
     subprocess.run(
         [*cli, "--resume", *sets([*common, f"output_dir={killed}"])], env=env, check=True, capture_output=True
     )

@@ -120,7 +120,7 @@ def test_a_pair_task_refuses_a_single_text_on_the_command_line(case):
 
 def test_server_body(case):
     name, task = case
-    argument, item = ARGUMENT[name]
+    _argument, item = ARGUMENT[name]
     body = task.request_model().model_validate({"inputs": [item if not isinstance(item, tuple) else list(item)]})
     assert body.items() == [item]
     bad, field = BAD_BODY[name]
