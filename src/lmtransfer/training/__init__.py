@@ -1,0 +1,1 @@
+"""The one training loop and what it needs: budgets and convergence, the optimizer, datasets and sampling, checkpoints, prediction, the three strategies, and masked-LM pretraining on the same loop."""
