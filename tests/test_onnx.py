@@ -12,7 +12,8 @@ import torch
 from lmtransfer import load_config
 from lmtransfer.api import predict, prediction_row, train
 from lmtransfer.core.errors import ConfigError, LmtError
-from lmtransfer.encoders.onnx import graph_path, pick_backend
+from lmtransfer.encoders.onnx import OnnxHiddenStates, graph_path
+from lmtransfer.features.backends import backend_for
 from lmtransfer.features.cache.reader import FeatureCache
 from lmtransfer.features.extraction import extract
 from lmtransfer.features.pooling import FeatureSpec
@@ -64,7 +65,7 @@ def test_an_onnx_feature_run_predicts_as_it_was_evaluated(run_overrides):
     assert all("onnx" in FeatureCache(d).key["backend"] for d in result.costs.caches.values())
     rows = predict(result.directory, SENTENCES[:6])
     run = load_run(result.directory)
-    assert run._onnx_runner() is not None  # live prediction runs the same graph as extraction did
+    assert isinstance(run.hidden_states(), OnnxHiddenStates)  # live prediction runs the graph extraction ran
     assert [r["label"] for r in rows] == [r["label"] for r in predict(result.directory, SENTENCES[:6])]
 
 
@@ -77,10 +78,11 @@ def test_backend_rules_name_their_field(run_overrides):
 
 def test_auto_backend_is_onnx_only_for_float32_on_a_cpu():
     cpu = torch.device("cpu")
-    assert pick_backend("auto", cpu, "float32") == "onnx"
-    assert pick_backend("auto", cpu, "bfloat16") == "torch"
-    assert pick_backend("auto", torch.device("cuda"), "float32") == "torch"
-    assert pick_backend("torch", cpu, "float32") == "torch" and pick_backend("onnx", cpu, "bfloat16") == "onnx"
+    named = lambda *args: backend_for(*args).info.name  # noqa: E731
+    assert named("auto", cpu, "float32") == "onnx"
+    assert named("auto", cpu, "bfloat16") == "torch"
+    assert named("auto", torch.device("cuda"), "float32") == "torch"
+    assert named("torch", cpu, "float32") == "torch" and named("onnx", cpu, "bfloat16") == "onnx"
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,7 @@ def test_an_export_predicts_what_its_run_predicts(task, task_runs, tmp_path):
     folder = export_run(run, tmp_path / "export", progress=False)
     assert not (folder / "encoder").exists() and not list(folder.rglob("*.safetensors"))[1:]  # the head alone
     exported = load_run(folder)
-    assert exported.exported and exported._onnx_runner() is not None
+    assert exported.exported and isinstance(exported.hidden_states(), OnnxHiddenStates)
     want, got = _predictions(task, run), _predictions(task, folder)
     np.testing.assert_allclose(_scores(got), _scores(want), atol=1e-4)
     assert json.dumps(_strip_floats(got)) == json.dumps(_strip_floats(want))  # labels, tags, answers equal

@@ -1,15 +1,19 @@
-"""``lmtransfer export``: a run as a self-contained ONNX inference artefact."""
+"""``lmtransfer export``: a run as a self-contained inference artefact, in a format a feature backend writes
+(ONNX)."""
 
 from __future__ import annotations
 
 import click
 
 from lmtransfer.core import choices as c
+from lmtransfer.core.backends import export_formats
 
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="artefact format")
+@click.option(
+    "--format", "fmt", type=click.Choice(export_formats()), default="onnx", show_default=True, help="artefact format"
+)
 @click.option(
     "--quantize",
     type=click.Choice(c.ONNX_QUANTIZATIONS),
@@ -31,5 +35,5 @@ def export_command(run_dir, fmt, quantize, out, quiet) -> None:
     """
     from lmtransfer.runs.export import export_run
 
-    folder = export_run(run_dir, out, quantize=quantize, progress=not quiet)
+    folder = export_run(run_dir, out, quantize=quantize, progress=not quiet, fmt=fmt)
     click.echo(str(folder))

@@ -17,6 +17,7 @@ from typing import Any
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.source import ConfigSource, located
 from lmtransfer.core import choices as c
+from lmtransfer.core.backends import problem as backend_problem
 
 # The learning rate a strategy gets when the config names none.
 DEFAULT_LR = {"feature": 5e-3, "finetune": 5e-5, "lora": 5e-4}
@@ -61,11 +62,11 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
 
 
 def _check_backend(config: RunConfig, fail) -> None:
+    """The backend's own rules (``core.backends``): the arithmetic it computes in, the weights it quantises."""
     f = config.features
-    if f.quantize != "none" and f.backend == "torch":
-        raise fail("features.quantize", f"{f.quantize} weights are the onnx backend's: set features.backend: onnx")
-    if f.backend == "onnx" and f.compute == "bfloat16":
-        raise fail("features.compute", "the onnx backend computes in float32 (or int8 weights): use auto or float32")
+    found = backend_problem(f.backend, f.compute, f.quantize)
+    if found is not None:
+        raise fail(*found)
 
 
 def _apply(config: RunConfig, top: dict[str, Any], **sections: dict[str, Any]) -> RunConfig:

@@ -20,6 +20,7 @@ from lmtransfer.config.section import Section, registered
 from lmtransfer.config.source import ConfigSource, located
 from lmtransfer.config.train_schema import FinetuneConfig, LoraConfig, TrainConfig
 from lmtransfer.core import choices as c
+from lmtransfer.core.backends import names as backend_names
 from lmtransfer.core.errors import ConfigError
 
 
@@ -77,7 +78,7 @@ class FeatureConfig(Section):
         description="encoder arithmetic of a frozen encoder: auto (bfloat16 autocast where the device has native "
         "bfloat16, a recent GPU or a CPU with AVX512-BF16 or AMX; float32 elsewhere), float32, bfloat16",
     )
-    backend: registered(lambda: c.FEATURE_BACKENDS) = Field(  # type: ignore[valid-type]
+    backend: registered(backend_names) = Field(  # type: ignore[valid-type]
         "torch",
         description="what runs the frozen encoder: torch, onnx (ONNX Runtime on the CPU, the graph exported once "
         "per weights; pip install 'lmtransfer[onnx]'), or auto (onnx on a CPU computing in float32, else torch)",

@@ -1,6 +1,7 @@
 """A frozen encoder run by ONNX Runtime: its graph exported once per weights (by torch's TorchScript-based
 exporter), optionally with int8 weights (ONNX Runtime's dynamic quantisation), and kept beside the feature
-caches, named by the weights' sha256.
+caches, named by the weights' sha256: the onnx feature backend (``OnnxBackend``), which also writes a run's
+export (``lmtransfer export --format onnx``) and reads it back.
 
 Why by hand: sentence-transformers' ONNX backend does not install beside transformers 5, and optimum's
 exporter fails to import under torch 2.13, so the export is torch's and the quantisation onnxruntime's
@@ -14,6 +15,7 @@ so the graph is exported as it is.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lmtransfer.core.backends import ONNX
 from lmtransfer.core.errors import ConfigError
 from lmtransfer.encoders.encoder import Encoder
 
@@ -198,11 +201,54 @@ def graph_encoder(directory: Path, name: str, weights_sha256: str) -> Encoder:
     return encoder
 
 
-def pick_backend(backend: str, device: torch.device, compute: str) -> str:
-    """What ``features.backend: auto`` means: onnx on a CPU computing in float32 where onnxruntime is
-    installed (ONNX Runtime's float32 ran 1.06x torch's on a Zen 4 and 1.08x on a Zen 3, both within the
-    spread of repeated runs), torch elsewhere (a GPU; bfloat16, which torch runs 1.6x faster than ONNX
-    Runtime's float32 on a CPU with bfloat16 units)."""
-    if backend != "auto":
-        return backend
-    return "onnx" if device.type == "cpu" and compute == "float32" and onnxruntime_available() else "torch"
+class OnnxBackend:
+    """``features.backend: onnx``: ONNX Runtime on the CPU, in float32 or with int8 weights, the graph
+    exported once per weights under the cache root; ``lmtransfer export --format onnx`` writes it into a run's
+    export. ``auto`` prefers it on a CPU computing in float32 where onnxruntime is installed (ONNX Runtime's
+    float32 ran 1.06x torch's on a Zen 4 and 1.08x on a Zen 3, both within the spread of repeated runs), not
+    on a GPU, nor for bfloat16, which torch runs 1.6x faster than ONNX Runtime's float32 on a CPU with
+    bfloat16 units."""
+
+    info = ONNX
+
+    def preferred(self, device: torch.device, compute: str) -> bool:
+        return device.type == "cpu" and compute == "float32" and onnxruntime_available()
+
+    def placed(self, device: torch.device, compute: str) -> tuple[torch.device, str]:
+        return torch.device("cpu"), "float32"
+
+    def cache_name(self, quantize: str) -> str | None:
+        return "onnx" if quantize == "none" else f"onnx-{quantize}"
+
+    def hidden_states(
+        self, encoder: Encoder, compute: str, cache_root: Path, quantize: str, progress: bool
+    ) -> OnnxHiddenStates:
+        return onnx_hidden_states(encoder, Path(cache_root), quantize, progress)
+
+    def export(self, encoder: Encoder, folder: Path, quantize: str, progress: bool) -> dict[str, Any]:
+        """The graph (int8 if asked) as ``folder/model.onnx``, beside the tokenizer and the model's config."""
+        require_onnxruntime("--format")
+        encoder.tokenizer.save_pretrained(folder)
+        encoder.model.config.save_pretrained(folder)
+        graph = folder / ONNX_GRAPH
+        if progress:
+            print(f"[export] {encoder.name}: hidden states to ONNX", file=sys.stderr)
+        if quantize == "none":
+            export_graph(encoder, graph)
+        else:
+            plain = export_graph(encoder, folder / "float32.onnx")
+            if progress:
+                print(f"[export] weights to {quantize}", file=sys.stderr)
+            quantize_graph(plain, graph)
+            plain.unlink()
+        return {
+            "graph_sha256": hashlib.sha256(graph.read_bytes()).hexdigest(),
+            "inputs": input_names(encoder),
+            "hidden_states": encoder.num_layers + 1,
+        }
+
+    def exported_encoder(self, folder: Path, name: str, weights_sha256: str) -> Encoder:
+        return graph_encoder(folder, name, weights_sha256)
+
+    def exported_hidden_states(self, folder: Path, encoder: Encoder) -> OnnxHiddenStates:
+        return OnnxHiddenStates(folder / ONNX_GRAPH, input_names(encoder))

@@ -22,7 +22,7 @@ from lmtransfer.core.devices import pick_device, release_freed_memory, resolve_c
 from lmtransfer.core.text import human_bytes
 from lmtransfer.data.examples import Example
 from lmtransfer.encoders.encoder import Encoder
-from lmtransfer.encoders.onnx import onnx_hidden_states, pick_backend
+from lmtransfer.features.backends import HiddenStates, backend_for
 from lmtransfer.features.cache.admin import find_superset
 from lmtransfer.features.cache.key import CacheKey, cache_dir_for, make_key
 from lmtransfer.features.cache.reader import FeatureCache
@@ -31,7 +31,6 @@ from lmtransfer.features.inputs import Encoding, encode, padded_spans
 from lmtransfer.features.pooling import (
     FeatureSpec,
     encoder_inputs,
-    hidden_states,
     pool_sentence,
     pool_word_spans,
     stack_layers,
@@ -75,14 +74,11 @@ def default_batch_size(device: torch.device) -> int:
     return 64 if device.type == "cpu" else 512
 
 
-def _forward_rows(
-    encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, compute: str, runner=None
-) -> torch.Tensor:
-    """Padded features of one batch on the encoder's device: (B, L, H) pooled per sentence,
-    (B, W, L, H) per word or (B, T, L, H) per token (rows past an example's own are padding). ``runner``,
-    where given, computes the hidden states instead of torch (ONNX Runtime)."""
-    inputs = encoder_inputs(batch, encoder.uses_token_type_ids)
-    states = runner(inputs) if runner is not None else hidden_states(encoder.model, inputs, compute)
+def _forward_rows(encoder: Encoder, batch: dict, spec: FeatureSpec, spans: list, runner: HiddenStates) -> torch.Tensor:
+    """Padded features of one batch: (B, L, H) pooled per sentence, (B, W, L, H) per word or (B, T, L, H)
+    per token (rows past an example's own are padding), from the hidden states the backend's ``runner``
+    computes."""
+    states = runner(encoder_inputs(batch, encoder.uses_token_type_ids))
     h = stack_layers(states, spec.layers)  # (B, L, T, H)
     if spec.granularity == "sentence":
         return pool_sentence(h, batch["attention_mask"], spec.pooling)  # (B, L, H)
@@ -125,7 +121,7 @@ def _store(
         buffer.put(slice(offsets[i], offsets[i + 1]), rows[b, : offsets[i + 1] - offsets[i]])
 
 
-def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, compute, dtype, runner) -> tuple[int, int]:
+def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, dtype, runner) -> tuple[int, int]:
     began = time.perf_counter()
     start, stop = writer.shard_range(index)
     encoding = _tokenize(encoder, examples[start:stop], spec)
@@ -146,7 +142,7 @@ def _extract_shard(encoder, writer, index, examples, spec, batch_size, bar, comp
         batch = {k: v.to(device, non_blocking=True) for k, v in encoding.pad(chosen, pad_id).items()}
         spans = [encoding.spans[i] for i in chosen] if spec.granularity == "word" else []
         with torch.inference_mode():
-            rows = _ToHost(_forward_rows(encoder, batch, spec, spans, compute, runner), dtype)
+            rows = _ToHost(_forward_rows(encoder, batch, spec, spans, runner), dtype)
         if pending is not None:
             _store(buffer, offsets, row_of, pending[0], pending[1].get())
         pending = (chosen, rows)
@@ -198,10 +194,10 @@ def extract(
 
     ``dtype`` is how features are stored (float16, float32 or int8); ``compute`` the encoder's
     arithmetic (float32, bfloat16 autocast, or ``auto``: bfloat16 where ``device`` has it natively). Both
-    are part of the cache key, ``compute`` as resolved here. ``backend`` ``onnx`` runs the encoder in
-    ONNX Runtime on the CPU (float32, or int8 weights with ``quantize``; its graph exported on first use
-    under ``cache_root``), ``auto`` picks it where it is the faster (``encoders.onnx.pick_backend``); its
-    caches are keyed apart from torch's. Where no cache of this key
+    are part of the cache key, ``compute`` as resolved here. ``backend`` names what runs the encoder
+    (``features.backends``: torch, onnx with int8 weights if ``quantize`` says so, or ``auto``, the one
+    preferred on this device); the cache key records what it says of itself, and it may compute elsewhere
+    or otherwise (ONNX Runtime: on the CPU, in float32). Where no cache of this key
     is complete but one of the same key with more layers is, that one serves these layers. The encoder
     runs on ``device`` (``auto``: see ``core.devices.pick_device``) and is back where it was afterwards;
     ``batch_size`` defaults to ``default_batch_size`` of that device.
@@ -209,11 +205,9 @@ def extract(
     encoder.freeze()
     target = pick_device(device)
     compute = resolve_compute(compute, target)
-    backend = pick_backend(backend, target, compute)
-    runner, made_by = None, None
-    if backend == "onnx":  # ONNX Runtime on the CPU, in float32 or with int8 weights
-        target, compute = torch.device("cpu"), "float32"
-        made_by = "onnx" if quantize == "none" else f"onnx-{quantize}"
+    runs = backend_for(backend, target, compute)
+    target, compute = runs.placed(target, compute)
+    made_by = runs.cache_name(quantize)
     key = make_key(encoder, spec, dtype, examples, compute, made_by)
     shared = _shared_cache(Path(cache_root), key, progress, desc)
     if shared is not None:
@@ -222,8 +216,7 @@ def extract(
     writer.open()
     if writer.complete:
         return Extraction(FeatureCache(writer.directory), 0, 0, 0.0)
-    if backend == "onnx":
-        runner = onnx_hidden_states(encoder, Path(cache_root), quantize, progress)
+    runner = runs.hidden_states(encoder, compute, Path(cache_root), quantize, progress)
     todo = [i for i in range(writer.num_shards) if not writer.done(i)]
     remaining = sum(writer.examples_in(i) for i in todo)
     if progress:
@@ -252,7 +245,7 @@ def extract(
             for index, lock in writer.claimed(todo, bar.update):
                 try:
                     shard_tokens, shard_truncated = _extract_shard(
-                        encoder, writer, index, examples, spec, batch_size, bar, compute, dtype, runner
+                        encoder, writer, index, examples, spec, batch_size, bar, dtype, runner
                     )
                 finally:
                     lock.release()

@@ -120,7 +120,7 @@ class EncoderFeatures(nn.Module):
     (the batch's ``groups``), per window (B, S, W, L, H).
 
     Whether the encoder trains is up to the caller; this module only routes tensors. ``runner``, where
-    given, computes the (frozen) encoder's hidden states instead of torch: ONNX Runtime's session.
+    given, computes the (frozen) encoder's hidden states instead: a feature backend's (``features.backends``).
     """
 
     def __init__(

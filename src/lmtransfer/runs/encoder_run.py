@@ -20,14 +20,7 @@ from lmtransfer.core.errors import LmtError
 from lmtransfer.data.splits import Split
 from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.encoders.loading import load_encoder
-from lmtransfer.encoders.onnx import (
-    ONNX_GRAPH,
-    OnnxHiddenStates,
-    graph_encoder,
-    input_names,
-    onnx_hidden_states,
-    pick_backend,
-)
+from lmtransfer.features.backends import ExportingBackend, HiddenStates, backend_for, exporter
 from lmtransfer.features.cache.layout import cache_root
 from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec
 from lmtransfer.nn.task_model import TaskModel
@@ -41,7 +34,11 @@ from lmtransfer.training.setup import extract_for, feature_spec, window_cap
 from lmtransfer.training.strategies import LiveModel
 
 EXPORT_INFO = "export.json"  # what `lmtransfer export` made the folder from; present only in an export
-GRAPH_ENCODER = "encoder-onnx"  # an export's encoder: the ONNX graph, its tokenizer and model config
+
+
+def export_encoder_folder(fmt: str) -> str:
+    """Where an export holds its encoder (``encoder-onnx``: the ONNX graph, its tokenizer and model config)."""
+    return f"encoder-{fmt}"
 
 
 @dataclass
@@ -56,7 +53,7 @@ class Run(LoadedRun):
     encoder_info: dict[str, Any]
     model: TaskModel
     metrics: dict[str, Any]
-    _runner: OnnxHiddenStates | None = field(default=None, init=False, repr=False)
+    _runner: HiddenStates | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, directory: str | Path) -> Run:
@@ -79,16 +76,26 @@ class Run(LoadedRun):
         folder = self.directory / "encoder"
         return folder if folder.is_dir() else None
 
+    @cached_property
+    def export_format(self) -> str | None:
+        """The format of an artefact of `lmtransfer export` (its encoder without torch weights); None for a run."""
+        return read_json(self.directory, EXPORT_INFO)["format"] if (self.directory / EXPORT_INFO).is_file() else None
+
     @property
     def exported(self) -> bool:
-        """An artefact of `lmtransfer export`: its encoder is an ONNX graph, with no torch weights."""
-        return (self.directory / EXPORT_INFO).is_file()
+        return self.export_format is not None
+
+    def _export(self) -> tuple[ExportingBackend, Path]:
+        """The backend that wrote this export, and the folder of its encoder."""
+        fmt = self.export_format
+        return exporter(fmt), self.directory / export_encoder_folder(fmt)
 
     def load_encoder(self) -> Encoder:
         """The run's encoder; warns when its weights are not the ones the run was trained on."""
         enc = self.config.encoder
         if self.exported:
-            return graph_encoder(self.directory / GRAPH_ENCODER, enc.model, self.encoder_info["weights_sha256"])
+            backend, folder = self._export()
+            return backend.exported_encoder(folder, enc.model, self.encoder_info["weights_sha256"])
         source = str(self.own_encoder) if self.own_encoder else enc.model
         encoder = load_encoder(
             source,
@@ -134,20 +141,19 @@ class Run(LoadedRun):
         dataset = live_dataset(self.encoder.tokenizer, prepared, spec, window_cap(self.config))
         return predict_outputs(self.live_model(spec), dataset, batch, progress=progress)[0]
 
-    def _onnx_runner(self) -> OnnxHiddenStates | None:
-        """ONNX Runtime's session: an export's graph, or the graph of a run whose features came from the onnx
-        backend (None: torch computes)."""
-        if self.exported:
-            if self._runner is None:
-                graph = self.directory / GRAPH_ENCODER / ONNX_GRAPH
-                self._runner = OnnxHiddenStates(graph, input_names(self.encoder))
-            return self._runner
-        f = self.config.features
-        device = pick_device(f.device)
-        if pick_backend(f.backend, device, resolve_compute(f.compute, device)) != "onnx":
-            return None
+    def hidden_states(self) -> HiddenStates:
+        """What computes a feature run's live hidden states: its backend, as when its caches were made; or
+        what computes an export's."""
         if self._runner is None:
-            self._runner = onnx_hidden_states(self.encoder, cache_root(self.config.cache_dir), f.quantize, False)
+            if self.exported:
+                backend, folder = self._export()
+                self._runner = backend.exported_hidden_states(folder, self.encoder)
+            else:
+                f = self.config.features
+                device = pick_device(f.device)
+                backend = backend_for(f.backend, device, resolve_compute(f.compute, device))
+                root = cache_root(self.config.cache_dir)
+                self._runner = backend.hidden_states(self.encoder, f.compute, root, f.quantize, False)
         return self._runner
 
     def live_model(self, spec: FeatureSpec) -> LiveModel:
@@ -156,6 +162,6 @@ class Run(LoadedRun):
         rounding = self.config.features.dtype if feature_run else None
         compute = self.config.features.compute if feature_run else "float32"
         encoder = self.encoder.freeze()
-        runner = self._onnx_runner() if feature_run or self.exported else None  # as the caches were made
+        runner = self.hidden_states() if feature_run or self.exported else None  # as the caches were made
         features = EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids, compute, runner)
         return LiveModel(features, self.model, rounding)
