@@ -1,7 +1,10 @@
-"""``lmtransfer compare``: both ways (and baselines) side by side on one task, and the report."""
+"""``lmtransfer compare``: both ways (and a baseline) side by side on one task, and the report; ``compare DATA``
+runs the standard comparison on a table of one's own, ``lmtransfer init DATA`` writes its config."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -9,57 +12,198 @@ import click
 from lmtransfer.cli.options import SET_HELP, load_run_config
 from lmtransfer.core.errors import LmtError
 
+CONFIG_SUFFIXES = (".yaml", ".yml")
 
-@click.command("compare")
-@click.argument("config_path", required=False, metavar="CONFIG")
-@click.option(
-    "--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP + "; applies to the base run"
-)
-@click.option(
-    "--report-only",
-    "report_dir",
-    default=None,
-    type=click.Path(exists=True, file_okay=False),
-    help="run nothing: rebuild report.md and report.html of this comparison folder from its results.jsonl",
-)
+
+class _RunByDefault(click.Group):
+    """``compare report DIR`` runs the subcommand; ``compare ANYTHING ...`` (``--help`` too) is ``compare run
+    ANYTHING ...``: the comparison is what the command is for."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def data_options(func):
+    """What ``compare DATA`` and ``init DATA`` need to know about the data, the encoder and the time."""
+    options = [
+        click.option("--text-column", default=None, help="the text (default: 'text', or the only text column)"),
+        click.option("--text-pair-column", default=None, help="a pair's second text (two text columns: found)"),
+        click.option("--label-column", default=None, help="the label (default: 'label')"),
+        click.option("--dev", default=None, help="a dev file (default: 10%% of DATA held out)"),
+        click.option("--test", default=None, help="a test file (default: 10%% of DATA held out)"),
+        click.option("--model", "-m", default="minilm", show_default=True, help="encoder: alias, folder or hub id"),
+        click.option(
+            "--task",
+            type=click.Choice(["classification", "multilabel", "regression"]),
+            default=None,
+            help="default: found from the labels (numbers: regression; lists or commas: multilabel)",
+        ),
+        click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="trials per search"),
+        click.option(
+            "--budget",
+            type=click.FloatRange(min=1),
+            default=None,
+            metavar="MINUTES",
+            help="fit the plan into this time on this machine: fewer trials, then fewer training sizes",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group("compare", cls=_RunByDefault)
+def compare_group() -> None:
+    """Which way wins on your data: feature-based, fine-tuning or a TF-IDF baseline, and from how many
+    labelled examples on (`lmtransfer compare DATA`, or a CONFIG; `compare report DIR` rebuilds a report)."""
+
+
+@compare_group.command("run")
+@click.argument("target", required=False, metavar="DATA|CONFIG")
+@data_options
+@click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP + "; the base run's")
+@click.option("--output", "-o", default=None, help="the comparison folder (default: runs/compare-NAME)")
+@click.option("--plan", "plan_only", is_flag=True, help="print the plan and its estimated time, and stop")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (one line per row is still shown)")
-def compare_command(config_path, overrides, report_dir, quiet) -> None:
-    """Run every variant x encoder x seed of CONFIG's compare section and report which way wins.
+@click.option("--report-only", "report_dir", default=None, hidden=True, type=click.Path(exists=True, file_okay=False))
+def compare_command(target, overrides, output, plan_only, quiet, report_dir, **data) -> None:
+    """Compare the ways to use a pretrained encoder on DATA (a CSV, TSV or JSONL file of texts and labels,
+    or a Hugging Face dataset) or as CONFIG's `compare:` section says.
 
-    CONFIG is a run config (the base run) with a `compare:` section: `encoders` (encoder.model values),
-    `seeds`, `variants` (each a `name`, a `set` of dotted fields, as --set takes them, and optionally its
-    own `search`), `search` (trials over dotted keys for every variant but the baselines, chosen by dev
-    alone; with no `space`, the way's learning rate and training length), `train_sizes` (nested training
-    subsets, e.g. [100, 300, all]), `extensions` and `output_dir`. Each row trains in a child process and
-    is appended to OUTPUT_DIR/results.jsonl with its metrics and their 95% intervals, whether its run
-    converged, extraction / training / evaluation seconds, peak RSS, cache bytes, trainable parameters
-    and inference examples/s; feature-based variants share one extraction of the union of their layers.
-    Every run takes at least train.min_steps optimizer steps; a row whose dev curve had not converged runs
-    again with twice the steps (up to `extensions` times, default 2), and one still not converged is left
-    out of the verdict as under-trained. Run it again to resume: finished rows and trials are skipped.
-    The report (the verdict, which calls a difference whose paired-bootstrap interval contains 0 a tie;
-    the table with intervals; plots) goes to stdout, OUTPUT_DIR/report.md and the self-contained
-    OUTPUT_DIR/report.html.
+    With DATA, the standard comparison: a TF-IDF baseline, feature-based (a scalar mix of every layer,
+    its learning rate and length searched on one extraction) and fine-tuning (searched), at training sizes
+    chosen from the data (50, 160, 500, ... and all), each run trained until its dev curve converges. The
+    columns and the task are found from the data and printed, with the plan and its estimated time on this
+    machine; `--budget MINUTES` fits the plan into a time. The folder gets compare.yaml (the config that
+    reproduces the run: `lmtransfer init` writes it without running).
+
+    With CONFIG (.yaml): every variant x encoder x seed x training size of its `compare:` section (see
+    docs/guide.md). Each row is appended to OUTPUT/results.jsonl with its metrics and 95% intervals, costs
+    and whether it converged; a row that did not converge runs again with twice the steps (up to
+    `compare.extensions`), and one still not converged is left out of the verdict as under-trained. Run it
+    again to resume. The verdict calls a difference whose paired-bootstrap interval contains 0 a tie; it
+    is printed with the table and written to OUTPUT/report.md and report.html.
 
     \b
-    lmtransfer compare configs/demo.yaml
-    lmtransfer compare configs/conll2003-table7.yaml --set compare.seeds=[1,2,3]
-    lmtransfer compare configs/sst2-sizes.yaml --set 'compare.train_sizes=[100, 300]'
-    lmtransfer compare --report-only runs/compare-demo
+    lmtransfer compare reviews.csv
+    lmtransfer compare reviews.csv --budget 10 --plan
+    lmtransfer compare configs/demo.yaml --set compare.seeds=[1,2,3]
+    lmtransfer compare report runs/compare-demo
     """
+    if report_dir is not None:
+        click.echo(
+            "--report-only is now `lmtransfer compare report DIR` (the old spelling goes next release)", err=True
+        )
+        _report(report_dir)
+        return
+    if target is None:
+        raise click.UsageError("give DATA (a CSV, TSV or JSONL file, or a dataset name) or a compare CONFIG")
+    from lmtransfer.compare.runner import compare
+
+    if target.lower().endswith(CONFIG_SUFFIXES):
+        given = [f"--{k.replace('_', '-')}" for k, v in data.items() if v not in (None, "minilm", 2)]
+        if given or output:
+            raise click.UsageError(f"{', '.join(given or ['--output'])}: for DATA; a CONFIG says it in its YAML")
+        config = load_run_config(target, overrides)
+        if config.compare is None:
+            raise LmtError("no 'compare:' section (see configs/demo.yaml)", path=target, field="compare")
+    else:
+        config_path = _write_standard(target, output, data, plan_only)
+        if config_path is None:
+            return
+        config = load_run_config(str(config_path), overrides)
+    report = compare(config, progress=not quiet).report
+    click.echo(report.markdown, nl=False)
+
+
+@compare_group.command("report")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def report_command(directory) -> None:
+    """Rebuild report.md and report.html of a comparison folder from its results.jsonl; run nothing."""
+    _report(directory)
+
+
+def _report(directory: str) -> None:
     from lmtransfer.compare.report import write_report
 
-    if report_dir is not None:
-        if config_path or overrides:
-            raise click.UsageError("--report-only takes no CONFIG and no --set")
-        report = write_report(Path(report_dir))
-    else:
-        if config_path is None:
-            raise click.UsageError("give a compare CONFIG (e.g. configs/demo.yaml) or --report-only DIR")
-        from lmtransfer.compare.runner import compare
+    click.echo(write_report(Path(directory)).markdown, nl=False)
 
-        config = load_run_config(config_path, overrides)
-        if config.compare is None:
-            raise LmtError("no 'compare:' section (see configs/demo.yaml)", path=config_path, field="compare")
-        report = compare(config, progress=not quiet).report
-    click.echo(report.markdown, nl=False)
+
+@click.command("init")
+@click.argument("target", metavar="DATA")
+@data_options
+@click.option(
+    "--output", "-o", default=None, help="the comparison folder its config names (default: runs/compare-NAME)"
+)
+def init_command(target, output, **data) -> None:
+    """Print the YAML config of the standard comparison of DATA, commented: what `lmtransfer compare DATA`
+    with the same options runs, as a starting point to edit (save it, then `lmtransfer compare FILE`)."""
+    plan, note = _plan(target, output, data)
+    from lmtransfer.compare.standard import config_yaml
+
+    click.echo(config_yaml(plan, _command_line(), note), nl=False)
+
+
+def _write_standard(target: str, output: str | None, data: dict, plan_only: bool) -> Path | None:
+    """Plan the standard comparison of ``target``, print the plan, and write its compare.yaml (None with --plan)."""
+    from lmtransfer.compare.standard import config_yaml
+    from lmtransfer.core.atomic import atomic_write_text
+
+    plan, note = _plan(target, output, data)
+    click.echo(note, err=True)
+    if plan_only:
+        return None
+    path = Path(plan.output) / "compare.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, config_yaml(plan, _command_line(), note))
+    click.echo(f"config: {path} (run it again with `lmtransfer compare {path}`)", err=True)
+    return path
+
+
+def _plan(target: str, output: str | None, data: dict):
+    """The standard plan for ``target`` (columns and task found, encoder timed, fitted to --budget) and its
+    description: what was found, what runs, and the estimated time."""
+    from lmtransfer.compare.estimate import estimate, fit, measure
+    from lmtransfer.compare.standard import Plan, held_out_counts, sizes_for
+    from lmtransfer.data.inspect import inspect_table
+
+    columns = {k: data[k] for k in ("text_column", "text_pair_column", "label_column", "task")}
+    facts = inspect_table(target, **columns)
+    counts = held_out_counts(
+        facts.rows,
+        inspect_table(data["dev"], **columns).rows if data["dev"] else None,
+        inspect_table(data["test"], **columns).rows if data["test"] else None,
+    )
+    name = Path(target).stem if Path(target).suffix else Path(target).name
+    folder = output or f"runs/compare-{name}"
+    click.echo(f"timing {data['model']} on your texts ...", err=True)
+    speeds = measure(data["model"], list(facts.sample))
+    sizes = sizes_for(counts[0], len(facts.labels) if facts.task != "regression" else 0)
+    plan = Plan(
+        facts, data["model"], speeds.max_length, sizes, data["trials"], folder, counts, data["dev"], data["test"]
+    )
+    cuts = []
+    if data["budget"] is not None:
+        plan, cuts = fit(plan, speeds, data["budget"])
+    guess = estimate(plan, speeds)
+    finetune = guess.parts["fine-tuning"]
+    pair = f" + '{facts.text_pair_column}' (pairs)" if facts.text_pair_column else ""
+    lines = [
+        f"data: {facts.path}: {facts.rows:,} rows; text '{facts.text_column}'{pair}, label '{facts.label_column}'",
+        f"task: {facts.task} ({facts.reason}); train / dev / test: {counts[0]:,} / {counts[1]:,} / {counts[2]:,}",
+        f"encoder: {plan.model}, texts cut at {plan.max_length} tokens (95% are shorter)",
+        f"plan: tfidf, mix-all (feature-based) and finetune at training sizes {', '.join(map(str, plan.sizes))}; "
+        + (f"{plan.trials} trials per search" if plan.trials > 1 else "no search (one run per way and size)"),
+        f"estimate on this machine: {guess.minutes()} (fine-tuning {finetune / 60:.0f} min, "
+        f"the rest {(guess.seconds - finetune) / 60:.0f} min)",
+    ]
+    if cuts:
+        lines.append(f"to fit {data['budget']:g} min: {'; '.join(cuts)}")
+    lines.append(f"output: {folder}")
+    return plan, "\n".join(lines)
+
+
+def _command_line() -> str:
+    return "lmtransfer " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])

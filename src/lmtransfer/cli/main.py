@@ -12,7 +12,7 @@ import sys
 import click
 
 from lmtransfer.cli.cache import cache
-from lmtransfer.cli.compare import compare_command
+from lmtransfer.cli.compare import compare_group, init_command
 from lmtransfer.cli.export import export_command
 from lmtransfer.cli.hub import push_command
 from lmtransfer.cli.models import fill_mask_command, pretrain_command, train_vectors_command
@@ -66,7 +66,8 @@ def _threads_per_launched_process() -> int | None:
 
 for command in (extract, train, evaluate, predict, fill_mask_command, pretrain_command, train_vectors_command):
     cli.add_command(command)
-cli.add_command(compare_command)
+cli.add_command(compare_group)
+cli.add_command(init_command)
 cli.add_command(serve_command)
 cli.add_command(push_command)
 cli.add_command(export_command)

@@ -1,0 +1,131 @@
+"""How long a standard comparison will take on this machine, before it starts, and the plan that fits a time
+budget (``lmtransfer compare DATA --budget MINUTES``).
+
+The encoder is timed on the user's own texts for a few seconds (a batch through the frozen encoder; a
+fine-tuning step forward and backward), and every job of the plan is priced from those two figures and
+its size: extraction reads each text once; a fine-tuning run takes its optimizer steps and scores dev at
+each evaluation; feature heads and the TF-IDF baseline cost little beyond their process. The constants
+below were fitted to the demo's rows (docs/benchmarks.md); the estimate is a guide, shown as such.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lmtransfer.compare.standard import SPACES, Plan, _middle
+
+BATCH = 16  # the standard fine-tuning batch (compare.standard.FINETUNE)
+EPOCHS = 4
+PROCESS_SECONDS = 8.0  # a child process: imports, the encoder loaded, the run saved
+LIGHT_PROCESS_SECONDS = 4.0  # a feature head's or a baseline's process (the encoder only for live inference)
+FEATURE_HEAD_SECONDS = 2.0  # a scalar mix and linear head trained on cached features
+INFERENCE_EXAMPLES = 100  # compare.inference_examples of the standard plan
+EXTENSION_RISK = 1.15  # a share of fine-tuning rows runs again with twice the steps
+MAX_EVALUATIONS = 20  # training.convergence: at most this many dev evaluations, plus before and after
+
+
+@dataclass(frozen=True)
+class Speeds:
+    """What the encoder takes on this machine, on these texts at ``max_length``."""
+
+    forward: float  # seconds per text through the frozen encoder (batches of 64)
+    step: float  # seconds per fine-tuning step (a batch of BATCH forward and backward)
+    max_length: int  # tokens: the 95th percentile of the sample's lengths, within 32..256
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    parts: dict[str, float]  # seconds per part: extraction, feature-based, fine-tuning, baseline
+
+    def minutes(self) -> str:
+        return f"about {max(1, round(self.seconds / 60))} min"
+
+
+def measure(model: str, texts: list[Any], max_length: int | None = None) -> Speeds:
+    """Time ``model`` on ``texts`` (strings or pairs): its length at the 95th percentile (unless given), a
+    frozen forward pass and a fine-tuning step. Takes a few seconds."""
+    import torch
+
+    from lmtransfer.encoders.loading import load_encoder
+
+    encoder = load_encoder(model)
+    tokenizer = encoder.tokenizer
+    firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
+    seconds = [t[1] for t in texts if isinstance(t, tuple)] or None
+    if max_length is None:
+        lengths = sorted(len(ids) for ids in tokenizer(firsts, seconds, truncation=False)["input_ids"])
+        wanted = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+        max_length = min(256, max(32, 16 * math.ceil(wanted / 16)))
+    batch = (firsts * math.ceil(64 / max(1, len(firsts))))[:64]
+    pairs = (seconds * math.ceil(64 / len(seconds)))[:64] if seconds else None
+    inputs = tokenizer(batch, pairs, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    model_ = encoder.model
+    with torch.no_grad():
+        model_(**inputs)  # warm-up
+        start = time.perf_counter()
+        model_(**inputs)
+        forward = (time.perf_counter() - start) / len(batch)
+    small = {k: v[:BATCH] for k, v in inputs.items()}
+    model_.train()
+    for _ in range(2):  # the second step is timed: the first allocates
+        start = time.perf_counter()
+        model_(**small).last_hidden_state.mean().backward()
+        step = time.perf_counter() - start
+    model_.zero_grad(set_to_none=True)
+    return Speeds(forward, step * 1.15, max_length)  # AdamW's update and the scheduler on top
+
+
+def estimate(plan: Plan, speeds: Speeds) -> Estimate:
+    """The plan's seconds on this machine, by part."""
+    _, dev, test = plan.counts
+    sizes = plan.size_numbers()
+    searches = plan.trials if plan.trials > 1 else 0
+    live = (test + INFERENCE_EXAMPLES) * speeds.forward  # a row's test scoring and timed inference
+    extraction = (sum(sizes) + dev + test) * speeds.forward
+    feature = len(sizes) * (searches + 1) * (LIGHT_PROCESS_SECONDS + FEATURE_HEAD_SECONDS) + len(sizes) * live
+    min_steps = _middle(**SPACES["finetune"]["train.min_steps"])
+    finetune = 0.0
+    for size in sizes:
+        epoch = math.ceil(size / BATCH)
+        steps = max(min_steps, EPOCHS * epoch)
+        every = max(10, epoch // 2)
+        evaluations = min(MAX_EVALUATIONS, steps // every) + 2
+        run = PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward
+        finetune += (max(1, searches) * run + (PROCESS_SECONDS + live if searches else live)) * EXTENSION_RISK
+    baseline = len(sizes) * (LIGHT_PROCESS_SECONDS + 2.0)
+    parts = {"extraction": extraction, "feature-based": feature, "fine-tuning": finetune, "baseline": baseline}
+    return Estimate(sum(parts.values()), parts)
+
+
+def fit(plan: Plan, speeds: Speeds, minutes: float) -> tuple[Plan, list[str]]:
+    """The plan cut down until its estimate fits ``minutes``, and what was cut: first the search's trials
+    (down to one, which runs each way at the middle of its space), then the training sizes between the
+    smallest and the largest, then the largest (down to the largest one that fits)."""
+    cuts: list[str] = []
+    budget = minutes * 60
+    while estimate(plan, speeds).seconds > budget:
+        if plan.trials > 1:
+            plan = plan.with_(trials=plan.trials - 1)
+            cuts.append(f"trials per search: {plan.trials}")
+        elif len(plan.sizes) > 2:
+            middle = plan.sizes[len(plan.sizes) // 2] if len(plan.sizes) > 2 else plan.sizes[-1]
+            plan = plan.with_(sizes=tuple(s for s in plan.sizes if s != middle))
+            cuts.append(f"training size {middle} dropped")
+        elif len(plan.sizes) == 2 and _smaller(plan) is not None:
+            plan = plan.with_(sizes=(plan.sizes[0], _smaller(plan)))
+            cuts.append(f"largest training size now {plan.sizes[-1]}")
+        else:
+            cuts.append("the smallest plan is still over the budget")
+            break
+    return plan, cuts
+
+
+def _smaller(plan: Plan) -> int | None:
+    """A largest training size a third below the plan's largest, above its smallest; None if none is."""
+    largest = plan.size_numbers()[-1]
+    smaller = int(largest / 1.5 // 10 * 10)
+    return smaller if smaller > plan.size_numbers()[0] else None
