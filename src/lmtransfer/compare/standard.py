@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import textwrap
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from lmtransfer.data.inspect import TableFacts
 
@@ -96,6 +99,9 @@ def config_data(plan: Plan) -> dict[str, Any]:
         data["dev"] = plan.dev
     if plan.test:
         data["test"] = plan.test
+    for split in ("train", "dev", "test"):  # wherever the config is run from
+        if split in data:
+            data[split] = str(Path(data[split]).resolve())
     variants: list[dict[str, Any]] = [{"name": "tfidf", "set": {"encoder.model": "tfidf"}}]
     for name, fixed in (("mix-all", {}), ("finetune", FINETUNE)):
         variant: dict[str, Any] = {"name": name}
@@ -129,10 +135,26 @@ def _middle(low: float, high: float, log: bool = False, integer: bool = False) -
     return round(value) if integer else float(f"{value:.2g}")
 
 
+class _Dumper(yaml.SafeDumper):
+    """Sections as blocks; lists and searched ranges on one line each."""
+
+
+def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    flow = all(not isinstance(item, dict | list) for item in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+def _dict(dumper: yaml.SafeDumper, value: dict) -> yaml.Node:
+    flow = set(value) <= {"low", "high", "log", "integer"}
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=flow)
+
+
+_Dumper.add_representer(list, _list)
+_Dumper.add_representer(dict, _dict)
+
+
 def config_yaml(plan: Plan, command: str, note: str = "") -> str:
     """``config_data(plan)`` as a commented YAML file: what made it, what each part is for, how to run it."""
-    import yaml
-
     data = config_data(plan)
     facts = plan.facts
     sections = {
@@ -155,10 +177,6 @@ def config_yaml(plan: Plan, command: str, note: str = "") -> str:
     for key, value in data.items():
         if sections.get(key):
             lines += [f"# {line}" for line in textwrap.wrap(sections[key], 108)]
-        lines.append(
-            yaml.safe_dump(
-                {key: value}, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None
-            ).rstrip()
-        )
+        lines.append(yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110).rstrip())
         lines.append("")
     return "\n".join(lines)
