@@ -1,0 +1,158 @@
+"""``lmtransfer compare DATA``: columns and task found from a table (or refused, naming the columns), the
+training sizes and the budget's cuts, the commented config `init` writes, and a tiny comparison run whole."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lmtransfer import load_config
+from lmtransfer.cli.main import cli
+from lmtransfer.compare.estimate import Speeds, estimate, fit
+from lmtransfer.compare.standard import Plan, config_yaml, held_out_counts, sizes_for
+from lmtransfer.config.variants import jobs
+from lmtransfer.core.errors import DataError
+from lmtransfer.data.inspect import inspect_table
+from tests.conftest import SENTENCES
+
+
+def write(path: Path, header: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def sentiment(i: int) -> str:
+    return ["pos", "neg", "other"][i % 3]
+
+
+@pytest.fixture
+def tables(tmp_path) -> dict[str, Path]:
+    n = range(60)
+    return {
+        "single": write(
+            tmp_path / "single.csv", ["id", "review", "label"], [[i, SENTENCES[i % 12], sentiment(i)] for i in n]
+        ),
+        "pairs": write(
+            tmp_path / "pairs.csv",
+            ["premise", "hypothesis", "label"],
+            [[SENTENCES[i % 12], SENTENCES[(i * 5) % 12], i % 2] for i in n],
+        ),
+        "scores": write(tmp_path / "scores.csv", ["text", "label"], [[SENTENCES[i % 12], i / 10] for i in n]),
+        "multi": write(
+            tmp_path / "multi.csv", ["text", "label"], [[SENTENCES[i % 12], "a,b" if i % 2 else "c"] for i in n]
+        ),
+        "jsonl": _jsonl(tmp_path / "lists.jsonl", [{"text": SENTENCES[i % 12], "label": ["x"] * (i % 2)} for i in n]),
+        "no-label": write(tmp_path / "nolabel.csv", ["text", "sentiment"], [[s, "pos"] for s in SENTENCES]),
+        "three-texts": write(tmp_path / "three.csv", ["a", "b", "c", "label"], [[s, s, s, "x"] for s in SENTENCES]),
+    }
+
+
+def _jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "pair", "task", "labels"),
+    [
+        ("single", "review", None, "classification", ("neg", "other", "pos")),  # the id column is not text
+        ("pairs", "premise", "hypothesis", "classification", ("0", "1")),
+        ("scores", "text", None, "regression", ()),
+        ("multi", "text", None, "multilabel", ("a", "b", "c")),
+        ("jsonl", "text", None, "multilabel", ("x",)),
+    ],
+)
+def test_columns_and_task_are_found(tables, name, text, pair, task, labels):
+    facts = inspect_table(tables[name])
+    assert (facts.text_column, facts.text_pair_column, facts.label_column) == (text, pair, "label")
+    assert (facts.task, facts.labels, facts.rows) == (task, labels, 60)
+
+
+def test_what_cannot_be_told_is_refused_naming_the_columns(tables):
+    with pytest.raises(DataError, match=r"give --label-column \(columns: text, sentiment\)"):
+        inspect_table(tables["no-label"])
+    with pytest.raises(
+        DataError, match=r"3 columns that could be text: give --text-column .*\(columns: a, b, c, label\)"
+    ):
+        inspect_table(tables["three-texts"])
+    facts = inspect_table(tables["three-texts"], text_column="b")
+    assert (facts.text_column, facts.text_pair_column) == ("b", None)
+    with pytest.raises(DataError, match=r"no column 'nope' \(columns: text, sentiment\)"):
+        inspect_table(tables["no-label"], label_column="nope")
+
+
+def test_sizes_grow_by_half_a_decade_up_to_all():
+    assert sizes_for(60) == ("all",)
+    assert sizes_for(1600) == (50, 160, 500, "all")
+    assert sizes_for(67349) == (50, 160, 500, 1600, 5000, 16000, "all")
+    assert sizes_for(1600, labels=20) == (100, 320, 1000, "all")  # 5 examples a label at the smallest
+    assert held_out_counts(2000, None, None) == (1600, 200, 200)
+    assert held_out_counts(2000, 300, None) == (1800, 300, 200)
+
+
+def test_a_budget_cuts_trials_then_middle_sizes_then_the_largest(tables):
+    facts = inspect_table(tables["single"])
+    plan = Plan(facts, "minilm", 64, (50, 160, 500, "all"), 3, "out", (1600, 200, 200))
+    speeds = Speeds(forward=0.003, step=0.4, max_length=64)
+    full = estimate(plan, speeds).seconds
+    assert estimate(plan.with_(trials=1), speeds).seconds < full
+    fitted, cuts = fit(plan, speeds, minutes=full / 60 + 1)
+    assert fitted == plan and cuts == []
+    fitted, cuts = fit(plan, speeds, minutes=5)
+    assert fitted.trials == 1 and cuts[:2] == ["trials per search: 2", "trials per search: 1"]
+    assert estimate(fitted, speeds).seconds <= 5 * 60
+    assert fitted.sizes[0] == 50 and len(fitted.sizes) < 4
+
+
+def test_init_writes_a_commented_config_that_runs_the_same_rows(tables, tmp_path):
+    facts = inspect_table(tables["pairs"])
+    plan = Plan(facts, "minilm", 32, (50, "all"), 2, str(tmp_path / "out"), (48, 6, 6))
+    text = config_yaml(plan, "lmtransfer compare pairs.csv", note="plan: a note")
+    assert text.startswith("# Written by: lmtransfer compare pairs.csv\n") and "# plan: a note" in text
+    data = yaml.safe_load(text)
+    assert data["task"] == "classification" and data["data"]["text_pair_column"] == "hypothesis"
+    assert [v["name"] for v in data["compare"]["variants"]] == ["tfidf", "mix-all", "finetune"]
+    path = tmp_path / "compare.yaml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    found = {(job.variant, job.train_size) for job in jobs(config)}
+    assert found == {(v, s) for v in ("tfidf", "mix-all", "finetune") for s in (50, "all")}
+
+
+def test_compare_data_runs_the_standard_comparison_and_init_reproduces_it(tables, tiny_bert_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "cmp"
+    options = ["-m", str(tiny_bert_dir), "--trials", "1", "-o", str(out)]
+    answer = CliRunner().invoke(cli, ["compare", str(tables["single"]), *options, "-q"])
+    assert answer.exit_code == 0, answer.output
+    assert "task: classification (3 distinct labels); train / dev / test: 48 / 6 / 6" in answer.output
+    assert "text 'review', label 'label'" in answer.output and "**Verdict.**" in answer.output
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["variant"] for r in rows) == ["finetune", "mix-all", "tfidf"]
+
+    printed = CliRunner().invoke(cli, ["init", str(tables["single"]), *options])
+    assert printed.exit_code == 0, printed.output
+    (tmp_path / "mine.yaml").write_text(printed.stdout, encoding="utf-8")
+    again = load_config(tmp_path / "mine.yaml")
+    assert {job.config_hash for job in jobs(again)} == {r["config_hash"] for r in rows}
+
+    plan_only = CliRunner().invoke(cli, ["compare", str(tables["single"]), *options, "--plan"])
+    assert plan_only.exit_code == 0 and "estimate on this machine: about" in plan_only.output
+
+
+def test_compare_report_rebuilds_and_the_old_spelling_still_works(tmp_path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    for args in (["compare", "report", str(empty)], ["compare", "--report-only", str(empty)]):
+        answer = CliRunner().invoke(cli, args)
+        assert answer.exit_code == 0 and "No run finished, so there is nothing to compare yet." in answer.output
+    old = CliRunner().invoke(cli, ["compare", "--report-only", str(empty)])
+    assert "is now `lmtransfer compare report DIR`" in old.output
