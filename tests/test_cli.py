@@ -31,7 +31,7 @@ def test_train_evaluate_predict(run_overrides, tmp_path, sentiment_files):
     assert [r["text"] for r in rows] == ["the movie was great", "shares rose"]
     assert all(r["label"] in {"pos", "neg", "biz"} for r in rows)
     from_file = runner.invoke(
-        cli, ["predict", run_dir, "--input", str(sentiment_files["test"]), "--output", str(tmp_path / "p.jsonl")]
+        cli, ["predict", run_dir, "--data", str(sentiment_files["test"]), "-o", str(tmp_path / "p.jsonl")]
     )
     assert from_file.exit_code == 0 and len((tmp_path / "p.jsonl").read_text().splitlines()) == 6
 

@@ -136,7 +136,7 @@ def test_a_blank_corpus_and_bad_arguments_are_errors(tiny_bert_dir, tmp_path):
 def test_cli_pretrains_then_fills_masks(tiny_bert_dir, corpus, tmp_path):
     runner = CliRunner()
     output = tmp_path / "cli-mlm"
-    args = ["pretrain", "-m", str(tiny_bert_dir), "--corpus", str(corpus), "-o", str(output), "--max-steps", "2"]
+    args = ["pretrain", "-m", str(tiny_bert_dir), "--data", str(corpus), "-o", str(output), "--max-steps", "2"]
     result = runner.invoke(cli, [*args, "--batch-size", "4", "--whole-word-mask", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "new one was trained, tied" in result.output and "2 steps over 48 examples" in result.output

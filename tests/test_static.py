@@ -248,7 +248,7 @@ def test_train_vectors_names_a_bad_line(tmp_path):
 
 def test_train_vectors_cli(tmp_path):
     output = tmp_path / "cbow.bin"
-    args = ["train-vectors", "--corpus", str(_corpus(tmp_path)), "--output", str(output), "--cbow"]
+    args = ["train-vectors", "--data", str(_corpus(tmp_path)), "--output", str(output), "--cbow"]
     args += ["--dim", "4", "--min-count", "1", "--epochs", "1", "--workers", "1", "--keep-case", "-q"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

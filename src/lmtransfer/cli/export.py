@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from lmtransfer.cli.options import renamed
 from lmtransfer.core import choices as c
 from lmtransfer.core.backends import export_formats
 
@@ -21,9 +22,12 @@ from lmtransfer.core.backends import export_formats
     show_default=True,
     help="int8: the encoder's weights quantised by ONNX Runtime (faster on a CPU; features move a little)",
 )
-@click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="default: RUN_DIR-onnx[-int8]")
-@click.option("--quiet", is_flag=True, help="no progress messages")
-def export_command(run_dir, fmt, quantize, out, quiet) -> None:
+@click.option(
+    "--output", "-o", type=click.Path(file_okay=False), default=None, help="the folder (default: RUN_DIR-onnx[-int8])"
+)
+@renamed("--out", "--output", "output", type=click.Path(file_okay=False))
+@click.option("--quiet", "-q", is_flag=True, help="no progress messages")
+def export_command(run_dir, fmt, quantize, output, quiet) -> None:
     """Write RUN_DIR (a fine-tuned or feature-based run of a transformer) as a folder that predicts without
     torch weights: the encoder's hidden states as an ONNX graph, its tokenizer, the run's head, labels and
     config. `lmtransfer predict`, `evaluate` and `serve` take the folder as they take the run:
@@ -35,5 +39,5 @@ def export_command(run_dir, fmt, quantize, out, quiet) -> None:
     """
     from lmtransfer.runs.export import export_run
 
-    folder = export_run(run_dir, out, quantize=quantize, progress=not quiet, fmt=fmt)
+    folder = export_run(run_dir, output, quantize=quantize, progress=not quiet, fmt=fmt)
     click.echo(str(folder))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from lmtransfer.cli.options import quiet_libraries, renamed
+
 
 @click.command("push")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
@@ -11,15 +13,19 @@ import click
 @click.option("--private", is_flag=True, help="create the repo as private")
 @click.option("--with-checkpoints", is_flag=True, help="also upload checkpoints/ (optimizer states, pickled)")
 @click.option("--revision", default=None, help="branch to upload to (default: main)")
-@click.option("--message", "-m", default=None, help="commit message")
+@click.option("--message", default=None, help="commit message")
+@renamed("-m", "--message", "message")
 @click.option("--dry-run", is_flag=True, help="list what would be uploaded and stop")
-def push_command(run_dir, repo_id, private, with_checkpoints, revision, message, dry_run) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="no upload progress bars")
+def push_command(run_dir, repo_id, private, with_checkpoints, revision, message, dry_run, quiet) -> None:
     """Upload RUN_DIR to the Hub model repo REPO_ID (created if needed): its model card (README.md), config,
     weights (safetensors), labels, metrics, predictions and TensorBoard logs; checkpoints only when asked.
 
     Logs in with the token of `hf auth login` or HF_TOKEN. The same folder also uploads with
     `hf upload REPO_ID RUN_DIR --exclude "checkpoints/*"`.
     """
+    if quiet:
+        quiet_libraries()
     from lmtransfer.runs.hub import push, upload_plan
 
     folder, files = upload_plan(run_dir, with_checkpoints)

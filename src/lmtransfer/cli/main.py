@@ -21,8 +21,42 @@ from lmtransfer.cli.train import extract, train
 from lmtransfer.cli.use import evaluate, predict
 from lmtransfer.core.errors import LmtError
 
+# the top-level help, by what a user comes to do; each line says what the command does
+SECTIONS = {
+    "Compare the ways": {
+        "compare": "feature-based vs fine-tuning vs TF-IDF on your data (DATA or CONFIG), with a verdict",
+        "init": "the YAML config of `compare DATA`, commented, to edit",
+    },
+    "Train and use": {
+        "train": "train one run (feature-based, fine-tuned or LoRA), scored on dev and test",
+        "extract": "fill the feature cache for a config's data (train does it when needed)",
+        "evaluate": "a run's metrics on labelled data",
+        "predict": "a run's predictions for texts on the command line or a file",
+    },
+    "Serve and share": {
+        "serve": "an HTTP API for runs and encoders (predict, embeddings, features)",
+        "export": "a run as an ONNX folder that predicts without torch weights",
+        "push": "a run folder to the Hugging Face Hub, with its model card",
+    },
+    "Models and cache": {
+        "pretrain": "masked-LM training of an encoder on plain text",
+        "train-vectors": "word2vec vectors from plain text (gensim)",
+        "fill-mask": "a masked LM's guesses for [MASK] in texts",
+        "cache": "list, verify and remove feature caches",
+    },
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _Sections(click.Group):
+    """The commands listed by section (``SECTIONS``), in the order a user needs them."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, commands in SECTIONS.items():
+            with formatter.section(title):
+                formatter.write_dl([(name, line) for name, line in commands.items() if name in self.commands])
+
+
+@click.group(cls=_Sections, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="lmtransfer")
 @click.option(
     "--threads",
@@ -33,10 +67,11 @@ from lmtransfer.core.errors import LmtError
 )
 @click.pass_context
 def cli(ctx: click.Context, threads: int | None) -> None:
-    """Take a pretrained language model to a labelled NLP task, feature-based or fine-tuned.
+    """Take a pretrained language model to a labelled NLP task, feature-based or fine-tuned, and find out
+    which way wins on your data: `lmtransfer compare my.csv`.
 
-    With no CONFIG, every command uses the embedded defaults: MiniLM (alias 'minilm') on the BBC News
-    demo data, mean-pooled features of all layers, a scalar mix and a linear head.
+    With no CONFIG, train and the other run commands use the embedded defaults: MiniLM (alias 'minilm') on
+    the BBC News demo data, mean-pooled features of all layers, a scalar mix and a linear head.
     """
     if ctx.invoked_subcommand == "serve":
         # torch's OpenMP threads spin after each parallel region, taking the CPU the server's event loop

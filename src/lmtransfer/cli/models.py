@@ -6,12 +6,15 @@ import json
 
 import click
 
+from lmtransfer.cli.options import quiet_libraries, renamed, required
+
 
 @click.command("fill-mask")
 @click.argument("texts", nargs=-1, required=True)
 @click.option(
     "--model", "-m", required=True, help="a masked LM: local dir, hub id or alias (a 'pretrain' output dir works)"
 )
+@click.option("--quiet", "-q", is_flag=True, help="no library progress bars or warnings")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1), help="tokens listed per mask")
 @click.option(
     "--targets",
@@ -20,7 +23,7 @@ import click
     help="score only these comma-separated words, each a single token of the vocabulary (all are listed; "
     "--top-k is then ignored)",
 )
-def fill_mask_command(texts, model, top_k, targets) -> None:
+def fill_mask_command(texts, model, quiet, top_k, targets) -> None:
     """The most likely tokens, with probabilities, for each mask in TEXTS.
 
     Mark a mask as [MASK], <mask> or {mask}, whatever the model's own mask token; a text may hold
@@ -28,6 +31,8 @@ def fill_mask_command(texts, model, top_k, targets) -> None:
     {"token", "token_id", "score", "sequence"}, most likely first. A model without a masked-LM head
     (all-MiniLM-L6-v2, say) is refused: 'lmtransfer pretrain' gives it one.
     """
+    if quiet:
+        quiet_libraries()
     from lmtransfer.tasks.fill_mask import fill_mask
 
     words = None if targets is None else [word.strip() for word in targets.split(",") if word.strip()]
@@ -39,12 +44,13 @@ def fill_mask_command(texts, model, top_k, targets) -> None:
 @click.command("pretrain")
 @click.option("--model", "-m", required=True, help="encoder to train: local dir, hub id or alias (minilm, ...)")
 @click.option(
-    "--corpus",
-    required=True,
+    "--data",
     type=click.Path(exists=True, dir_okay=False),
-    help="UTF-8 plain text, one document or sentence per line (blank lines skipped)",
+    help="the corpus: UTF-8 plain text, one document or sentence per line (blank lines skipped); required",
 )
-@click.option("--output-dir", "-o", required=True, help="where the masked LM is written (replaced if it exists)")
+@renamed("--corpus", "--data", "data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", help="where the masked LM is written (replaced if it exists); required")
+@renamed("--output-dir", "--output", "output")
 @click.option("--epochs", default=1, show_default=True, type=click.IntRange(min=1), help="passes over the corpus")
 @click.option(
     "--max-steps", default=None, type=click.IntRange(min=1), help="optimizer steps to run instead of --epochs"
@@ -66,8 +72,8 @@ def fill_mask_command(texts, model, top_k, targets) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def pretrain_command(
     model,
-    corpus,
-    output_dir,
+    data,
+    output,
     epochs,
     max_steps,
     batch_size,
@@ -88,8 +94,8 @@ def pretrain_command(
 
     result = pretrain(
         model,
-        corpus,
-        output_dir,
+        required(data, "--data"),
+        required(output, "--output"),
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
@@ -111,11 +117,11 @@ def pretrain_command(
 
 @click.command("train-vectors")
 @click.option(
-    "--corpus",
-    required=True,
+    "--data",
     type=click.Path(exists=True, dir_okay=False),
-    help="UTF-8 plain text, one sentence or document per line (blank lines skipped)",
+    help="the corpus: UTF-8 plain text, one sentence or document per line (blank lines skipped); required",
 )
+@renamed("--corpus", "--data", "data", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--output",
     "-o",
@@ -141,7 +147,7 @@ def pretrain_command(
     help="lowercase the corpus first; lookups then lowercase too (it is detected from the vectors)",
 )
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-def train_vectors_command(corpus, output, quiet, **options) -> None:
+def train_vectors_command(data, output, quiet, **options) -> None:
     """Train word2vec vectors (gensim) on a plain-text corpus.
 
     Lines are split into words as static-vectors encoders split text (whitespace and punctuation), so
@@ -150,7 +156,7 @@ def train_vectors_command(corpus, output, quiet, **options) -> None:
     """
     from lmtransfer.encoders.word2vec import train_vectors
 
-    result = train_vectors(corpus, output, progress=not quiet, **options)
+    result = train_vectors(required(data, "--data"), output, progress=not quiet, **options)
     click.echo(
         f"{result.words:,} words x {result.dim} written to {result.output} "
         f"({result.lines:,} lines, {result.tokens:,} words of corpus, {result.seconds:.1f} s)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import click
@@ -47,3 +48,39 @@ def run_config_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def renamed(old: str, new: str, param: str, **attrs):
+    """Option ``old``, the spelling of ``new`` before this release: hidden from the help, still taken for one
+    release (its value goes to ``param`` unless ``new`` is given too), with a line on stderr that says so."""
+    hidden = f"renamed_{param}"
+
+    def decorate(func):
+        @functools.wraps(func)
+        def command(*args, **kwargs):
+            value = kwargs.pop(hidden)
+            if value not in (None, False, ()):
+                click.echo(f"{old} is now {new}; the old spelling goes in the next release", err=True)
+                if kwargs.get(param) in (None, False, ()):
+                    kwargs[param] = value
+            return func(*args, **kwargs)
+
+        return click.option(old, hidden, hidden=True, **attrs)(command)
+
+    return decorate
+
+
+def required(value, option: str):
+    """``value`` of an option that is required but may also come from its old spelling."""
+    if value in (None, ()):
+        raise click.UsageError(f"Missing option '{option}'.")
+    return value
+
+
+def quiet_libraries() -> None:
+    """What ``-q`` means where lmtransfer itself shows no progress: the libraries' progress bars and warnings
+    (transformers, huggingface_hub) are not shown either."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"

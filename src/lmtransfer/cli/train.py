@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lmtransfer.cli.options import echo_json, load_run_config, run_config_options
+from lmtransfer.cli.options import echo_json, load_run_config, renamed, run_config_options
 from lmtransfer.core.choices import HEAD_TYPES, SPLITS, STRATEGIES, TASK_HEADS, TASKS, listed
 
 if TYPE_CHECKING:
@@ -72,10 +72,11 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickl
     default=None,
     help="task head: " + "; ".join(f"{listed(heads)} for {task}" for task, heads in TASK_HEADS.items()),
 )
-@click.option("--output-dir", "-o", default=None, help="run directory to write (replaced if it exists)")
+@click.option("--output", "-o", default=None, help="run directory to write (replaced if it exists)")
+@renamed("--output-dir", "--output", "output")
 @click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
 def train(
-    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, task, head, output_dir, resume
+    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, task, head, output, resume
 ) -> None:
     """Train, evaluate on dev and test, and write a run directory.
 
@@ -98,7 +99,7 @@ def train(
             "features.layers": layers,
             "cache_dir": cache_dir,
             "head.type": head,
-            "output_dir": output_dir,
+            "output_dir": output,
         },
     )
     result = api.train(config, progress=not quiet, resume=resume)

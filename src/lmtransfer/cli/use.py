@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lmtransfer.cli.options import echo_json
+from lmtransfer.cli.options import echo_json, quiet_libraries, renamed
 from lmtransfer.core.atomic import atomic_write_json, atomic_write_text, existing_dir
 
 
@@ -16,8 +16,10 @@ from lmtransfer.core.atomic import atomic_write_json, atomic_write_text, existin
 @click.option(
     "--data", "data_path", default=None, help="labelled file in the run's task format (default: its test split)"
 )
-@click.option("--output", default=None, type=click.Path(dir_okay=False), help="also write the metrics here (JSON)")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option(
+    "--output", "-o", default=None, type=click.Path(dir_okay=False), help="also write the metrics here (JSON)"
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
 def evaluate(run_dir, data_path, output, quiet) -> None:
     """Evaluate a trained run on labelled data: the task's metrics (accuracy and per-class F1; micro-F1;
     Pearson / Spearman; entity precision / recall / F1 overall and per type; SQuAD EM / F1)."""
@@ -33,17 +35,19 @@ def evaluate(run_dir, data_path, output, quiet) -> None:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("inputs", nargs=-1)
 @click.option(
-    "--input",
+    "--data",
     "input_path",
     default=None,
     help="a file in the run's task format (CSV/TSV/JSONL texts, CoNLL words, SQuAD JSON); labels are ignored",
 )
-@click.option("--output", default=None, type=click.Path(dir_okay=False), help="write here instead of stdout")
-def predict(run_dir, inputs, input_path, output) -> None:
-    """Predict for INPUTS or the file of --input.
+@renamed("--input", "--data", "input_path")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="write here instead of stdout")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def predict(run_dir, inputs, input_path, output, quiet) -> None:
+    """Predict for INPUTS or the file of --data.
 
     INPUTS are texts (a pair task: the two texts separated by a tab; tagging: words separated by spaces)
-    or, for qa, JSON objects with "question" and "context". They give one JSON line each. An --input file
+    or, for qa, JSON objects with "question" and "context". They give one JSON line each. A --data file
     gives the task's own prediction file: JSONL, the CoNLL lines with the predicted tag appended, or the
     SQuAD answers JSON.
     """
@@ -51,7 +55,9 @@ def predict(run_dir, inputs, input_path, output) -> None:
     from lmtransfer.runs.kinds import load_run
 
     if bool(inputs) == bool(input_path):
-        raise click.UsageError("give INPUTS or --input (one of them)")
+        raise click.UsageError("give INPUTS or --data (one of them)")
+    if quiet:
+        quiet_libraries()
     if input_path:
         text = api.predict_file(run_dir, input_path)
     else:

@@ -23,6 +23,6 @@ def comparison_card(directory: Path, table: str, verdict: str, summaries: list[S
         "- `report.md`, `report.html`: the verdict and the table; the HTML page has the plots\n"
         "- `runs/VARIANT/ENCODER/[n-SIZE/]seed-N/` (`trial-N/` for a search's trials): each row's run folder, "
         "with its own model card and its evaluation units (`predictions/*.units.npz`)\n\n"
-        f"Rebuild the report from the rows: `lmtransfer compare --report-only {directory.name}`.\n"
+        f"Rebuild the report from the rows: `lmtransfer compare report {directory.name}`.\n"
     )
     return f"---\n{data.to_yaml()}\n---\n\n{body}"

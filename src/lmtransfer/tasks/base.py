@@ -93,7 +93,7 @@ class Task:
         return {}
 
     def read(self, path: str | Path, labelled: bool = True) -> Split:
-        """One file in the task's format: labelled (``evaluate --data``) or not (``predict --input``)."""
+        """One file in the task's format: labelled (``evaluate --data``) or not (``predict --data``)."""
         raise NotImplementedError
 
     def parse(self, items: Sequence[Any]) -> Split:
