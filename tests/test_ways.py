@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +29,11 @@ from lmtransfer.tasks.table import TaskData
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@dataclass(frozen=True)
 class MajorityWay:
     """A toy way: every text gets the label most frequent in train."""
 
-    name: str = "majority"
-    kind: str = "majority label"
-    tag: str = "majority-label"
-    baseline: bool = True
-    trains_encoder: bool = False
-    color: str = "#000000"
+    name, kind, tag, color = "majority", "majority label", "majority-label", "#000000"
+    baseline, trains_encoder = True, False
 
     def train(self, data: TaskData, *, options: TrainOptions) -> TrainResult:
         config, task, labels = data.config, data.task, data.labels
