@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from _bench import cpu
-from lmtransfer.compare.results import LOWER_IS_BETTER
+from lmtransfer.compare.row import Row
 from lmtransfer.compare.search import pruner
 from lmtransfer.config.schema import SearchConfig
 from lmtransfer.core.atomic import append_jsonl
@@ -42,19 +42,17 @@ def searches(path: Path) -> dict[tuple, list[dict]]:
 
 def replay(trials: list[dict], search: SearchConfig) -> dict:
     """The search as it would have run with ``search``'s pruner: each trial's pruned epoch (or None)."""
-    metric = trials[0]["metric"]
-    lower = metric in LOWER_IS_BETTER
+    metric = trials[0]["metric"]  # (every metric a run is trained by is higher-is-better)
     seen: list[dict] = []
     pruned_at: list[int | None] = []
     for row in trials:
-        stop = pruner(search, seen, metric, lower)
+        stop = pruner(search, [Row.from_json(r) for r in seen], metric)
         curve = [e[f"dev_{metric}"] for e in row["history"]]
         at = next((epoch for epoch, score in enumerate(curve[:-1], 1) if stop and stop(epoch, score)), None)
         pruned_at.append(at)
         seen.append(row if at is None else row | {"history": row["history"][:at], "pruned_epoch": at})
-    pick = min if lower else max
-    before = pick(trials, key=lambda r: r["dev"][metric])
-    after = pick([r for r, at in zip(trials, pruned_at) if at is None], key=lambda r: r["dev"][metric])
+    before = max(trials, key=lambda r: r["dev"][metric])
+    after = max([r for r, at in zip(trials, pruned_at) if at is None], key=lambda r: r["dev"][metric])
     saved = sum(r["seconds"]["training"] * (1 - at / len(r["history"])) for r, at in zip(trials, pruned_at) if at)
     return {
         "metric": metric,

@@ -13,10 +13,11 @@ from huggingface_hub import ModelCard, metadata_load
 
 from lmtransfer import compare, load_config, train
 from lmtransfer.cli.main import cli
-from lmtransfer.core.choices import TASK_METRICS
+from lmtransfer.core.choices import METRICS, TASK_METRICS
 from lmtransfer.core.errors import LmtError
 from lmtransfer.runs.card import run_card
 from lmtransfer.runs.hub import push, upload_plan
+from lmtransfer.runs.kinds import way_of
 from tests.task_data import task_overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,7 +42,7 @@ def check_card(run_dir: Path, metrics: dict, task: str) -> ModelCard:
     found = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
     for split, hub_split in (("dev", "validation"), ("test", "test")):
         for metric in TASK_METRICS[task]:
-            value = metrics[split]["mse" if metric == "neg_mse" else metric]
+            value = metrics[split][METRICS[metric].card_as or metric]
             assert any(s == hub_split and v == pytest.approx(value) for (s, _), v in found.items()), (split, metric)
     assert "lmtransfer predict" in card.text and "```yaml" in card.text
     return card
@@ -61,6 +62,7 @@ def test_the_run_of_every_shipped_config_has_a_card_that_parses(path, tmp_path, 
     overrides = [*small, *task_overrides(task, tmp_path), f"encoder.model={tiny_bert_dir}"]
     result = train(load_config(path, overrides), progress=False)
     card = check_card(result.directory, result.metrics, task)
+    assert way_of(result.config).tag in card.data.tags and f"- Way: {way_of(result.config).tag} (" in card.text
     fine_tuned = result.config.strategy != "feature"
     assert ("AutoModel.from_pretrained" in card.text) == fine_tuned == (result.directory / "encoder").is_dir()
 
@@ -68,7 +70,8 @@ def test_the_run_of_every_shipped_config_has_a_card_that_parses(path, tmp_path, 
 def test_a_card_names_its_base_model_and_data_and_survives_a_bare_config():
     config = load_config(None, ["data.hf=glue", "data.hf_config=sst2"])
     metrics = {"dev": {"accuracy": 0.9, "macro_f1": 0.8, "f1": 0.85}, "sizes": {"train": 10}}
-    meta = yaml.safe_load(run_card(config, ["neg", "pos"], {"layers": [6]}, metrics, Path("sst2-run")).split("---")[1])
+    card = run_card(config, way_of(config), ["neg", "pos"], {"layers": [6]}, metrics, Path("sst2-run"))
+    meta = yaml.safe_load(card.split("---")[1])
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["datasets"] == ["glue"]
     assert meta["model-index"][0]["results"][0]["dataset"] == {
         "name": "glue (sst2)",
@@ -77,7 +80,8 @@ def test_a_card_names_its_base_model_and_data_and_survives_a_bare_config():
     }
     from lmtransfer.config.schema import RunConfig
 
-    assert "# bare" in run_card(RunConfig(), [], {}, {}, Path("bare"))  # no metrics, unresolved: still a card
+    bare = run_card(RunConfig(), way_of(RunConfig()), [], {}, {}, Path("bare"))
+    assert "# bare" in bare  # no metrics, unresolved: still a card
 
 
 def test_a_comparison_folder_has_a_card_with_its_verdict(run_overrides, tmp_path):
@@ -91,9 +95,7 @@ def test_a_comparison_folder_has_a_card_with_its_verdict(run_overrides, tmp_path
     assert card.data.library_name == "lmtransfer" and "comparison" in card.data.tags
     assert result.report.verdict in card.text and "| a |" in card.text and "| b |" in card.text
     for row in result.rows:  # and every row's run folder has its own
-        check_card(
-            Path(row["run_dir"]), yaml.safe_load(Path(row["run_dir"], "metrics.json").read_text()), "classification"
-        )
+        check_card(Path(row.run_dir), yaml.safe_load(Path(row.run_dir, "metrics.json").read_text()), "classification")
 
 
 def test_push_uploads_the_folder_without_checkpoints_and_only_safetensors(run_overrides, tmp_path, monkeypatch):

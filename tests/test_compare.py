@@ -50,42 +50,42 @@ def test_rows_rerun_and_one_shared_extraction(run_overrides, tmp_path):
     config = compare_config(run_overrides, tmp_path, VARIANTS)
     result = compare(config, progress=False, isolate=False)
     rows = read_rows(result.directory / "results.jsonl")
-    assert [(r["variant"], r["seed"]) for r in rows] == [(v, s) for v in ("mix-all", "last", "concat") for s in (1, 2)]
-    assert all(r["status"] == "ok" for r in rows)
+    assert [(r.variant, r.seed) for r in rows] == [(v, s) for v in ("mix-all", "last", "concat") for s in (1, 2)]
+    assert all(r.status == "ok" for r in rows)
     row = rows[0]
-    assert set(row["dev"]) >= {"accuracy", "f1"} and set(row["test"]) >= {"accuracy"}
-    assert set(row["seconds"]) >= {"extraction", "training", "evaluation", "wall"}
-    assert row["peak_rss_bytes"] > 0 and row["trainable_parameters"] > 0 and row["cache_bytes"] > 0
-    assert row["inference"]["examples"] == 6 and row["inference"]["examples_per_second"] > 0
-    assert row["layer_weights"]["layers"] == [0, 1, 2]
-    assert [h["step"] for h in row["history"]] == [0, 10, 12]  # dev before training, every 10 steps, at the end
-    assert row["convergence"]["steps"] == 12 and row["extension"] == 0
-    assert Path(row["run_dir"], "metrics.json").is_file()
+    assert set(row.dev) >= {"accuracy", "f1"} and set(row.test) >= {"accuracy"}
+    assert set(row.seconds) >= {"extraction", "training", "evaluation", "wall"}
+    assert row.peak_rss_bytes > 0 and row.trainable_parameters > 0 and row.cache_bytes > 0
+    assert row.inference["examples"] == 6 and row.inference["examples_per_second"] > 0
+    assert row.layer_weights["layers"] == [0, 1, 2]
+    assert [h["step"] for h in row.history] == [0, 10, 12]  # dev before training, every 10 steps, at the end
+    assert row.convergence["steps"] == 12 and row.extension == 0
+    assert Path(row.run_dir, "metrics.json").is_file()
     # one extraction (train, dev, test) of the union of layers served all six runs
     assert len(caches(tmp_path)) == 3
-    assert all(r["extraction_shared"] for r in rows)
+    assert all(r.extraction_shared for r in rows)
     shared = json.loads((result.directory / "extractions.json").read_text())  # what the one extraction took
     made = sum(FeatureCache(d).made_seconds for d in caches(tmp_path))  # what its shards recorded
-    assert [r["seconds"]["extraction"] for r in rows] == pytest.approx([made] * 6)
+    assert [r.seconds["extraction"] for r in rows] == pytest.approx([made] * 6)
     assert 0 < made <= next(iter(shared.values()))
-    assert all(r["seconds"]["extraction_own"] < r["seconds"]["extraction"] for r in rows)
+    assert all(r.seconds["extraction_own"] < r.seconds["extraction"] for r in rows)
     # another comparison that finds the caches made is charged what making them took, not the lookup
     elsewhere = compare_config(run_overrides, tmp_path, VARIANTS, f"compare.output_dir={tmp_path / 'other'}")
     other = compare(elsewhere, progress=False, isolate=False)
-    assert [r["seconds"]["extraction"] for r in other.rows] == pytest.approx([made] * 6)
+    assert [r.seconds["extraction"] for r in other.rows] == pytest.approx([made] * 6)
     used = {
-        d for r in rows for d in json.loads(Path(r["run_dir"], "metrics.json").read_text())["costs"]["caches"].values()
+        d for r in rows for d in json.loads(Path(r.run_dir, "metrics.json").read_text())["costs"]["caches"].values()
     }
     assert used == {str(d) for d in caches(tmp_path)}
     # a subset's storage is its layers' share: 1 of 3 layers, and 2 of 3
-    by_variant = {r["variant"]: r["cache_bytes"] for r in rows}
+    by_variant = {r.variant: r.cache_bytes for r in rows}
     assert by_variant["last"] < by_variant["concat"] < by_variant["mix-all"]
     assert "| mix-all |" in result.report.markdown and (result.directory / "report.html").is_file()
     # each row names its evaluation units (inside the folder) and holds the interval of its own run
     for r in rows:
-        low, high = r["intervals"]["dev"][r["metric"]]
-        assert low <= r["dev"][r["metric"]] <= high
-        assert not Path(r["units"]["dev"]).is_absolute() and (result.directory / r["units"]["dev"]).is_file()
+        low, high = r.intervals["dev"][r.metric]
+        assert low <= r.dev[r.metric] <= high
+        assert not Path(r.units["dev"]).is_absolute() and (result.directory / r.units["dev"]).is_file()
     assert all(s.intervals["dev"].contains(s.dev.mean) for s in result.report.summaries)
     assert "95% paired-bootstrap interval" in result.report.markdown
 
@@ -107,14 +107,14 @@ def test_failed_row_is_recorded_and_a_rerun_resumes(run_overrides, tmp_path, mon
 
     monkeypatch.setattr(worker, "train_row", flaky)
     first = compare(config, progress=False, isolate=False)
-    statuses = [(r["variant"], r["seed"], r["status"]) for r in first.rows]
+    statuses = [(r.variant, r.seed, r.status) for r in first.rows]
     assert statuses == [("a", 1, "ok"), ("a", 2, "ok"), ("b", 1, "failed"), ("b", 2, "ok")]
-    assert "RuntimeError: simulated crash" in first.rows[2]["error"]
+    assert "RuntimeError: simulated crash" in first.rows[2].error
     assert "1 run(s) failed (b seed 1)" in first.report.verdict
 
     monkeypatch.setattr(worker, "train_row", real)
     second = compare(config, progress=False, isolate=False)
-    assert [(r["variant"], r["seed"], r["status"]) for r in second.rows] == [("b", 1, "ok")]
+    assert [(r.variant, r.seed, r.status) for r in second.rows] == [("b", 1, "ok")]
     assert "failed" not in second.report.verdict
 
 
@@ -133,17 +133,17 @@ def test_an_interrupted_compare_keeps_its_rows(run_overrides, tmp_path, monkeypa
     monkeypatch.setattr(worker, "train_row", interrupted)
     with pytest.raises(KeyboardInterrupt):
         compare(config, progress=False, isolate=False)
-    assert [r["seed"] for r in read_rows(tmp_path / "cmp" / "results.jsonl")] == [1]
+    assert [r.seed for r in read_rows(tmp_path / "cmp" / "results.jsonl")] == [1]
     monkeypatch.setattr(worker, "train_row", real)
     resumed = compare(config, progress=False, isolate=False)
-    assert resumed.skipped == 1 and [r["seed"] for r in resumed.rows] == [2]
+    assert resumed.skipped == 1 and [r.seed for r in resumed.rows] == [2]
 
 
 def test_a_row_runs_in_a_child_process(run_overrides, tmp_path):
     config = load_config(None, [*run_overrides, "train.epochs=1", f"compare.output_dir={tmp_path / 'c'}"])
     (only,) = compare(config, progress=False).rows  # the base run, one seed, in `python -m lmtransfer.worker`
-    assert only["status"] == "ok", only.get("traceback")
-    assert only["peak_rss_bytes"] > 0 and only["inference"]["examples_per_second"] > 0
+    assert only.status == "ok", only.traceback
+    assert only.peak_rss_bytes > 0 and only.inference["examples_per_second"] > 0
     assert not list((tmp_path / "c").glob(".job-*"))  # the child's job folder is gone
 
 
@@ -157,8 +157,8 @@ def test_a_failing_row_is_recorded_and_the_comparison_goes_on(run_overrides, tmp
     config = load_config(None, [*run_overrides, "train.epochs=1", *overrides, variants])
     with pytest.warns(UserWarning, match="shared extraction failed"):  # (the union of layers holds 5 too)
         bad, ok = compare(config, progress=False, isolate=False).rows
-    assert bad["status"] == "failed" and "layer 5 does not exist" in bad["error"] and ok["status"] == "ok"
-    assert ok["inference"]["examples"] == 2
+    assert bad.status == "failed" and "layer 5 does not exist" in bad.error and ok.status == "ok"
+    assert ok.inference["examples"] == 2
 
 
 def test_superset_cache_serves_a_subset_with_the_same_features(tiny_encoder, tmp_path):
@@ -317,11 +317,11 @@ def test_training_set_sizes_are_nested_seeded_subsets_swept_for_every_variant(ru
     assert found[0].config.output_dir.endswith("/n-12/seed-1")
     result = compare(config, progress=False, isolate=False)
     rows = read_rows(result.directory / "results.jsonl")
-    assert [(r["train_size"], r["sizes"]["train"]) for r in rows] == [(12, 12), (12, 12), ("all", 48), ("all", 48)]
+    assert [(r.train_size, r.sizes["train"]) for r in rows] == [(12, 12), (12, 12), ("all", 48), ("all", 48)]
     report = result.report
     assert len(report.summaries) == 4 and {s.train_examples for s in report.summaries} == {12, 48}
     assert "| variant | encoder | kind | train | seeds |" in report.markdown
-    assert f"| mix | {rows[0]['encoder']} | feature-based | 12 | 1 |" in report.markdown
+    assert f"| mix | {rows[0].encoder} | feature-based | 12 | 1 |" in report.markdown
     assert report.verdict.startswith("With 48 training examples: ")
     assert "Across training-set sizes: " in report.verdict
     page = (result.directory / "report.html").read_text()
@@ -348,21 +348,21 @@ def test_a_search_tunes_each_way_by_dev_alone_and_resumes(run_overrides, tmp_pat
     monkeypatch.setattr(worker, "train_row", lambda c, *a: calls.append(c.train.score_test) or real(c, *a))
     result = compare(config, progress=False, isolate=False)
     rows = read_rows(result.directory / "results.jsonl")
-    trials = [r for r in rows if r.get("trial") is not None]
-    assert [(r["variant"], r["trial"]) for r in trials] == [("mix", 0), ("mix", 1), ("ft", 0), ("ft", 1)]
-    assert [r["params"] for r in trials[:2]] == [
+    trials = [r for r in rows if r.is_trial]
+    assert [(r.variant, r.trial) for r in trials] == [("mix", 0), ("mix", 1), ("ft", 0), ("ft", 1)]
+    assert [r.params for r in trials[:2]] == [
         {"train.lr": 0.01, "head.dropout": 0.0},
         {"train.lr": 0.05, "head.dropout": 0.0},
     ]
-    assert all(1e-4 <= r["params"]["train.lr"] <= 1e-3 for r in trials[2:])  # sampled by TPE within the range
-    assert all(r["test"] is None and r["inference"] is None for r in trials)  # dev alone
+    assert all(1e-4 <= r.params["train.lr"] <= 1e-3 for r in trials[2:])  # sampled by TPE within the range
+    assert all(r.test is None and r.inference is None for r in trials)  # dev alone
     assert calls == [False] * 4 + [True] * 2
-    final = [r for r in rows if r.get("trial") is None]
+    final = [r for r in rows if not r.is_trial]
     for r in final:
-        tried = [t for t in trials if t["variant"] == r["variant"]]
-        best = max(tried, key=lambda t: t["dev"]["accuracy"])  # ties: the earliest
-        assert r["search"]["params"] == best["params"] and r["search"]["trials"] == 2
-        assert r["test"] is not None and Path(r["run_dir"], "metrics.json").is_file()
+        tried = [t for t in trials if t.variant == r.variant]
+        best = max(tried, key=lambda t: t.dev["accuracy"])  # ties: the earliest
+        assert r.search["params"] == best.params and r.search["trials"] == 2
+        assert r.test is not None and Path(r.run_dir, "metrics.json").is_file()
     assert "| tuning |" in result.report.markdown and "| 2 trials, " in result.report.markdown
     assert "Tuning by dev: fine-tuning 2 trials (2 quasi-random (Halton) start-up points) in" in result.report.verdict
     assert len(result.report.summaries) == 2  # the trials are not variants of the table
@@ -431,39 +431,40 @@ def test_the_first_seeds_row_adopts_its_searchs_chosen_fine_tuning_trial(run_ove
     extra = [f"compare.variants=[{ft}]", "train.epochs=2", "compare.inference_examples=2"]
     result = compare(compare_config(run_overrides, tmp_path, *extra), progress=False, isolate=True)
     rows = read_rows(result.directory / "results.jsonl")
-    trials = [r for r in rows if r.get("trial") is not None]
-    first, second = (r for r in rows if r.get("trial") is None)
-    assert all(t["isolated"] and t["peak_rss_bytes"] > 0 and t["test"] is None for t in trials)
-    chosen = next(t for t in trials if t["params"] == first["search"]["params"])
-    assert first["adopted_trial"] == chosen["trial"] and "adopted_trial" not in second
-    assert first["config_hash"] == chosen["config_hash"] and first["dev"] == chosen["dev"]
-    assert first["seconds"] == chosen["seconds"] and first["history"] == chosen["history"]  # its training
-    assert first["test"]["accuracy"] == pytest.approx(api.evaluate(first["run_dir"], progress=False)["accuracy"])
-    assert set(first["units"]) == {"dev", "test"} and first["inference"]["examples"] == 2
-    folder = Path(first["run_dir"])
+    trials = [r for r in rows if r.is_trial]
+    first, second = (r for r in rows if not r.is_trial)
+    assert all(t.isolated and t.peak_rss_bytes > 0 and t.test is None for t in trials)
+    chosen = next(t for t in trials if t.params == first.search["params"])
+    assert first.adopted_trial == chosen.trial and second.adopted_trial is None
+    assert first.config_hash == chosen.config_hash and first.dev == chosen.dev
+    assert first.seconds == chosen.seconds and first.history == chosen.history  # its training
+    assert first.test["accuracy"] == pytest.approx(api.evaluate(first.run_dir, progress=False)["accuracy"])
+    assert set(first.units) == {"dev", "test"} and first.inference["examples"] == 2
+    folder = Path(first.run_dir)
     assert folder.name == "seed-1" and run_config(folder).train.score_test
     assert {"predictions/test.jsonl", "predictions/test.units.npz", "README.md"} <= {
         str(p.relative_to(folder)) for p in folder.rglob("*")
     }
-    assert json.loads((folder / "metrics.json").read_text())["test"]["accuracy"] == first["test"]["accuracy"]
-    assert Path(chosen["run_dir"], "metrics.json").is_file()  # the trial's own folder stays as it was
-    assert second["seed"] == 2 and second["test"] is not None
+    assert json.loads((folder / "metrics.json").read_text())["test"]["accuracy"] == first.test["accuracy"]
+    assert Path(chosen.run_dir, "metrics.json").is_file()  # the trial's own folder stays as it was
+    assert second.seed == 2 and second.test is not None
     assert len(result.report.summaries) == 1 and "test" in result.report.summaries[0].intervals
 
 
 def test_a_pruner_made_in_a_child_decides_as_the_parents_would():
+    from lmtransfer.compare.row import Row
     from lmtransfer.compare.search import PruneSpec, pruner
     from lmtransfer.config.compare_schema import SearchConfig
 
     search = SearchConfig(prune=True, prune_startup=2, prune_warmup=1)
     curve = lambda values: [{"step": 10 * i, "dev_accuracy": v} for i, v in enumerate(values, 1)]  # noqa: E731
     finished = [
-        {"status": "ok", "dev": {"accuracy": 0.92}, "history": curve([0.6, 0.9, 0.92]), "extra": "left behind"},
-        {"status": "ok", "dev": {"accuracy": 0.84}, "history": curve([0.5, 0.8, 0.84])},
+        Row("ft", "minilm", 1, dev={"accuracy": 0.92}, history=curve([0.6, 0.9, 0.92]), run_dir="left behind"),
+        Row("ft", "minilm", 1, dev={"accuracy": 0.84}, history=curve([0.5, 0.8, 0.84])),
     ]
-    spec = PruneSpec(search, tuple(finished), "accuracy", False)
+    spec = PruneSpec(search, tuple(finished), "accuracy")
     shipped = PruneSpec.from_json(json.loads(json.dumps(spec.to_json())))
-    assert "extra" not in shipped.finished[0]
+    assert shipped.finished[0].run_dir is None and shipped.finished[0].history == finished[0].history
     for scores in ([0.1, 0.4], [0.3, 0.86, 0.7], [0.3, 0.9, 0.95]):
-        here, there = pruner(search, finished, "accuracy", False), shipped.build()
+        here, there = pruner(search, finished, "accuracy"), shipped.build()
         assert [here(10 * i, s) for i, s in enumerate(scores, 1)] == [there(10 * i, s) for i, s in enumerate(scores, 1)]

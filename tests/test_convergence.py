@@ -92,14 +92,14 @@ def test_a_row_that_does_not_converge_is_extended_then_left_out_as_under_trained
     assert config.compare.extensions == 2
     result = compare(config, progress=False, isolate=False)
     rows = read_rows(out / "results.jsonl")
-    mix = [r for r in rows if r["variant"] == "mix"]
-    stuck = [r for r in rows if r["variant"] == "stuck"]
-    assert len(mix) == 1 and mix[0]["convergence"]["converged"] is True
-    budgets = [r["convergence"]["budget_steps"] for r in stuck]
-    assert [r["extension"] for r in stuck] == [0, 1, 2] and budgets == [120, 240, 480]
-    assert [r["convergence"]["steps"] for r in stuck] == [120, 240, 480]  # min_steps holds off early stopping
-    assert all(r["convergence"]["converged"] is False for r in stuck)
-    assert len({r["config_hash"] for r in stuck}) == 1  # one row, three attempts
+    mix = [r for r in rows if r.variant == "mix"]
+    stuck = [r for r in rows if r.variant == "stuck"]
+    assert len(mix) == 1 and mix[0].converged is True
+    budgets = [r.convergence["budget_steps"] for r in stuck]
+    assert [r.extension for r in stuck] == [0, 1, 2] and budgets == [120, 240, 480]
+    assert [r.convergence["steps"] for r in stuck] == [120, 240, 480]  # min_steps holds off early stopping
+    assert all(r.converged is False for r in stuck)
+    assert len({r.config_hash for r in stuck}) == 1  # one row, three attempts
     (ft,) = [s for s in result.report.summaries if s.variant == "stuck"]
     assert ft.under_trained and ft.extensions == 2 and ft.steps.mean == 480
     text = result.report.verdict

@@ -47,6 +47,7 @@ from lmtransfer.features.pooling import FeatureSpec
 from lmtransfer.nn.task_model import sentence_classifier
 from lmtransfer.runs.directory import save_run
 from lmtransfer.runs.encoder_run import Run
+from lmtransfer.runs.encoder_train import FEATURE
 from lmtransfer.training.checkpoint import Checkpoints
 from tests.conftest import SENTENCES, write_csv
 
@@ -142,7 +143,7 @@ def save_marked_run(directory: str | Path, marker: int, config: RunConfig | None
         for p in model.parameters():
             p.fill_(marker)
     info = {"layers": [0, 1], "hidden_size": 8, "weights_sha256": "-", "source": "-"}
-    save_run(directory, config or RunConfig(), model, ["a", "b", "c"], info, {"marker": marker})
+    save_run(directory, config or RunConfig(), model, ["a", "b", "c"], info, {"marker": marker}, way=FEATURE)
 
 
 def job_save_run(encoder, directory: str, marker: int) -> None:

@@ -13,10 +13,21 @@ import pytest
 from click.testing import CliRunner
 
 from lmtransfer.cli.main import cli
-from lmtransfer.compare.report import build_report, write_report
-from lmtransfer.compare.results import summarize
+from lmtransfer.compare import report as reports
+from lmtransfer.compare import results
+from lmtransfer.compare.report import write_report
+from lmtransfer.compare.row import Row
 from lmtransfer.compare.verdict import verdict
 from lmtransfer.tasks.units import classification_units
+
+
+def summarize(rows: list[dict], directory: Path | None = None):
+    """The summaries of rows written as their JSON."""
+    return results.summarize([Row.from_json(r) for r in rows], directory)
+
+
+def build_report(rows: list[dict], directory: Path | None = None):
+    return reports.build_report([Row.from_json(r) for r in rows], directory=directory)
 
 
 def row(
@@ -50,7 +61,15 @@ def finetune(seed, dev, training=150.0):
 
 
 def failed(variant, seed):
-    return {"variant": variant, "encoder": "minilm", "seed": seed, "status": "failed", "error": "RuntimeError: boom"}
+    strategy = "finetune" if variant == "finetune" else "feature"
+    return {
+        "variant": variant,
+        "encoder": "minilm",
+        "seed": seed,
+        "status": "failed",
+        "strategy": strategy,
+        "error": "RuntimeError: boom",
+    }
 
 
 def test_mean_and_std_over_seeds():

@@ -8,18 +8,19 @@ import pytest
 
 from lmtransfer import compare, load_config
 from lmtransfer.compare.results import read_rows
-from lmtransfer.compare.search import is_pruned, pruner
+from lmtransfer.compare.row import Row
+from lmtransfer.compare.search import pruner
 from lmtransfer.config.compare_schema import SearchConfig
 from lmtransfer.training.loop import LoopArgs, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def row(curve: list[float], metric: str = "accuracy", pruned: bool = False) -> dict:
+def row(curve: list[float], metric: str = "accuracy", pruned: bool = False) -> Row:
     """A finished trial's row as results.jsonl holds it: its per-epoch history and its dev metric."""
     history = [{"epoch": e, "train_loss": 1.0, f"dev_{metric}": v} for e, v in enumerate(curve, 1)]
-    out = {"status": "ok", "history": history, "dev": {metric: max(curve)}}
-    return out | ({"pruned_epoch": len(curve)} if pruned else {})
+    best = min(curve) if metric == "mse" else max(curve)
+    return Row("mix", "minilm", 1, history=history, dev={metric: best}, pruned_epoch=len(curve) if pruned else None)
 
 
 def decisions(stop, scores: list[float]) -> list[bool]:
@@ -32,26 +33,27 @@ SEARCH = SearchConfig(prune=True, prune_startup=2, prune_warmup=1)
 def test_a_trial_below_the_median_of_finished_trials_is_stopped_after_the_warm_up():
     before = [row([0.60, 0.90, 0.92]), row([0.50, 0.80, 0.84])]  # medians: 0.55, 0.85, 0.88
     # epoch 1 is warm-up; at epoch 2 its best (0.40) is below 0.85
-    assert decisions(pruner(SEARCH, before, "accuracy", lower=False), [0.10, 0.40]) == [False, True]
+    assert decisions(pruner(SEARCH, before, "accuracy"), [0.10, 0.40]) == [False, True]
     # its best so far counts, not its last epoch: 0.86 at epoch 2 keeps it at epoch 3 (0.86 < 0.88 prunes)
-    assert decisions(pruner(SEARCH, before, "accuracy", lower=False), [0.3, 0.86, 0.70]) == [False, False, True]
-    assert decisions(pruner(SEARCH, before, "accuracy", lower=False), [0.3, 0.90, 0.95]) == [False] * 3
+    assert decisions(pruner(SEARCH, before, "accuracy"), [0.3, 0.86, 0.70]) == [False, False, True]
+    assert decisions(pruner(SEARCH, before, "accuracy"), [0.3, 0.90, 0.95]) == [False] * 3
 
 
 def test_a_lower_is_better_metric_prunes_the_trial_above_the_median():
+    """The table's direction (``core.choices.METRICS``): the loop reports the MSE negated, higher is better."""
     before = [row([0.5, 0.2], "mse"), row([0.6, 0.4], "mse")]  # median at epoch 2: 0.3
-    assert decisions(pruner(SEARCH, before, "mse", lower=True), [0.9, 0.5]) == [False, True]
-    assert decisions(pruner(SEARCH, before, "mse", lower=True), [0.9, 0.25]) == [False, False]
+    assert decisions(pruner(SEARCH, before, "mse"), [-0.9, -0.5]) == [False, True]
+    assert decisions(pruner(SEARCH, before, "mse"), [-0.9, -0.25]) == [False, False]
 
 
 def test_no_pruning_before_enough_trials_finished_nor_without_prune():
     one = [row([0.9, 0.9])]
-    assert decisions(pruner(SEARCH, one, "accuracy", lower=False), [0.0, 0.0]) == [False, False]
+    assert decisions(pruner(SEARCH, one, "accuracy"), [0.0, 0.0]) == [False, False]
     # a pruned trial has not finished: it does not count towards prune_startup
-    assert decisions(pruner(SEARCH, [*one, row([0.9, 0.9], pruned=True)], "accuracy", False), [0.0, 0.0]) == [False] * 2
-    assert pruner(SearchConfig(), [*one, *one], "accuracy", lower=False) is None
+    assert decisions(pruner(SEARCH, [*one, row([0.9, 0.9], pruned=True)], "accuracy"), [0.0, 0.0]) == [False] * 2
+    assert pruner(SearchConfig(), [*one, *one], "accuracy") is None
     no_warm_up = SearchConfig(prune=True, prune_startup=2, prune_warmup=0)
-    assert decisions(pruner(no_warm_up, [*one, *one], "accuracy", lower=False), [0.0]) == [True]
+    assert decisions(pruner(no_warm_up, [*one, *one], "accuracy"), [0.0]) == [True]
 
 
 def test_the_loop_stops_where_after_evaluation_says_and_never_asks_after_the_last_step():
@@ -95,19 +97,19 @@ def test_a_search_prunes_a_trial_that_cannot_learn_and_never_chooses_it(run_over
     )
     result = compare(config, progress=False, isolate=False)
     rows = read_rows(result.directory / "results.jsonl")
-    trials = [r for r in rows if r.get("trial") is not None]
-    assert [is_pruned(r) for r in trials] == [False, False, True]
+    trials = [r for r in rows if r.is_trial]
+    assert [r.pruned for r in trials] == [False, False, True]
     stopped = trials[2]
-    ran = stopped["pruned_step"] // 6
-    assert 2 <= ran < 4 and len(stopped["history"]) == ran + 1  # past the warm-up, before its last evaluation
-    assert stopped["convergence"]["converged"] is False
-    assert all(len(r["history"]) == 5 for r in trials[:2])  # steps 0, 6, 12, 18, 24
+    ran = stopped.pruned_step // 6
+    assert 2 <= ran < 4 and len(stopped.history) == ran + 1  # past the warm-up, before its last evaluation
+    assert stopped.converged is False
+    assert all(len(r.history) == 5 for r in trials[:2])  # steps 0, 6, 12, 18, 24
     # the decision is the pure pruner's, told the trials before it
-    stop = pruner(config.compare.search, trials[:2], "accuracy", False)
-    said = [stop(e["step"], e["dev_accuracy"]) for e in stopped["history"][1:]]  # dev at steps 6, 12, ...
+    stop = pruner(config.compare.search, trials[:2], "accuracy")
+    said = [stop(e["step"], e["dev_accuracy"]) for e in stopped.history[1:]]  # dev at steps 6, 12, ...
     assert said == [False] * (ran - 1) + [True]
-    final = next(r for r in rows if r.get("trial") is None)
-    assert final["search"]["pruned"] == 1 and final["search"]["params"]["train.lr"] != 1e-7
+    final = next(r for r in rows if not r.is_trial)
+    assert final.search["pruned"] == 1 and final.search["params"]["train.lr"] != 1e-7
     assert "| 3 trials (1 pruned), " in result.report.markdown
 
 
@@ -131,13 +133,15 @@ def test_a_tpe_search_prunes_and_resumes_with_its_pruned_trials_told_as_pruned(r
             if epoch < len(curves[number]) and stop(epoch, score):
                 break
         history = [{"epoch": e, "dev_accuracy": v} for e, v in enumerate(ran, 1)]
-        row = {"variant": plan.variant, "encoder": plan.encoder, "train_size": None, "trial": number}
-        row |= {"params": values, "status": "ok", "history": history, "dev": {"accuracy": max(ran)}}
-        return row | ({"pruned_step": len(ran)} if len(ran) < len(curves[number]) else {})
+        pruned = len(ran) if len(ran) < len(curves[number]) else None
+        dev = {"accuracy": max(ran)}
+        return Row(
+            plan.variant, plan.encoder, 13, trial=number, params=values, history=history, dev=dev, pruned_step=pruned
+        )
 
-    rows: list[dict] = []
+    rows: list[Row] = []
     first = run_search(plan, rows, lambda *a: rows.append(run_trial(*a)) or rows[-1])
-    assert [r.get("pruned_step") for r in rows] == [None, None, 2, None]
-    assert first.pruned == 1 and first.values == rows[3]["params"]  # the best finished trial
+    assert [r.pruned_step for r in rows] == [None, None, 2, None]
+    assert first.pruned == 1 and first.values == rows[3].params  # the best finished trial
     resumed = run_search(plan, rows[:3], lambda *a: pytest.fail("nothing to run") if a[3] < 3 else run_trial(*a))
     assert resumed.trials == 4 and resumed.pruned == 1

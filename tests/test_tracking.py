@@ -97,7 +97,7 @@ def test_compare_files_its_rows_under_one_experiment_with_the_verdict(run_overri
     ]
     result = compare(load_config(None, overrides), progress=False, isolate=False)
     runs = {r.info.run_name: r for r in runs_of(mlflow_store, "cmp")}
-    encoder = slug(result.rows[0]["encoder"])  # the folder name of the tiny encoder
+    encoder = slug(result.rows[0].encoder)  # the folder name of the tiny encoder
     assert set(runs) == {f"{v}/{encoder}/seed-{s}" for v in "ab" for s in (1, 2)} | {"verdict"}
     row = runs[f"b/{encoder}/seed-2"]
     assert {k: row.data.tags[k] for k in ("variant", "seed", "train_size")} == {

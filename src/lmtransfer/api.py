@@ -21,6 +21,7 @@ from lmtransfer.data.splits import Split
 from lmtransfer.features.extraction import Extraction
 from lmtransfer.runs.kinds import load_run, trainer_for
 from lmtransfer.runs.results import TrainResult
+from lmtransfer.runs.way import TrainOptions
 from lmtransfer.tasks.base import Task
 from lmtransfer.tasks.table import read_task_data
 from lmtransfer.training.loop import AfterEvaluation
@@ -54,8 +55,10 @@ def train(
     (with dev and test predictions in the task's format). Every input check happens before anything is
     written. With ``resume``, a run killed midway continues from its latest checkpoint. ``after_evaluation(step,
     dev score)`` returning True stops training after that dev evaluation (``compare.search``'s pruner uses it).
+    These four are the way's ``runs.way.TrainOptions``.
     """
-    return trainer_for(config)(read_task_data(config), progress, resume, accelerator, after_evaluation)
+    options = TrainOptions(progress, resume, accelerator, after_evaluation)
+    return trainer_for(config)(read_task_data(config), options=options)
 
 
 def evaluate(run_dir: str | Path, data: Any = None, progress: bool = True) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def export_command(run_dir, fmt, quantize, output, quiet) -> None:
         lmtransfer export runs/demo --quantize int8
         lmtransfer serve runs/demo-onnx-int8
 
-    Needs onnxruntime and onnx (pip install 'lmtransfer[onnx]').
+    Needs onnxruntime and onnx (pip install onnxruntime onnx, the 'onnx' extra).
     """
     from lmtransfer.runs.export import export_run
 

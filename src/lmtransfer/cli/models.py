@@ -152,7 +152,7 @@ def train_vectors_command(data, output, quiet, **options) -> None:
 
     Lines are split into words as static-vectors encoders split text (whitespace and punctuation), so
     the output serves directly as --model (or encoder.model) of a run: frozen with the default strategy,
-    updated with --set encoder.update_vectors=true. Needs gensim: pip install 'lmtransfer[vectors]'.
+    updated with --set encoder.update_vectors=true. Needs gensim: pip install gensim (the 'vectors' extra).
     """
     from lmtransfer.encoders.word2vec import train_vectors
 

@@ -15,7 +15,7 @@ def comparison_card(directory: Path, table: str, verdict: str, summaries: list[S
     data = ModelCardData(library_name="lmtransfer", tags=["lmtransfer", "comparison"], model_name=directory.name)
     rows = sum(len(s.seeds) + len(s.failed) for s in summaries)
     body = (
-        f"# {directory.name}\n\nAn [lmtransfer](https://pypi.org/project/lmtransfer/) comparison of "
+        f"# {directory.name}\n\nAn lmtransfer comparison of "
         f"{len(summaries)} variants on {', '.join(f'`{e}`' for e in encoders) or 'no encoder'} ({rows} runs).\n\n"
         f"**Verdict.** {verdict}\n\n## Results\n\n{table}\n"
         "## What is here\n\n- `results.jsonl`: one row per variant, encoder, seed (and training-set size), with "

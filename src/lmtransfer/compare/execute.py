@@ -1,7 +1,7 @@
 """Where a comparison's work runs, and what a row records: a job (a row, a search trial, a shared extraction,
 an adoption) in a child process of its own (``python -m lmtransfer.compare.worker``), so that the peak memory
-it reports is its own, or in this process; its outcome as a results.jsonl row; what the row's features took
-to extract, whoever extracted them; the one line each row prints."""
+it reports is its own, or in this process; what the row's features took to extract, whoever extracted them;
+the one line each row prints. (``compare.row.Row.of`` makes a job's outcome its results.jsonl row.)"""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import json
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lmtransfer.compare.row import Row
 from lmtransfer.compare.search import PruneSpec
 from lmtransfer.compare.worker import run_job
 from lmtransfer.config.schema import RunConfig
-from lmtransfer.config.variants import Job
 from lmtransfer.core.atomic import atomic_write_json
 
 RESULTS = "results.jsonl"
@@ -70,47 +69,17 @@ def _stderr_fd() -> int | None:
         return None
 
 
-def make_row(job: Job, outcome: dict[str, Any], seconds: float, out: Path | None = None) -> dict[str, Any]:
-    """The results.jsonl row of one job: its identity, then what it measured (or its error). Its units'
-    files are named relative to the comparison folder ``out`` where they lie in it, so that the folder
-    can be moved and its report rebuilt."""
-    row = {
-        "variant": job.variant,
-        "encoder": job.encoder,
-        "seed": job.seed,
-        **({"train_size": job.train_size} if job.train_size is not None else {}),
-        "config_hash": job.config_hash,
-        "status": "failed" if "error" in outcome else "ok",
-        "run_dir": job.config.output_dir,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "child_seconds": seconds,
-    }
-    if "error" in outcome:
-        return row | {"strategy": job.config.strategy, "error": outcome["error"], "traceback": outcome.get("traceback")}
-    if out is not None and outcome.get("units"):
-        outcome = outcome | {"units": {k: _relative(Path(v), out) for k, v in outcome["units"].items()}}
-    return row | outcome
-
-
-def _relative(path: Path, out: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(out.resolve()))
-    except ValueError:
-        return str(path.resolve())
-
-
-def summary_line(row: dict[str, Any]) -> str:
-    size = f" / {row['train_size']} train" if row.get("train_size") is not None else ""
-    head = f"{row['variant']} / {row['encoder']}{size} / seed {row['seed']}"
-    if row["status"] != "ok":
-        return f"{head}: FAILED: {row['error']}"
-    metric = row["metric"]
-    s = row["seconds"]
-    speed = f", {row['inference']['examples_per_second']:,.1f} ex/s" if row.get("inference") else ""
+def summary_line(row: Row) -> str:
+    size = f" / {row.train_size} train" if row.train_size is not None else ""
+    head = f"{row.variant} / {row.encoder}{size} / seed {row.seed}"
+    if not row.ok:
+        return f"{head}: FAILED: {row.error}"
+    metric, s = row.metric or "", row.seconds
+    speed = f", {row.inference['examples_per_second']:,.1f} ex/s" if row.inference else ""
     return (
-        f"{head}: dev {metric} {row['dev'].get(metric, float('nan')):.4f}, "
-        f"extraction {s['extraction'] or 0:.1f} s, training {s['training'] or 0:.1f} s, "
-        f"peak RSS {row['peak_rss_bytes'] / 2**20:,.0f} MiB{speed}{_converged(row.get('convergence'))}"
+        f"{head}: dev {metric} {(row.dev or {}).get(metric, float('nan')):.4f}, "
+        f"extraction {s.get('extraction') or 0:.1f} s, training {s.get('training') or 0:.1f} s, "
+        f"peak RSS {(row.peak_rss_bytes or 0) / 2**20:,.0f} MiB{speed}{_converged(row.convergence)}"
     )
 
 

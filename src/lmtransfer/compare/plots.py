@@ -11,10 +11,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
+from lmtransfer.compare.kinds import kind_colors
+
 if TYPE_CHECKING:
     from lmtransfer.compare.results import Summary
 
-COLORS = {"baseline": "#888888", "static vectors": "#b07aa1", "feature-based": "#4e79a7", "fine-tuning": "#e15759"}
 SIZE = (6.4, 4.2)
 
 
@@ -59,7 +60,7 @@ def _sizes(done: list[Summary], scale: float, metric: str) -> Figure:
         low = np.array([p.intervals["dev"].low if "dev" in p.intervals else p.dev.mean - p.dev.std for p in points])
         high = np.array([p.intervals["dev"].high if "dev" in p.intervals else p.dev.mean + p.dev.std for p in points])
         yerr = np.abs(np.vstack([y - low * scale, high * scale - y]))
-        color = COLORS.get(points[0].kind, "#333")
+        color = kind_colors()[points[0].kind]
         ax.errorbar(x, y, yerr=yerr, fmt=f"{markers[number % len(markers)]}-", color=color, capsize=3, label=variant)
     ax.set_xscale("log")
     sizes = sorted({p.train_examples for p in done if p.train_examples})
@@ -93,6 +94,7 @@ def _quality(done: list[Summary], scale: float, metric: str, axis: str) -> Figur
     if not done:
         return _empty(fig, "no finished runs")
     ax = fig.subplots()
+    colors = kind_colors()
     for s in done:
         if axis == "cost":
             x = max(s.cost_seconds, 1e-3)
@@ -100,7 +102,7 @@ def _quality(done: list[Summary], scale: float, metric: str, axis: str) -> Figur
             stored = s.costs.get("cache_bytes")
             x = stored.mean / 2**20 if stored else 0.0
         y, err = s.dev.mean * scale, s.dev.std * scale
-        ax.errorbar([x], [y], yerr=[err], fmt="o", color=COLORS.get(s.kind, "#333"), capsize=3)
+        ax.errorbar([x], [y], yerr=[err], fmt="o", color=colors[s.kind], capsize=3)
         ax.annotate(s.variant, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if axis == "cost":
         costs = [max(s.cost_seconds, 1e-3) for s in done]
@@ -113,7 +115,7 @@ def _quality(done: list[Summary], scale: float, metric: str, axis: str) -> Figur
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_xlabel("feature cache MiB (symlog; 0 = none stored)")
     ax.set_ylabel(f"dev {metric}")
-    for kind, color in COLORS.items():
+    for kind, color in colors.items():
         if any(s.kind == kind for s in done):
             ax.plot([], [], "o", color=color, label=kind)
     ax.legend(fontsize=8, loc="best")

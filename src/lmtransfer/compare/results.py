@@ -14,12 +14,10 @@ from typing import Any
 import numpy as np
 
 from lmtransfer.compare.intervals import Bootstrap, Interval
-from lmtransfer.core.choices import BASELINES, names_static_vectors
+from lmtransfer.compare.kinds import BASELINE, kind_of, way_kinds
+from lmtransfer.compare.row import Row
+from lmtransfer.core.choices import METRICS
 from lmtransfer.tasks.units import Units
-
-LOWER_IS_BETTER = ("mse",)
-METRIC_NAMES = {"f1": "F1", "accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1"}
-METRIC_NAMES |= {"exact_match": "EM", "pearson": "Pearson", "spearman": "Spearman", "mse": "MSE"}
 
 
 @dataclass
@@ -44,10 +42,10 @@ class Summary:
 
     variant: str
     encoder: str
-    kind: str  # baseline, static vectors, feature-based, fine-tuning
+    kind: str  # baseline, static vectors, or a way's kind: feature-based, fine-tuning (compare.kinds)
     metric: str
     seeds: list[int]
-    failed: list[dict[str, Any]]
+    failed: list[Row]
     dev: Stat | None = None
     test: Stat | None = None
     costs: dict[str, Stat | None] = field(default_factory=dict)
@@ -78,7 +76,7 @@ class Summary:
         return sum(s.mean for s in (self.costs.get("extraction"), self.costs.get("training")) if s is not None)
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
+def read_rows(path: str | Path) -> list[Row]:
     """The rows of a results.jsonl; a line a kill cut short is skipped with a warning."""
     path = Path(path)
     if not path.is_file():
@@ -87,39 +85,30 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                rows.append(Row.from_json(json.loads(line)))
+            except (json.JSONDecodeError, TypeError):  # (TypeError: JSON, but not a row's)
                 warnings.warn(f"{path}: line {number}: not a JSON row, skipped", stacklevel=2)
     return rows
 
 
-def kind_of(row: dict[str, Any]) -> str:
-    encoder = str(row.get("encoder", ""))
-    if encoder in BASELINES:
-        return "baseline"
-    if names_static_vectors(encoder):
-        return "static vectors"
-    return "feature-based" if row.get("strategy") == "feature" else "fine-tuning"
-
-
-def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest(rows: list[Row]) -> list[Row]:
     """The last row of each (variant, encoder, seed): a rerun's row replaces an older or failed one."""
-    last: dict[tuple, dict[str, Any]] = {}
+    last: dict[tuple, Row] = {}
     for row in rows:
-        last.pop(key := (row.get("variant"), row.get("encoder"), row.get("train_size"), row.get("seed")), None)
+        last.pop(key := (row.variant, row.encoder, row.train_size, row.seed), None)
         last[key] = row
     return list(last.values())
 
 
-Groups = dict[tuple[str, str, Any], list[dict[str, Any]]]  # (variant, encoder, train size) -> rows
+Groups = dict[tuple[str, str, Any], list[Row]]  # (variant, encoder, train size) -> rows
 
 
-def summarize(rows: list[dict[str, Any]], directory: str | Path | None = None) -> list[Summary]:
+def summarize(rows: list[Row], directory: str | Path | None = None) -> list[Summary]:
     """One Summary per (variant, encoder, training-set size), in the order they first appear; with intervals
-    where every finished seed's evaluation units are found (``row["units"]``, relative to ``directory``)."""
+    where every finished seed's evaluation units are found (``row.units``, relative to ``directory``)."""
     groups: Groups = {}
-    for row in latest([r for r in rows if r.get("trial") is None]):  # a search's trials are summarised apart
-        groups.setdefault((row["variant"], row["encoder"], row.get("train_size")), []).append(row)
+    for row in latest([r for r in rows if not r.is_trial]):  # a search's trials are summarised apart
+        groups.setdefault((row.variant, row.encoder, row.train_size), []).append(row)
     summaries = [_summary(variant, encoder, group) for (variant, encoder, _), group in groups.items()]
     for split in ("dev", "test"):
         _resample(summaries, groups, split, Path(directory) if directory is not None else None)
@@ -129,7 +118,7 @@ def summarize(rows: list[dict[str, Any]], directory: str | Path | None = None) -
 def _resample(summaries: list[Summary], groups: Groups, split: str, directory: Path | None) -> None:
     """Each summary's interval on ``split`` from one bootstrap shared by all of them (paired resamples)."""
     for summary in summaries:
-        ok = [r for r in groups[(summary.variant, summary.encoder, summary.train_size)] if r.get("status") == "ok"]
+        ok = [r for r in groups[(summary.variant, summary.encoder, summary.train_size)] if r.ok]
         found = [_units(r, split, directory) for r in ok]
         if found and all(u is not None and summary.metric in u.full() for u in found):
             summary.units[split] = found
@@ -142,8 +131,8 @@ def _resample(summaries: list[Summary], groups: Groups, split: str, directory: P
         summary.intervals[split] = boot.interval(summary.units[split], summary.metric, summary.key)
 
 
-def _units(row: dict[str, Any], split: str, directory: Path | None) -> Units | None:
-    name = (row.get("units") or {}).get(split)
+def _units(row: Row, split: str, directory: Path | None) -> Units | None:
+    name = row.units.get(split)
     if not name:
         return None
     path = Path(name)
@@ -163,42 +152,41 @@ def difference(a: Summary, b: Summary, split: str = "dev") -> Interval | None:
     return boot.difference(a.units[split], b.units[split], a.metric, (a.key, b.key))
 
 
-def _summary(variant: str, encoder: str, group: list[dict[str, Any]]) -> Summary:
-    ok = [r for r in group if r.get("status") == "ok"]
-    metric = next((r["metric"] for r in ok if r.get("metric")), "")
-    out = Summary(
-        variant, encoder, kind_of(group[0]), metric, [r["seed"] for r in ok], [r for r in group if r not in ok]
-    )
-    out.train_size = group[0].get("train_size")
+def _summary(variant: str, encoder: str, group: list[Row]) -> Summary:
+    ok = [r for r in group if r.ok]
+    metric = next((r.metric for r in ok if r.metric), "")
+    kind = kind_of(encoder, group[0].strategy or "")
+    out = Summary(variant, encoder, kind, metric, [r.seed for r in ok], [r for r in group if not r.ok])
+    out.train_size = group[0].train_size
     if not ok:
         return out
-    out.search = next((r["search"] for r in ok if r.get("search")), None)
-    counts = [(r.get("sizes") or {}).get("train") for r in ok]
+    out.search = next((r.search for r in ok if r.search), None)
+    counts = [r.sizes.get("train") for r in ok]
     out.train_examples = next((int(c) for c in counts if c is not None), None)
-    out.dev = Stat.of([(r.get("dev") or {}).get(metric) for r in ok])
-    out.test = Stat.of([(r.get("test") or {}).get(metric) for r in ok])
-    seconds = [r.get("seconds") or {} for r in ok]
-    out.costs = {name: Stat.of([s.get(name) for s in seconds]) for name in ("extraction", "training", "evaluation")}
-    for name in ("peak_rss_bytes", "cache_bytes", "trainable_parameters"):
-        out.costs[name] = Stat.of([r.get(name) for r in ok])
-    out.costs["inference"] = Stat.of([(r.get("inference") or {}).get("examples_per_second") for r in ok])
-    weights = [r["layer_weights"] for r in ok if (r.get("layer_weights") or {}).get("softmax")]
+    out.dev = Stat.of([(r.dev or {}).get(metric) for r in ok])
+    out.test = Stat.of([(r.test or {}).get(metric) for r in ok])
+    out.costs = {n: Stat.of([r.seconds.get(n) for r in ok]) for n in ("extraction", "training", "evaluation")}
+    out.costs["peak_rss_bytes"] = Stat.of([r.peak_rss_bytes for r in ok])
+    out.costs["cache_bytes"] = Stat.of([r.cache_bytes for r in ok])
+    out.costs["trainable_parameters"] = Stat.of([r.trainable_parameters for r in ok])
+    out.costs["inference"] = Stat.of([(r.inference or {}).get("examples_per_second") for r in ok])
+    weights = [r.layer_weights for r in ok if r.layer_weights and r.layer_weights.get("softmax")]
     if weights and len(weights[0]["layers"]) > 1:
         out.layer_weights = (weights[0]["layers"], np.mean([w["softmax"] for w in weights], axis=0).tolist())
     out.curve = _mean_curve(ok, metric)
-    judged = [(r.get("convergence") or {}).get("converged") for r in ok]
+    judged = [r.converged for r in ok]
     out.converged = False if False in judged else (True if True in judged else None)
-    out.steps = Stat.of([(r.get("convergence") or {}).get("steps") for r in ok])
-    out.extensions = max(int(r.get("extension") or 0) for r in ok)
+    out.steps = Stat.of([(r.convergence or {}).get("steps") for r in ok])
+    out.extensions = max(r.extension for r in ok)
     return out
 
 
-def _mean_curve(rows: list[dict[str, Any]], metric: str) -> list[tuple[int, float]]:
+def _mean_curve(rows: list[Row], metric: str) -> list[tuple[int, float]]:
     """The dev metric at each evaluation, by optimizer step (by epoch for rows from before steps were
     recorded), averaged over the seeds evaluated at that step."""
     at: dict[int, list[float]] = {}
     for row in rows:
-        for entry in row.get("history") or []:
+        for entry in row.history:
             if entry.get(f"dev_{metric}") is not None:
                 at.setdefault(int(entry["step"] if "step" in entry else entry["epoch"]), []).append(
                     float(entry[f"dev_{metric}"])
@@ -210,12 +198,12 @@ def points(summaries: list[Summary]) -> float:
     """100 where the metric is a fraction (accuracy, F1 in 0..1), so numbers read as points; else 1."""
     values = [abs(s.dev.mean) for s in summaries if s.dev is not None]
     metric = next((s.metric for s in summaries if s.metric), "")
-    return 100.0 if values and max(values) <= 1.0 and metric not in LOWER_IS_BETTER else 1.0
+    return 100.0 if values and max(values) <= 1.0 and METRICS[metric].higher_is_better else 1.0
 
 
 def metric_name(summaries: list[Summary]) -> str:
-    metric = next((s.metric for s in summaries if s.metric), "score")
-    return METRIC_NAMES.get(metric, metric)
+    metric = next((s.metric for s in summaries if s.metric), "")
+    return METRICS[metric].compare_name if metric else "score"
 
 
 def shown_values(values: dict[str, Any] | None) -> str:
@@ -233,5 +221,5 @@ def trials_text(search: dict[str, Any], sampler: bool = False) -> str:
 
 def label(summary: Summary, summaries: list[Summary]) -> str:
     """The variant's name, with its encoder where the comparison has several."""
-    several = len({s.encoder for s in summaries if s.kind in ("feature-based", "fine-tuning")}) > 1
-    return f"{summary.variant} on {summary.encoder}" if several and summary.kind != "baseline" else summary.variant
+    several = len({s.encoder for s in summaries if s.kind in way_kinds()}) > 1
+    return f"{summary.variant} on {summary.encoder}" if several and summary.kind != BASELINE else summary.variant

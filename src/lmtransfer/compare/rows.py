@@ -9,10 +9,10 @@ import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from lmtransfer.compare.execute import RESULTS, charge_extraction, execute, make_row, say, summary_line
-from lmtransfer.compare.search import SearchResult, is_pruned
+from lmtransfer.compare.execute import RESULTS, charge_extraction, execute, say, summary_line
+from lmtransfer.compare.row import Row
+from lmtransfer.compare.search import SearchResult
 from lmtransfer.config.build import changed
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import Job
@@ -30,51 +30,53 @@ class Rows:
     cap: int
     searched: dict[tuple, SearchResult]
 
-    def settle(self, job: Job, earlier: dict[str, Any] | None, tag: str) -> dict[str, Any]:
+    def settle(self, job: Job, earlier: Row | None, tag: str) -> Row:
         """The row of ``job`` once settled, from ``earlier`` (its latest finished attempt) where there is one."""
         row = earlier
         trial = adoptable(self.searched.get(plan_key(job)), job) if row is None else None
         if trial is not None:
-            say(f"{tag} the same run as its search's trial {trial['trial'] + 1}: adopted, test scored")
+            say(f"{tag} the same run as its search's trial {trial.trial + 1}: adopted, test scored")
             row = self.adopt(job, trial)
             say(f"{tag} {summary_line(row)}")
         elif row is None:
             row = self.train(job, 0, job.config)
             say(f"{tag} {summary_line(row)}")
         while extend(row, self.cap):  # not converged: twice the optimizer steps, up to the cap
-            steps, extension = 2 * row["convergence"]["budget_steps"], row.get("extension", 0) + 1
+            steps, extension = 2 * row.convergence["budget_steps"], row.extension + 1
             say(f"{tag} again with {steps:,} optimizer steps (doubling {extension} of {self.cap})")
             row = self.train(job, extension, changed(job.config, {"train.min_steps": steps}))
             say(f"{tag} {summary_line(row)}")
         return row
 
-    def train(self, job: Job, extension: int, run: RunConfig) -> dict[str, Any]:
+    def train(self, job: Job, extension: int, run: RunConfig) -> Row:
         """Train ``run`` (the job's config, or it with a longer budget) and record its row."""
         began = time.perf_counter()
         outcome = execute("row", [run], self.out, self.progress, self.isolate, self.inference_examples)
         if "error" not in outcome:
             charge_extraction(self.out, outcome)
-        row = make_row(replace(job, config=run), outcome, time.perf_counter() - began, self.out)
-        row |= {"config_hash": job.config_hash, "extension": extension}  # the row's identity is the job's
+        seconds = time.perf_counter() - began  # the row's identity is the job's, whatever budget it ran
+        row = Row.of(
+            replace(job, config=run), outcome, seconds, self.out, config_hash=job.config_hash, extension=extension
+        )
         return self._record(job, row)
 
-    def adopt(self, job: Job, trial: dict[str, Any]) -> dict[str, Any]:
+    def adopt(self, job: Job, trial: Row) -> Row:
         """The job's row from ``trial``'s run (``runs.adopt``), keeping what its training measured."""
         began = time.perf_counter()
         args = (self.out, self.progress, self.isolate, self.inference_examples)
-        found = execute("adopt", [job.config], *args, trial_dir=trial["run_dir"])
+        found = execute("adopt", [job.config], *args, trial_dir=trial.run_dir)
         if "error" in found:  # not fatal: the row trains its run as usual
-            warnings.warn(f"adopting trial {trial['trial']} failed ({found['error']}); training the row", stacklevel=2)
+            warnings.warn(f"adopting trial {trial.trial} failed ({found['error']}); training the row", stacklevel=2)
             return self.train(job, 0, job.config)
-        measured = {k: trial[k] for k in TRIAL_MEASURES if k in trial}  # what training took: the trial's own
-        row = make_row(job, measured | found, time.perf_counter() - began, self.out)
-        return self._record(job, row | {"extension": 0, "adopted_trial": trial["trial"]})
+        measured = {k: getattr(trial, k) for k in TRIAL_MEASURES}  # what training took: the trial's own
+        row = Row.of(job, measured | found, time.perf_counter() - began, self.out, adopted_trial=trial.trial)
+        return self._record(job, row)
 
-    def _record(self, job: Job, row: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, job: Job, row: Row) -> Row:
         found = self.searched.get(plan_key(job))
         if found is not None:  # what its search chose, and what the search cost
-            row["search"] = found.to_json()
-        append_jsonl(self.out / RESULTS, row)
+            row.search = found.to_json()
+        append_jsonl(self.out / RESULTS, row.to_json())
         return row
 
 
@@ -86,29 +88,28 @@ TRIAL_MEASURES = (
 )  # fmt: skip
 
 
-def plan_key(job: Job) -> tuple[str, str, Any]:
+def plan_key(job: Job) -> tuple[str, str, int | str | None]:
     return (job.variant, job.encoder, job.train_size)
 
 
-def adoptable(found: SearchResult | None, job: Job) -> dict[str, Any] | None:
+def adoptable(found: SearchResult | None, job: Job) -> Row | None:
     """The chosen trial whose run is this row's run, where the row may adopt it: the first seed's (the seed
     trials run on), the same config hash, run in a child of its own (so its peak memory is its own), and its
     folder still there."""
     trial = found.best if found is not None else None
-    if trial is None or not trial.get("isolated") or trial.get("status") != "ok" or is_pruned(trial):
+    if trial is None or not trial.isolated or not trial.ok or trial.pruned:
         return None
-    if trial.get("config_hash") != job.config_hash or trial.get("seed") != job.seed:
+    if trial.config_hash != job.config_hash or trial.seed != job.seed:
         return None
-    return trial if (Path(trial["run_dir"]) / "metrics.json").is_file() else None
+    return trial if (Path(trial.run_dir or "") / "metrics.json").is_file() else None
 
 
-def settled(row: dict[str, Any] | None, cap: int) -> bool:
+def settled(row: Row | None, cap: int) -> bool:
     """Whether a row's latest attempt is final: it finished and needs no longer budget."""
-    return row is not None and row.get("status") == "ok" and not extend(row, cap)
+    return row is not None and row.ok and not extend(row, cap)
 
 
-def extend(row: dict[str, Any], cap: int) -> bool:
+def extend(row: Row, cap: int) -> bool:
     """Whether a finished row runs again with twice the steps: its run did not converge (a baseline, a run
     without dev and a row from before convergence was recorded cannot tell), and the cap is not reached."""
-    converged = (row.get("convergence") or {}).get("converged")
-    return row.get("status") == "ok" and converged is False and row.get("extension", 0) < cap
+    return row.ok and row.converged is False and row.extension < cap

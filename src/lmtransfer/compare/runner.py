@@ -28,15 +28,15 @@ from lmtransfer.compare.execute import (
     RESULTS,
     charge_extraction,
     execute,
-    make_row,
     note_extraction,
     say,
     summary_line,
 )
 from lmtransfer.compare.report import Report, write_report
 from lmtransfer.compare.results import read_rows, shown_values
+from lmtransfer.compare.row import Row
 from lmtransfer.compare.rows import Rows, settled
-from lmtransfer.compare.search import PruneSpec, SearchResult, is_trial, run_search
+from lmtransfer.compare.search import PruneSpec, SearchResult, run_search
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import Job, SearchPlan, jobs, search_plans
 from lmtransfer.core.atomic import append_jsonl, atomic_write_text
@@ -47,7 +47,7 @@ from lmtransfer.runs.tracking import log_summary
 @dataclass
 class CompareResult:
     directory: Path
-    rows: list[dict[str, Any]]  # the rows run now (finished or failed; the last attempt of an extended one)
+    rows: list[Row]  # the rows run now (finished or failed; the last attempt of an extended one)
     skipped: int  # rows found finished in results.jsonl
     report: Report
 
@@ -64,9 +64,9 @@ def compare(config: RunConfig, progress: bool = True, isolate: bool = True) -> C
     searched = _searches(config, out, progress, isolate)
     todo_all = jobs(config, {key: found.values for key, found in searched.items() if found.values})
     cap = config.compare.extensions
-    last = {_key(r): r for r in read_rows(out / RESULTS) if not is_trial(r)}  # each row's latest attempt
+    last = {_key(r): r for r in read_rows(out / RESULTS) if not r.is_trial}  # each row's latest attempt
     todo = [(j, last.get(j.key)) for j in todo_all if not settled(last.get(j.key), cap)]
-    todo = [(j, row if row is not None and row.get("status") == "ok" else None) for j, row in todo]
+    todo = [(j, row if row is not None and row.ok else None) for j, row in todo]
     say(f"compare: {len(todo_all)} rows, {len(todo_all) - len(todo)} already in {out / RESULTS}, {len(todo)} to run")
     _extract_shared([j for j, earlier in todo if earlier is None], out, progress, isolate)
     runner = Rows(out, progress, isolate, config.compare.inference_examples, cap, searched)
@@ -104,9 +104,7 @@ def _searches(config: RunConfig, out: Path, progress: bool, isolate: bool) -> di
     assert config.compare is not None
     rows = read_rows(out / RESULTS)
 
-    def run_trial(
-        plan: SearchPlan, trial: RunConfig, values: dict[str, Any], number: int, prune: PruneSpec
-    ) -> dict[str, Any]:
+    def run_trial(plan: SearchPlan, trial: RunConfig, values: dict[str, Any], number: int, prune: PruneSpec) -> Row:
         job = Job(plan.variant, plan.encoder, trial.train.seed, trial, plan.train_size)
         say(f"[trial {number + 1}/{plan.search.trials}] {plan.variant} / {plan.encoder}: {shown_values(values)}")
         began = time.perf_counter()
@@ -119,9 +117,9 @@ def _searches(config: RunConfig, out: Path, progress: bool, isolate: bool) -> di
             outcome = execute("row", [trial], out, progress, alone, 0, prune)
         if "error" not in outcome:
             charge_extraction(out, outcome)
-        row = make_row(job, outcome, time.perf_counter() - began, out) | {"trial": number, "params": values}
-        row |= {"isolated": alone}
-        append_jsonl(out / RESULTS, row)
+        how = {"trial": number, "params": values, "isolated": alone}
+        row = Row.of(job, outcome, time.perf_counter() - began, out, **how)
+        append_jsonl(out / RESULTS, row.to_json())
         say(f"[trial {number + 1}/{plan.search.trials}] {summary_line(row)}")
         return row
 
@@ -136,8 +134,8 @@ def _searches(config: RunConfig, out: Path, progress: bool, isolate: bool) -> di
     return found
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, int, str]:
-    return (row.get("variant"), row.get("encoder"), row.get("seed"), row.get("config_hash"))
+def _key(row: Row) -> tuple[str, str, int, str | None]:
+    return (row.variant, row.encoder, row.seed, row.config_hash)
 
 
 def extraction_groups(todo: Iterable[Job]) -> list[list[Job]]:

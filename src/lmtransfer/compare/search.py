@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lmtransfer.compare.results import LOWER_IS_BETTER
+from lmtransfer.compare.row import Row
 from lmtransfer.config.compare_schema import RangeConfig, SearchConfig
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import SearchPlan, first_values, grid
+from lmtransfer.core.choices import oriented
 from lmtransfer.training.loop import AfterEvaluation
 
 Pruner = AfterEvaluation  # what stops a trial: training.loop.fit asks it after each dev evaluation
@@ -33,28 +34,25 @@ class PruneSpec:
     data, so that a trial run in a child process makes the same pruner there."""
 
     search: SearchConfig
-    finished: tuple[dict[str, Any], ...]  # the trials before it: status, dev, history, pruned_step
+    finished: tuple[Row, ...]  # the trials before it
     metric: str
-    lower: bool
 
     def build(self) -> Pruner | None:
-        return pruner(self.search, list(self.finished), self.metric, self.lower)
+        return pruner(self.search, list(self.finished), self.metric)
 
     def to_json(self) -> dict[str, Any]:
-        keep = ("status", "dev", "history", "pruned_step", "pruned_epoch")
-        finished = [{k: r[k] for k in keep if k in r} for r in self.finished]
-        return {"search": self.search.model_dump(mode="json"), "finished": finished} | {
-            "metric": self.metric,
-            "lower": self.lower,
-        }
+        keep = ("variant", "encoder", "seed", "status", "dev", "history", "pruned_step", "pruned_epoch")
+        finished = [{k: v for k, v in r.to_json().items() if k in keep} for r in self.finished]
+        return {"search": self.search.model_dump(mode="json"), "finished": finished, "metric": self.metric}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PruneSpec:
-        return cls(SearchConfig(**data["search"]), tuple(data["finished"]), data["metric"], data["lower"])
+        finished = tuple(Row.from_json(r) for r in data["finished"])
+        return cls(SearchConfig(**data["search"]), finished, data["metric"])
 
 
-_Pruning = Callable[[list[dict[str, Any]]], PruneSpec]  # the trials before it -> the next trial's pruner
-RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, PruneSpec], dict[str, Any]]  # -> its row
+_Pruning = Callable[[list[Row]], PruneSpec]  # the trials before it -> the next trial's pruner
+RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, PruneSpec], Row]  # -> its row
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class SearchResult:
     seconds: float
     pruned: int = 0
     sampler: str = ""  # how the trials were placed, for the report
-    best: dict[str, Any] | None = None  # the chosen trial's row (a run the first seed's row may adopt)
+    best: Row | None = None  # the chosen trial's row (a run the first seed's row may adopt)
 
     def to_json(self) -> dict[str, Any]:
         """The ``search`` field of the rows that run with what it chose."""
@@ -74,57 +72,48 @@ class SearchResult:
         return out | {"sampler": self.sampler}
 
 
-def is_trial(row: dict[str, Any]) -> bool:
-    return row.get("trial") is not None
+def _value(row: Row, metric: str) -> float | None:
+    """A finished trial's dev metric, higher is better (``core.choices.oriented``); None for a failed or
+    pruned one (never chosen)."""
+    value = row.dev_value(metric) if row.ok and not row.pruned else None
+    return oriented(metric, value) if value is not None else None
 
 
-def is_pruned(row: dict[str, Any]) -> bool:
-    return row.get("pruned_step") is not None or row.get("pruned_epoch") is not None  # (rows before steps)
-
-
-def _value(row: dict[str, Any], metric: str) -> float | None:
-    """A finished trial's dev metric; None for a failed or pruned one (never chosen)."""
-    if row.get("status") != "ok" or is_pruned(row):
-        return None
-    value = (row.get("dev") or {}).get(metric)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def run_search(plan: SearchPlan, rows: list[dict[str, Any]], run_trial: RunTrial, seed: int = 0) -> SearchResult:
+def run_search(plan: SearchPlan, rows: list[Row], run_trial: RunTrial, seed: int = 0) -> SearchResult:
     """Run the trials of ``plan`` that ``rows`` (results.jsonl) do not hold yet; the best one's values."""
     metric = plan.trial(first_values(plan.search.space), 0).train.metric or ""
-    lower = metric in LOWER_IS_BETTER
-    done = [r for r in rows if is_trial(r) and (r["variant"], r["encoder"], r.get("train_size")) == plan.key]
+    done = [r for r in rows if r.is_trial and (r.variant, r.encoder, r.train_size) == plan.key]
     combos = grid(plan.search.space)
 
-    def prune(before: list[dict[str, Any]]) -> PruneSpec:  # the next trial's, told the trials before it
-        return PruneSpec(plan.search, tuple(before), metric, lower)
+    def prune(before: list[Row]) -> PruneSpec:  # the next trial's, told the trials before it
+        return PruneSpec(plan.search, tuple(before), metric)
 
     if combos is not None and len(combos) <= plan.search.trials:
         found = _grid(plan, combos, done, run_trial, prune)
         sampler = "the whole grid"
     else:
-        found = _tpe(plan, done, run_trial, metric, lower, seed, prune)
+        found = _tpe(plan, done, run_trial, metric, seed, prune)
         startup = startup_trials(plan.search.trials)
         sampler = f"{startup} quasi-random (Halton) start-up points" + (
             ", then TPE" if plan.search.trials > startup else ""
         )
     scored = [(v, r) for r in found if (v := _value(r, metric)) is not None]
-    seconds = sum(float(r.get("child_seconds") or 0.0) for r in found)
-    pruned = sum(is_pruned(r) for r in found)
+    seconds = sum(float(r.child_seconds or 0.0) for r in found)
+    pruned = sum(r.pruned for r in found)
     if not scored:
         warnings.warn(f"search of {plan.variant}: no trial finished; its rows run with their own values", stacklevel=2)
         return SearchResult(None, len(found), seconds, pruned, sampler)
-    best = (min if lower else max)(scored, key=lambda vr: vr[0])[1]  # ties: the earliest trial
-    return SearchResult(dict(best["params"]), len(found), seconds, pruned, sampler, best)
+    best = max(scored, key=lambda vr: vr[0])[1]  # ties: the earliest trial
+    return SearchResult(dict(best.params or {}), len(found), seconds, pruned, sampler, best)
 
 
-def pruner(search: SearchConfig, finished: list[dict[str, Any]], metric: str, lower: bool) -> Pruner | None:
+def pruner(search: SearchConfig, finished: list[Row], metric: str) -> Pruner | None:
     """With ``search.prune``, what stops the next trial: Optuna's median pruner, told the dev curves of the
     search's finished trials (from their rows' histories, so a resumed search prunes as the first run would
     have), asked after each dev evaluation of the new trial. Trials with other budgets are evaluated at other
     steps (``training.convergence.eval_interval``): at each step the new trial reports, a finished trial
-    counts with its last evaluation at or before that step."""
+    counts with its last evaluation at or before that step. Scores are compared higher is better
+    (``core.choices.oriented``), as the loop reports them."""
     if not search.prune:
         return None
     import optuna
@@ -133,8 +122,8 @@ def pruner(search: SearchConfig, finished: list[dict[str, Any]], metric: str, lo
     curves = []
     for row in finished:
         curve = _curve(row, metric)
-        if curve and (_value(row, metric) is not None or is_pruned(row)):  # a failed trial says nothing
-            curves.append((curve, _value(row, metric), is_pruned(row)))
+        if curve and (_value(row, metric) is not None or row.pruned):  # a failed trial says nothing
+            curves.append((curve, _value(row, metric), row.pruned))
     reported: dict[int, float] = {}
 
     def stop(step: int, score: float) -> bool:
@@ -142,7 +131,7 @@ def pruner(search: SearchConfig, finished: list[dict[str, Any]], metric: str, lo
         if len(reported) <= search.prune_warmup:
             return False
         median = optuna.pruners.MedianPruner(n_startup_trials=search.prune_startup, n_warmup_steps=0)
-        study = optuna.create_study(direction="minimize" if lower else "maximize", pruner=median)
+        study = optuna.create_study(direction="maximize", pruner=median)
         for curve, value, pruned in curves:
             at = {s: _reached(curve, s) for s in reported if _reached(curve, s) is not None}
             state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
@@ -163,25 +152,24 @@ def _reached(curve: dict[int, float], step: int) -> float | None:
     return curve[max(before)] if before else None
 
 
-def _curve(row: dict[str, Any], metric: str) -> dict[int, float]:
-    """A trial's dev metric at each evaluation after training began, by optimizer step, from its row's
-    training history (by epoch for rows from before evaluations were counted in steps)."""
+def _curve(row: Row, metric: str) -> dict[int, float]:
+    """A trial's dev metric (higher is better) at each evaluation after training began, by optimizer step,
+    from its row's training history (by epoch for rows from before evaluations were counted in steps)."""
     key = f"dev_{metric}"
-    history = row.get("history") or []
     return {
-        int(e["step"] if "step" in e else e["epoch"]): float(e[key])
-        for e in history
+        int(e["step"] if "step" in e else e["epoch"]): oriented(metric, float(e[key]))
+        for e in row.history
         if e.get(key) is not None and e.get("step") != 0
     }
 
 
 def _grid(
-    plan: SearchPlan, combos: list[dict[str, Any]], done: list[dict[str, Any]], run_trial: RunTrial, prune: _Pruning
-) -> list[dict[str, Any]]:
+    plan: SearchPlan, combos: list[dict[str, Any]], done: list[Row], run_trial: RunTrial, prune: _Pruning
+) -> list[Row]:
     """Each combination once, in order; one a finished row holds is not run again."""
-    out: list[dict[str, Any]] = []
+    out: list[Row] = []
     for number, values in enumerate(combos):
-        row = next((r for r in done if r.get("params") == values), None)
+        row = next((r for r in done if r.params == values), None)
         out.append(row if row is not None else run_trial(plan, plan.trial(values, number), values, number, prune(out)))
     return out
 
@@ -249,13 +237,12 @@ def _decode(params: dict[str, Any], space: dict[str, list[Any] | RangeConfig]) -
 
 def _tpe(
     plan: SearchPlan,
-    done: list[dict[str, Any]],
+    done: list[Row],
     run_trial: RunTrial,
     metric: str,
-    lower: bool,
     seed: int,
     prune: _Pruning,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """Optuna's TPE sampler (seeded), told the finished trials first, asked for the rest of the budget."""
     import optuna
 
@@ -264,18 +251,18 @@ def _tpe(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     startup = startup_trials(plan.search.trials)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-    study = optuna.create_study(direction="minimize" if lower else "maximize", sampler=sampler)
+    study = optuna.create_study(direction="maximize", sampler=sampler)  # values higher is better
     out = []
-    for row in sorted(done, key=lambda r: r["trial"]):
-        params = _encode(row.get("params") or {}, space)
+    for row in sorted(done, key=lambda r: r.trial or 0):
+        params = _encode(row.params or {}, space)
         if set(params) != set(distributions) or not all(_inside(distributions[k], v) for k, v in params.items()):
             continue  # a trial of an earlier space
         value = _value(row, metric)
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
-        state = optuna.trial.TrialState.PRUNED if is_pruned(row) else state
+        state = optuna.trial.TrialState.PRUNED if row.pruned else state
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value, state=state))
         out.append(row)
-    number = max([r["trial"] + 1 for r in done], default=0)
+    number = max([(r.trial or 0) + 1 for r in done], default=0)
     for point in halton(distributions, startup, seed)[len(out) :]:  # the start-up trials not run yet
         study.enqueue_trial(point)
     while len(out) < plan.search.trials:
@@ -283,7 +270,7 @@ def _tpe(
         values = _decode(trial.params, space)
         row = run_trial(plan, plan.trial(values, number), values, number, prune(out))
         value = _value(row, metric)
-        if is_pruned(row):
+        if row.pruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         elif value is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)

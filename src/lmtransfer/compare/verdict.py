@@ -9,8 +9,8 @@ back to the spread over seeds."""
 from __future__ import annotations
 
 from lmtransfer.compare.intervals import Interval, units_to_separate
+from lmtransfer.compare.kinds import FEATURE_BASED, FINE_TUNING, baseline_kinds, way_kinds
 from lmtransfer.compare.results import (
-    LOWER_IS_BETTER,
     Summary,
     difference,
     label,
@@ -19,6 +19,7 @@ from lmtransfer.compare.results import (
     shown_values,
     trials_text,
 )
+from lmtransfer.core.choices import oriented
 from lmtransfer.core.text import human_bytes
 
 
@@ -34,14 +35,13 @@ def _best(summaries: list[Summary], kinds: tuple[str, ...]) -> Summary | None:
     found = [s for s in summaries if s.kind in kinds and s.dev is not None and not s.under_trained]
     if not found:
         return None
-    sign = 1.0 if found[0].metric in LOWER_IS_BETTER else -1.0
-    return min(found, key=lambda s: sign * s.dev.mean)
+    return max(found, key=lambda s: oriented(s.metric, s.dev.mean))
 
 
 def verdict(summaries: list[Summary]) -> str:
     """A plain sentence or three on which way wins on dev, and at what cost; with several training-set
     sizes, that at the largest, then where along the sizes one way pulls ahead."""
-    failed = [f"{s.variant}{_at(s)} seed {r.get('seed')}" for s in summaries for r in s.failed]
+    failed = [f"{s.variant}{_at(s)} seed {r.seed}" for s in summaries for r in s.failed]
     tail = f" {len(failed)} run(s) failed ({', '.join(failed)}); their errors are in results.jsonl." if failed else ""
     tail += _under_trained(summaries)
     sizes = train_sizes(summaries)
@@ -96,15 +96,14 @@ def crossover(summaries: list[Summary]) -> str:
     and from where one is ahead, e.g. "up to 300 training examples the two ways are tied (...); from 1,000
     training examples on fine-tuning is ahead by 2.1 accuracy (+1.2 to +3.0) at 1,779"."""
     scale, name = points(summaries), metric_name(summaries)
-    lower = next((s.metric for s in summaries if s.dev is not None), "") in LOWER_IS_BETTER
     steps = []  # (examples, state, gain, interval or None)
     for size in train_sizes(summaries):
         here = [s for s in summaries if s.train_size == size]
-        ft, fb = _best(here, ("fine-tuning",)), _best(here, ("feature-based",))
+        ft, fb = _best(here, (FINE_TUNING,)), _best(here, (FEATURE_BASED,))
         if not (ft and fb):
             continue
-        gain, interval = _gain(ft, fb, scale, lower)
-        state = "tie" if _tied(ft, fb, gain, interval, scale) else ("fine-tuning" if gain > 0 else "feature-based")
+        gain, interval = _gain(ft, fb, scale)
+        state = "tie" if _tied(ft, fb, gain, interval, scale) else (FINE_TUNING if gain > 0 else FEATURE_BASED)
         steps.append((_examples(here), state, gain, interval))
     if len(steps) < 2:
         return ""
@@ -142,32 +141,33 @@ def crossover(summaries: list[Summary]) -> str:
 def _verdict_at(summaries: list[Summary]) -> str:
     """The verdict on summaries of one training-set size."""
     scale, name = points(summaries), metric_name(summaries)
-    ft, fb = _best(summaries, ("fine-tuning",)), _best(summaries, ("feature-based",))
-    base = _best(summaries, ("baseline", "static vectors"))
-    if not (ft or fb or base):
+    ft, fb = _best(summaries, (FINE_TUNING,)), _best(summaries, (FEATURE_BASED,))
+    others = [_best(summaries, (kind,)) for kind in way_kinds() if kind not in (FINE_TUNING, FEATURE_BASED)]
+    best_way = _best([s for s in (ft, fb, *others) if s], way_kinds())  # (on a tie, fine-tuning's)
+    base = _best(summaries, baseline_kinds())
+    if not (best_way or base):
         what = "converged" if any(s.under_trained for s in summaries) else "finished"
         return f"No run {what}, so there is nothing to compare yet."
-    lower = next(s.metric for s in summaries if s.dev is not None) in LOWER_IS_BETTER
     v = lambda s: f"{s.dev.mean * scale:.1f}"  # noqa: E731
     parts = []
     if ft and fb:
-        parts.append(_ways(ft, fb, *_gain(ft, fb, scale, lower), scale, name, summaries))
+        parts.append(_ways(ft, fb, *_gain(ft, fb, scale), scale, name, summaries))
         if ft.search or fb.search:
             parts.append(f"Tuning by dev: fine-tuning {_budget(ft)}, feature-based {_budget(fb)}.")
     elif ft or fb:
         only = ft or fb
-        missing = "feature-based" if ft else "fine-tuning"
+        missing = FEATURE_BASED if ft else FINE_TUNING
         what = "converged" if any(s.under_trained and s.kind == missing for s in summaries) else "finished"
         parts.append(
             f"The best variant is {label(only, summaries)} ({only.kind}) at {v(only)} dev {name}; no {missing} "
             f"variant {what}, so the two ways cannot be set side by side here."
         )
     if base:
-        best = _best([s for s in (ft, fb) if s], ("fine-tuning", "feature-based"))
-        if best is None:
+        if best_way is None:
             parts.append(f"Only baselines finished; the best is {label(base, summaries)} at {v(base)} dev {name}.")
         else:
-            d, interval = _gain(best, base, scale, lower)
+            best = best_way
+            d, interval = _gain(best, base, scale)
             where = "below" if d > 0 else "above"
             if interval is not None and d < 0:  # the interval of how far it is above
                 interval = interval.scaled(-1.0)
@@ -183,11 +183,11 @@ def _verdict_at(summaries: list[Summary]) -> str:
     return " ".join(parts)
 
 
-def _gain(a: Summary, b: Summary, scale: float, lower: bool) -> tuple[float, Interval | None]:
-    """How far a is better than b on dev, in points (negative: worse), and the paired interval of that,
-    where both have evaluation units."""
-    gain = (b.dev.mean - a.dev.mean) if lower else (a.dev.mean - b.dev.mean)
-    return gain * scale, _scaled(difference(a, b), -scale if lower else scale)
+def _gain(a: Summary, b: Summary, scale: float) -> tuple[float, Interval | None]:
+    """How far a is better than b on dev, in points (negative: worse, whichever way the metric is better),
+    and the paired interval of that, where both have evaluation units."""
+    sign = oriented(a.metric, 1.0)
+    return sign * (a.dev.mean - b.dev.mean) * scale, _scaled(difference(a, b), sign * scale)
 
 
 def _tied(a: Summary, b: Summary, gain: float, interval: Interval | None, scale: float) -> bool:

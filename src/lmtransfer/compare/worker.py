@@ -31,10 +31,11 @@ from lmtransfer.core.atomic import atomic_write_json
 from lmtransfer.core.devices import peak_rss_bytes
 from lmtransfer.data.splits import Split
 from lmtransfer.runs.adopt import adopt_run, run_units
-from lmtransfer.runs.kinds import load_run
+from lmtransfer.runs.kinds import load_run, trainer_for
 from lmtransfer.runs.results import UNITS_SUFFIX
+from lmtransfer.runs.way import TrainOptions
 from lmtransfer.tasks.base import Task
-from lmtransfer.tasks.table import task_for
+from lmtransfer.tasks.table import read_task_data, task_for
 from lmtransfer.tasks.units import Units
 from lmtransfer.training.loop import AfterEvaluation
 from lmtransfer.training.setup import config_encoder
@@ -56,7 +57,8 @@ def run_job(job: dict[str, Any], after_evaluation: AfterEvaluation | None = None
             return adopt_row(configs[0], job["trial_dir"], sample)
         if job.get("prune"):  # a search's trial in a child: its pruner, made from what the parent knew
             after_evaluation = PruneSpec.from_json(job["prune"]).build()
-        return train_row(configs[0], bool(job.get("progress")), sample, after_evaluation)
+        options = TrainOptions(progress=bool(job.get("progress")), after_evaluation=after_evaluation)
+        return train_row(configs[0], options, sample)
     except Exception as exc:  # the parent records the row as failed and goes on
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=20)}
 
@@ -78,15 +80,10 @@ def extract_union(configs: list[RunConfig], progress: bool) -> dict[str, Any]:
     }
 
 
-def train_row(
-    config: RunConfig,
-    progress: bool,
-    inference_examples: int = INFERENCE_SAMPLE,
-    after_evaluation: AfterEvaluation | None = None,
-) -> dict[str, Any]:
+def train_row(config: RunConfig, options: TrainOptions, inference_examples: int = INFERENCE_SAMPLE) -> dict[str, Any]:
     """Train the row's run, time live prediction on a dev sample, and return the row's measurements."""
     began = time.perf_counter()
-    result = api.train(config, progress=progress, after_evaluation=after_evaluation)
+    result = trainer_for(config)(read_task_data(config), options=options)
     inference = inference_throughput(result.directory, inference_examples) if inference_examples else None
     costs = result.costs
     return {

@@ -81,7 +81,7 @@ class FeatureConfig(Section):
     backend: registered(backend_names) = Field(  # type: ignore[valid-type]
         "torch",
         description="what runs the frozen encoder: torch, onnx (ONNX Runtime on the CPU, the graph exported once "
-        "per weights; pip install 'lmtransfer[onnx]'), or auto (onnx on a CPU computing in float32, else torch)",
+        "per weights; pip install onnxruntime onnx), or auto (onnx on a CPU computing in float32, else torch)",
     )
     quantize: Literal[c.ONNX_QUANTIZATIONS] = Field(  # type: ignore[valid-type]
         "none", description="the onnx backend's weights: none (float32) or int8 (dynamic quantisation, faster)"

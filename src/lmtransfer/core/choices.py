@@ -1,10 +1,12 @@
 """The names of every choice a user makes, in one place: the config's types, the CLI's options, the task
 table and the head factory all read them from here, so adding a head or a task starts with one line.
 
-Plain data and a few pure functions over it; nothing is imported.
+Plain data and a few pure functions over it; nothing of lmtransfer is imported.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 # tasks, and the features each one's head reads by default ------------------------------------------------
 TASK_GRANULARITY = {
@@ -24,6 +26,47 @@ TASK_METRICS = {
     "qa": ("f1", "exact_match"),
 }
 SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric is called, which way is better, and how the Hugging Face Hub's ``model-index`` types it."""
+
+    name: str  # for people: the model card, and compare's report and verdict unless ``short`` is given
+    hub_type: str  # the Hub's metric type
+    hub_config: str | None = None  # the Hub's metric config (macro, micro)
+    higher_is_better: bool = True
+    short: str | None = None  # compare's name for it, where shorter than ``name``
+    card_as: str | None = None  # the metric a model card reports in its place (neg_mse: the MSE itself)
+
+    @property
+    def compare_name(self) -> str:
+        return self.short or self.name
+
+
+# every metric a task scores that a run may be trained, judged or compared by; the one place that says
+# which way each is better (training maximises neg_mse, the MSE negated, and a card reports the MSE)
+METRICS = {
+    "accuracy": Metric("accuracy", "accuracy"),
+    "macro_f1": Metric("macro-F1", "f1", "macro"),
+    "micro_f1": Metric("micro-F1", "f1", "micro"),
+    "f1": Metric("F1", "f1"),
+    "subset_accuracy": Metric("subset accuracy", "accuracy"),
+    "pearson": Metric("Pearson", "pearsonr"),
+    "spearman": Metric("Spearman", "spearmanr"),
+    "mse": Metric("MSE", "mse", higher_is_better=False),
+    "neg_mse": Metric("neg_mse", "mse", card_as="mse"),
+    "precision": Metric("entity precision", "precision", short="precision"),
+    "recall": Metric("entity recall", "recall", short="recall"),
+    "exact_match": Metric("exact match", "exact_match", short="EM"),
+}
+
+
+def oriented(metric: str, value: float) -> float:
+    """``value`` of ``metric`` turned so that higher is better: what early stopping, convergence, a search and
+    the verdict compare."""
+    return value if METRICS[metric].higher_is_better else -value
+
 
 # the ways to train ---------------------------------------------------------------------------------------
 STRATEGIES = ("feature", "finetune", "lora")

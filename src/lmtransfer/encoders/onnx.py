@@ -46,7 +46,7 @@ def onnxruntime_available() -> bool:
 
 def require_onnxruntime(field: str) -> None:
     if not onnxruntime_available():
-        raise ConfigError("the onnx backend needs onnxruntime and onnx: pip install 'lmtransfer[onnx]'", field=field)
+        raise ConfigError("the onnx backend needs onnxruntime and onnx: pip install onnxruntime onnx", field=field)
 
 
 class _HiddenStates(nn.Module):

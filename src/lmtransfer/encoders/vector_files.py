@@ -26,7 +26,7 @@ def import_gensim():
     try:
         return importlib.import_module("gensim.models")
     except ImportError:
-        raise ModelError("word vectors files need gensim: pip install 'lmtransfer[vectors]'", field="model") from None
+        raise ModelError("word vectors files need gensim: pip install gensim", field="model") from None
 
 
 def _open(path: Path):

@@ -17,7 +17,7 @@ from typing import Any
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.atomic import atomic_write_bytes, atomic_write_text, write_dir
 from lmtransfer.runs.directory import write_card
-from lmtransfer.runs.kinds import load_run
+from lmtransfer.runs.kinds import load_run, way_of
 from lmtransfer.runs.results import UNITS_SUFFIX
 from lmtransfer.tasks.units import Units
 
@@ -48,7 +48,7 @@ def adopt_run(trial_dir: str | Path, config: RunConfig, progress: bool = False) 
     ordered = {"dev": metrics.pop("dev")} if "dev" in metrics else {}  # dev, test, then the rest, as training writes
     ordered |= {"test": scored.metrics, **metrics}
     atomic_write_text(directory / "metrics.json", json.dumps(ordered, indent=2) + "\n")
-    write_card(directory)
+    write_card(directory, way_of(run.config))
     return directory, scored.metrics
 
 

@@ -21,6 +21,7 @@ from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config, save_run
 from lmtransfer.runs.results import UNITS_SUFFIX, Costs, TrainResult
 from lmtransfer.runs.tracking import begin, finish, trackers_for
+from lmtransfer.runs.way import TrainOptions
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
 
@@ -60,11 +61,28 @@ class BagOfWordsRun(LoadedRun):
         return self.model.outputs(texts_of(prepared.examples))  # (N, K)
 
 
-def train_bag_of_words(
-    data: TaskData, progress: bool = True, resume: bool = False, accelerator=None, after_evaluation=None
-) -> TrainResult:
-    """Fit the vocabulary and linear model on train, score dev and test, write the run directory (in one
-    step, so there is no progress to show, nothing to resume, no accelerator to use and no epoch to prune)."""
+@dataclass(frozen=True)
+class BagOfWordsWay:
+    """The bag-of-words baseline as a way to train (``encoder.model: counts`` or ``tfidf``)."""
+
+    name: str = "bag-of-words"
+    kind: str = "baseline"
+    tag: str = "bag-of-words"
+    baseline: bool = True
+    trains_encoder: bool = False
+    color: str = "#888888"
+
+    def train(self, data: TaskData, *, options: TrainOptions) -> TrainResult:
+        """Fit in one step: there is no progress to show, nothing to resume, no accelerator to use and no
+        evaluation to prune after, so ``options`` change nothing."""
+        return train_bag_of_words(data, self)
+
+
+BAG_OF_WORDS_WAY = BagOfWordsWay()
+
+
+def train_bag_of_words(data: TaskData, way: BagOfWordsWay) -> TrainResult:
+    """Fit the vocabulary and linear model on train, score dev and test, write the run directory."""
     config, task, labels = data.config, data.task, data.labels
     prepared = {name: task.prepare(split, None, labels) for name, split in data.splits.items()}
     began = time.perf_counter()
@@ -87,7 +105,7 @@ def train_bag_of_words(
         found = task.predictions(prepared[name], outputs, None, labels)
         files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
     costs = Costs(
-        strategy="bag-of-words",
+        strategy=way.name,
         trainable_parameters=int(weight.size + bias.size),
         train_seconds=fit_seconds,
         eval_seconds=time.perf_counter() - start,
@@ -115,5 +133,5 @@ def train_bag_of_words(
         acc = make_accelerator("no", 1, trackers)
         begin(acc, config)
         finish(acc, result)
-    save_run(config.output_dir, config, None, labels, info, result.metrics, export=model.save, files=files)
+    save_run(config.output_dir, config, None, labels, info, result.metrics, export=model.save, files=files, way=way)
     return result

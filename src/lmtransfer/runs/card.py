@@ -15,31 +15,11 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCardData
 
 from lmtransfer.config.schema import RunConfig
-from lmtransfer.core.choices import BAG_OF_WORDS, TASK_METRICS
+from lmtransfer.core.choices import BAG_OF_WORDS, METRICS, TASK_METRICS
 from lmtransfer.core.text import human_bytes
 from lmtransfer.encoders.loading import hub_id
+from lmtransfer.runs.way import Way
 from lmtransfer.tasks.table import task_for
-
-# our metric -> (the Hub's metric type, a name for people, its config)
-HUB_METRICS = {
-    "accuracy": ("accuracy", "accuracy", None),
-    "macro_f1": ("f1", "macro-F1", "macro"),
-    "micro_f1": ("f1", "micro-F1", "micro"),
-    "f1": ("f1", "F1", None),
-    "subset_accuracy": ("accuracy", "subset accuracy", None),
-    "pearson": ("pearsonr", "Pearson", None),
-    "spearman": ("spearmanr", "Spearman", None),
-    "neg_mse": ("mse", "MSE", None),  # reported as the MSE itself
-    "precision": ("precision", "entity precision", None),
-    "recall": ("recall", "entity recall", None),
-    "exact_match": ("exact_match", "exact match", None),
-}
-
-
-def way_of(config: RunConfig) -> str:
-    if config.encoder.model in BAG_OF_WORDS:
-        return "bag-of-words"
-    return {"feature": "feature-based", "finetune": "fine-tuned", "lora": "lora"}[config.strategy]
 
 
 def dataset_of(config: RunConfig) -> tuple[str, str]:
@@ -60,24 +40,25 @@ def _hub_datasets(config: RunConfig) -> list[str] | None:
     return ["nyu-mll/glue"] if config.data.glue else None
 
 
-def card_data(config: RunConfig, metrics: dict[str, Any], name: str) -> ModelCardData:
+def card_data(config: RunConfig, way: Way, metrics: dict[str, Any], name: str) -> ModelCardData:
     task, pipeline_tag = config.task, task_for(config).pipeline_tag
     data_id, data_name = dataset_of(config)
     results = []
     for split, hub_split in (("dev", "validation"), ("test", "test")):
         for metric in TASK_METRICS[task]:
-            value = (metrics.get(split) or {}).get("mse" if metric == "neg_mse" else metric)
+            reported = METRICS[metric].card_as or metric
+            value = (metrics.get(split) or {}).get(reported)
             if isinstance(value, int | float):
-                kind, label, setting = HUB_METRICS[metric]
+                shown = METRICS[reported]
                 results.append(
                     EvalResult(
                         task_type=pipeline_tag,
                         dataset_type=data_id,
                         dataset_name=data_name,
                         dataset_split=hub_split,
-                        metric_type=kind,
-                        metric_name=f"{label} ({split})",
-                        metric_config=setting,
+                        metric_type=shown.hub_type,
+                        metric_name=f"{shown.name} ({split})",
+                        metric_config=shown.hub_config,
                         metric_value=float(value),
                     )
                 )
@@ -87,7 +68,7 @@ def card_data(config: RunConfig, metrics: dict[str, Any], name: str) -> ModelCar
         base_model=base,
         datasets=_hub_datasets(config),
         pipeline_tag=pipeline_tag,
-        tags=["lmtransfer", way_of(config), task],
+        tags=["lmtransfer", way.tag, task],
         model_name=name,
         eval_results=results or None,
     )
@@ -103,10 +84,10 @@ def _results_table(task: str, metrics: dict[str, Any]) -> str:
     return "\n".join(rows) if len(rows) > 2 else "No metrics were recorded."
 
 
-def _training(config: RunConfig, encoder: dict[str, Any], metrics: dict[str, Any], labels: list[str]) -> str:
+def _training(config: RunConfig, way: Way, encoder: dict[str, Any], metrics: dict[str, Any], labels: list[str]) -> str:
     f, h, t, costs = config.features, config.head, config.train, metrics.get("costs") or {}
     sizes = ", ".join(f"{n} {v:,}" for n, v in (metrics.get("sizes") or {}).items())
-    lines = [f"- Way: {way_of(config)} (`strategy: {config.strategy}`), task `{config.task}`"]
+    lines = [f"- Way: {way.tag} (`strategy: {config.strategy}`), task `{config.task}`"]
     if config.encoder.model in BAG_OF_WORDS:
         lines.append(
             f"- Features: {config.encoder.model} of word 1- to {config.encoder.ngrams}-grams, "
@@ -153,7 +134,7 @@ def _shell_word(argument: str) -> str:
 def _usage(config: RunConfig, folder: str, fine_tuned: bool) -> str:
     example = _shell_word(task_for(config).example_argument())
     text = (
-        f"With lmtransfer (`pip install lmtransfer`), from this folder or a download of it "
+        f"With lmtransfer (installed from its source: `pip install -e .` in a clone; it is not on PyPI), from this folder or a download of it "
         f"(`huggingface_hub.snapshot_download`):\n\n```bash\nlmtransfer predict {folder} {example}\n"
         f"lmtransfer evaluate {folder} --data labelled-file\n```\n\n```python\nfrom lmtransfer import predict\n"
         f'predict("{folder}", [...])\n```\n'
@@ -174,20 +155,19 @@ def _usage(config: RunConfig, folder: str, fine_tuned: bool) -> str:
 
 
 def run_card(
-    config: RunConfig, labels: list[str], encoder: dict[str, Any], metrics: dict[str, Any], folder: Path
+    config: RunConfig, way: Way, labels: list[str], encoder: dict[str, Any], metrics: dict[str, Any], folder: Path
 ) -> str:
-    """The README.md of a run folder."""
+    """The README.md of a run folder that ``way`` trained."""
     name = folder.name
-    fine_tuned = config.strategy != "feature" and config.encoder.model not in BAG_OF_WORDS
     head = (
-        f"# {name}\n\nA {config.task} model trained with [lmtransfer](https://pypi.org/project/lmtransfer/), "
-        f"{way_of(config)}{' from ' + config.encoder.model if config.encoder.model not in BAG_OF_WORDS else ''}.\n"
+        f"# {name}\n\nA {config.task} model trained with lmtransfer, "
+        f"{way.tag}{' from ' + config.encoder.model if config.encoder.model not in BAG_OF_WORDS else ''}.\n"
     )
     body = [
         head,
         f"## Results\n\n{_results_table(config.task, metrics)}\n",
-        f"## Training\n\n{_training(config, encoder, metrics, labels)}\n",
-        f"## Use\n\n{_usage(config, name, fine_tuned)}",
+        f"## Training\n\n{_training(config, way, encoder, metrics, labels)}\n",
+        f"## Use\n\n{_usage(config, name, way.trains_encoder)}",
         f"## Config\n\nThe resolved config it was trained with (`config.yaml`):\n\n```yaml\n{config.to_yaml()}```\n",
     ]
-    return f"---\n{card_data(config, metrics, name).to_yaml()}\n---\n\n" + "\n".join(body)
+    return f"---\n{card_data(config, way, metrics, name).to_yaml()}\n---\n\n" + "\n".join(body)

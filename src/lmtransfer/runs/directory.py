@@ -34,6 +34,7 @@ from lmtransfer.core.atomic import atomic_write_text, write_dir
 from lmtransfer.core.errors import LmtError
 from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.runs.card import run_card
+from lmtransfer.runs.way import Way
 
 
 def save_run(
@@ -45,12 +46,14 @@ def save_run(
     metrics: dict[str, Any],
     export: Callable[[Path], None] | None = None,
     files: dict[str, str | bytes] | None = None,
+    *,
+    way: Way,
 ) -> Path:
     """Write the run into a temporary sibling folder, then rename it into place (replacing an old run).
 
     ``export(folder)`` may add files (a fine-tuned encoder), ``files`` maps relative paths to text or bytes
-    to write (predictions, their evaluation units); the old run's ``checkpoints/`` and ``logs/``
-    (TensorBoard's) are kept.
+    to write (predictions, their evaluation units); ``way`` (what trained it) is for its model card. The old
+    run's ``checkpoints/`` and ``logs/`` (TensorBoard's) are kept.
     A kill at any moment leaves the old run or the new one whole (see ``replace_dir``).
     """
 
@@ -71,7 +74,7 @@ def save_run(
             written.append(("layer_weights", {"layers": encoder_info["layers"], **model.mix.layer_weights()}))
         for name, obj in written:
             (folder / f"{name}.json").write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-        card = run_card(config, labels, encoder_info, metrics, Path(directory))
+        card = run_card(config, way, labels, encoder_info, metrics, Path(directory))
         (folder / "README.md").write_text(card, encoding="utf-8")  # the model card (Hub format)
 
     return write_dir(directory, fill, keep=("checkpoints", "logs"))
@@ -95,10 +98,10 @@ def read_json(directory: Path, name: str) -> Any:
     return json.loads((directory / name).read_text(encoding="utf-8"))
 
 
-def write_card(folder: Path) -> Path:
-    """(Re)write the model card (README.md) of a run folder from the files it holds."""
+def write_card(folder: Path, way: Way) -> Path:
+    """(Re)write the model card (README.md) of a run folder, trained by ``way``, from the files it holds."""
     metrics = read_json(folder, "metrics.json") if (folder / "metrics.json").is_file() else {}
     labels, encoder = read_json(folder, "labels.json"), read_json(folder, "encoder.json")
-    card = run_card(run_config(folder), labels, encoder, metrics, folder)
+    card = run_card(run_config(folder), way, labels, encoder, metrics, folder)
     atomic_write_text(folder / "README.md", card)
     return folder / "README.md"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,11 @@ from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.runs.directory import save_run
 from lmtransfer.runs.results import UNITS_SUFFIX, Costs, ExtractionCosts, LoopCosts, TrainResult, describe_layers
 from lmtransfer.runs.tracking import begin, close, finish, trackers_for
+from lmtransfer.runs.way import TrainOptions
 from lmtransfer.tasks.base import Prepared
 from lmtransfer.tasks.table import TaskData
 from lmtransfer.training.datasets import CachedFeatureDataset, live_dataset
-from lmtransfer.training.loop import AfterEvaluation, fit
+from lmtransfer.training.loop import fit
 from lmtransfer.training.optimizer import seed_everything
 from lmtransfer.training.predict import predict_outputs
 from lmtransfer.training.setup import (
@@ -41,48 +43,70 @@ from lmtransfer.training.setup import (
 from lmtransfer.training.strategies import build_model, export_encoder, trainable_parameters
 
 
-def train_encoder_run(
-    data: TaskData,
-    progress: bool = True,
-    resume: bool = False,
-    accelerator: Accelerator | None = None,
-    after_evaluation: AfterEvaluation | None = None,
-) -> TrainResult:
+@dataclass(frozen=True)
+class EncoderWay:
+    """A way that trains a task model on an encoder's hidden states: from the cache of a frozen encoder
+    (``feature``), or on the live encoder that trains too (``finetune``; ``lora``, its adapters alone).
+    ``training.strategies.build_model`` builds what the strategy trains."""
+
+    name: str  # the strategy
+    kind: str
+    tag: str
+    trains_encoder: bool  # the encoder is live and trains (else its features come from the cache)
+    color: str
+    baseline: bool = False
+
+    def train(self, data: TaskData, *, options: TrainOptions) -> TrainResult:
+        return train_encoder_run(data, self, options=options)
+
+
+FEATURE = EncoderWay("feature", "feature-based", "feature-based", False, "#4e79a7")
+FINETUNE = EncoderWay("finetune", "fine-tuning", "fine-tuned", True, "#e15759")
+LORA = EncoderWay("lora", "fine-tuning", "lora", True, "#e15759")
+
+
+def train_encoder_run(data: TaskData, way: EncoderWay, *, options: TrainOptions) -> TrainResult:
     """Train the task model (and, fine-tuning, the encoder) of ``data.config``; write the run directory.
-    ``after_evaluation`` goes to the loop (``training.loop.fit``): a search's pruner."""
+    ``options.after_evaluation`` goes to the loop (``training.loop.fit``): a search's pruner."""
     config, task = data.config, data.task
     encoder = config_encoder(config, task.texts(data.splits["train"]) if config.encoder.model == SCRATCH else None)
     spec = feature_spec(config, encoder)
     if spec.granularity != task.granularity:  # (extract may take other features of classification data)
         raise config.error("features.granularity", f"task '{task.name}' needs {task.granularity} features")
-    trackers = trackers_for(config, resume) if accelerator is None else []  # a given accelerator brings its own
-    acc = accelerator or accelerator_for(config, trackers)
+    # a given accelerator brings its own trackers
+    trackers = trackers_for(config, options.resume) if options.accelerator is None else []
+    acc = options.accelerator or accelerator_for(config, trackers)
     if trackers:
         begin(acc, config)
     try:
-        return _train(data, encoder, spec, acc, progress, resume, bool(trackers), after_evaluation)
+        return _train(_Setting(data, way, encoder, spec, acc, bool(trackers)), options)
     except BaseException:
         if trackers:
             close(acc)  # an MLflow run left open would take the next run in as a nested one
         raise
 
 
-def _train(
-    data: TaskData,
-    encoder: Encoder,
-    spec: FeatureSpec,
-    acc: Accelerator,
-    progress: bool,
-    resume: bool,
-    tracked: bool,
-    after_evaluation: AfterEvaluation | None,
-) -> TrainResult:
+@dataclass(frozen=True)
+class _Setting:
+    """What a run trains with, once its encoder, features and accelerator are settled."""
+
+    data: TaskData
+    way: EncoderWay
+    encoder: Encoder
+    spec: FeatureSpec
+    acc: Accelerator
+    tracked: bool  # the accelerator's trackers are this run's (begun here, finished here)
+
+
+def _train(setting: _Setting, options: TrainOptions) -> TrainResult:
+    data, way, encoder, spec, acc = setting.data, setting.way, setting.encoder, setting.spec, setting.acc
+    progress, resume = options.progress, options.resume
     config, task, labels = data.config, data.task, data.labels
     main = acc.is_main_process
     warn_if_cpu_busy(progress and main)
     began = time.perf_counter()
     prepared = {n: task.prepare(split, encoder.tokenizer, labels) for n, split in data.splits.items()}
-    datasets, extraction = _datasets(config, prepared, encoder, spec, acc, progress)
+    datasets, extraction = _datasets(config, way, prepared, encoder, spec, acc, progress)
     seed_everything(config.train.seed)  # the head's initial weights are part of what the seed fixes
     task_model = task.build_model(len(spec.layers), encoder.hidden_size, labels)
     model, groups = build_model(config, encoder, spec, task_model)
@@ -95,7 +119,7 @@ def _train(
         args=loop_args(config, progress and main, resume),
         groups=groups,
         accelerator=acc,
-        after_evaluation=after_evaluation,
+        after_evaluation=options.after_evaluation,
     )
     eval_began = time.perf_counter()
     scores, units, files = {}, {}, {}
@@ -107,7 +131,7 @@ def _train(
         found = task.predictions(prepared[name], outputs, task_model, labels)
         files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
     costs = Costs(
-        strategy=config.strategy,
+        strategy=way.name,
         trainable_parameters=trainable_parameters(model),
         train_seconds=fitted.train_seconds,
         eval_seconds=time.perf_counter() - eval_began,
@@ -135,10 +159,10 @@ def _train(
         layer_weights=weights,
         units=units,
     )
-    if tracked:  # the final numbers, and the trackers' files closed before the run folder is swapped in
+    if setting.tracked:  # the final numbers, and the trackers' files closed before the run folder is swapped in
         finish(acc, result)
     if main:
-        _save(config, encoder, spec, task_model, labels, result.metrics, files)
+        _save(config, way, encoder, spec, task_model, labels, result.metrics, files)
     acc.wait_for_everyone()
     return result
 
@@ -160,6 +184,7 @@ def _check_words(prepared: Prepared, rows: Sequence[int] | np.ndarray, name: str
 
 def _datasets(
     config: RunConfig,
+    way: EncoderWay,
     prepared: dict[str, Prepared],
     encoder: Encoder,
     spec: FeatureSpec,
@@ -167,7 +192,7 @@ def _datasets(
     progress: bool,
 ) -> tuple[dict[str, Any], ExtractionCosts | None]:
     """Per split: cached features (feature-based) or tokenised examples (live encoder); what extraction cost."""
-    if config.strategy != "feature":
+    if way.trains_encoder:
         out = {n: live_dataset(encoder.tokenizer, p, spec, window_cap(config)) for n, p in prepared.items()}
         for n, p in prepared.items():
             if spec.granularity == "word":
@@ -199,7 +224,16 @@ def _datasets(
     return datasets, costs
 
 
-def _save(config: RunConfig, encoder: Encoder, spec: FeatureSpec, task_model: TaskModel, labels, metrics, files):
+def _save(
+    config: RunConfig,
+    way: EncoderWay,
+    encoder: Encoder,
+    spec: FeatureSpec,
+    task_model: TaskModel,
+    labels,
+    metrics,
+    files,
+):
     info = {
         "name": encoder.name,
         "source": encoder.source,
@@ -207,7 +241,7 @@ def _save(config: RunConfig, encoder: Encoder, spec: FeatureSpec, task_model: Ta
         "num_layers": encoder.num_layers,
         "hidden_size": encoder.hidden_size,
         "layers": list(spec.layers),
-        "weights_sha256": encoder.weights_hash() if config.strategy == "feature" else None,
+        "weights_sha256": None if way.trains_encoder else encoder.weights_hash(),
     }
 
     def export(folder: Path) -> None:  # fine-tuned weights go beside the head, in Hugging Face format
@@ -220,6 +254,7 @@ def _save(config: RunConfig, encoder: Encoder, spec: FeatureSpec, task_model: Ta
         labels,
         info,
         metrics,
-        export=None if config.strategy == "feature" else export,
+        export=export if way.trains_encoder else None,
         files=files,
+        way=way,
     )

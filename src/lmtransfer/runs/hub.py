@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lmtransfer.core.atomic import existing_dir
 from lmtransfer.core.errors import LmtError
-from lmtransfer.runs.directory import write_card
+from lmtransfer.runs.directory import run_config, write_card
+from lmtransfer.runs.kinds import way_of
 
 CHECKPOINTS = ["checkpoints/*"]  # left out unless asked
 PICKLES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # weights or states that load by unpickling
@@ -48,7 +49,7 @@ def push(
 
     folder, _ = upload_plan(directory, checkpoints)
     if not (folder / "README.md").is_file():
-        write_card(folder)
+        write_card(folder, way_of(run_config(folder)))
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     commit = api.upload_folder(

@@ -1,6 +1,10 @@
-"""The kinds of run, and the one place that decides which kind a config trains or a directory holds: the
-bag-of-words baseline (``encoder.model: counts`` or ``tfidf``; a ``bag_of_words.json`` in the folder), or
-an encoder with a task model (everything else)."""
+"""The ways to train, registered by name, and the one place that decides which way trains a config and
+which kind of run a directory holds: the bag-of-words baseline (``encoder.model: counts`` or ``tfidf``; a
+``bag_of_words.json`` in the folder), or an encoder with a task model (everything else).
+
+A new way is a module implementing ``runs.way.Way`` and one entry in ``WAYS`` (with its name among the
+config's ``STRATEGIES``, ``core/choices.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,25 @@ from pathlib import Path
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.choices import BAG_OF_WORDS
 from lmtransfer.runs.base import LoadedRun
-from lmtransfer.runs.bow_run import BagOfWordsRun, train_bag_of_words
+from lmtransfer.runs.bow_run import BAG_OF_WORDS_WAY, BagOfWordsRun
 from lmtransfer.runs.encoder_run import Run
-from lmtransfer.runs.encoder_train import train_encoder_run
+from lmtransfer.runs.encoder_train import FEATURE, FINETUNE, LORA
 from lmtransfer.runs.results import TrainResult
+from lmtransfer.runs.way import Way
+
+WAYS: dict[str, Way] = {way.name: way for way in (FEATURE, FINETUNE, LORA, BAG_OF_WORDS_WAY)}
+
+
+def way_of(config: RunConfig) -> Way:
+    """The way that trains ``config``: its strategy's, or the bag-of-words baseline's for a counts or tf-idf
+    model (a scikit-learn baseline has no encoder, cache or training loop)."""
+    return WAYS[BAG_OF_WORDS_WAY.name if config.encoder.model in BAG_OF_WORDS else config.strategy]
 
 
 def trainer_for(config: RunConfig) -> Callable[..., TrainResult]:
-    """What trains the kind of run ``config`` describes: ``(task data, progress, resume, accelerator,
-    after_evaluation)`` in, the written run's result out."""
-    # a scikit-learn baseline has no encoder, cache or training loop
-    return train_bag_of_words if config.encoder.model in BAG_OF_WORDS else train_encoder_run
+    """What trains the run ``config`` describes: ``(task data, *, options: TrainOptions)`` in, the written
+    run's result out."""
+    return way_of(config).train
 
 
 def load_run(directory: str | Path) -> LoadedRun:

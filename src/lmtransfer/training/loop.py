@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from lmtransfer.core.choices import oriented
 from lmtransfer.core.devices import make_accelerator, release_freed_memory
 from lmtransfer.training.checkpoint import Checkpoints, rng_state
 from lmtransfer.training.convergence import eval_interval, planned_epochs
@@ -161,7 +162,7 @@ def _evaluate(parts: _Parts, state: LoopState, last: bool = False) -> None:
     scores = scorer.evaluate(outputs, labels)
     parts.model.train()
     state.evaluated_step = state.step
-    score = float(scores[args.metric])
+    score = oriented(args.metric, float(scores[args.metric]))  # higher is better, whichever the metric
     _record(parts, state, scores)
     if state.step == 0:  # the untrained model's score: on the curve, never the weights kept
         return

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmtransfer.core.choices import oriented
 from lmtransfer.training.convergence import Convergence, judge
 
 RECENT = 50  # training losses kept in FitResult.recent_losses
-AfterEvaluation = Callable[[int, float], bool]  # (optimizer step, its dev score) -> stop training here
+AfterEvaluation = Callable[[int, float], bool]  # (optimizer step, its dev score, higher is better) -> stop here
 
 
 @dataclass
@@ -62,7 +63,7 @@ class FitResult:
     def convergence(self, metric: str, patience: int) -> Convergence:
         """What the dev curve says of the training length (``training.convergence.judge``)."""
         scored = [e for e in self.history if e.get(f"dev_{metric}") is not None]
-        scores = [float(e[f"dev_{metric}"]) for e in scored]
+        scores = [oriented(metric, float(e[f"dev_{metric}"])) for e in scored]
         untrained = bool(scored) and scored[0].get("step") == 0
         converged, reason = judge(scores, patience, pruned=self.pruned_step is not None, untrained=untrained)
         best = self.best_step if scores else None

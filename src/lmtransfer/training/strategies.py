@@ -144,29 +144,55 @@ def _checkpoint_blocks(encoder: Encoder, config: RunConfig) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def _head_alone(
+    config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """``feature``: the task model alone trains, on cached features."""
+    return classifier, param_groups(classifier, config.train.lr, config.train.weight_decay)
+
+
+def _live(config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel) -> LiveModel:
+    """The task model on the live encoder, its attention dropout and gradient checkpointing as configured."""
+    if config.finetune.attention_dropout is not None:
+        _set_attention_dropout(encoder, config)
+    if config.train.gradient_checkpointing:
+        _checkpoint_blocks(encoder, config)
+    return LiveModel(EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids), classifier)
+
+
+def _fine_tuned(
+    config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """``finetune``: the encoder trains too, less what is frozen, at layer-wise rates."""
+    encoder.model.requires_grad_(True)
+    _freeze(encoder, config)
+    model = _live(config, encoder, spec, classifier)
+    return model, _decayed_groups(encoder, classifier, config)
+
+
+def _with_lora(
+    config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """``lora``: the encoder's LoRA adapters train (``peft`` freezes the rest), and the task model."""
+    t = config.train
+    encoder.model.requires_grad_(True)
+    _add_lora(encoder, config)
+    model = _live(config, encoder, spec, classifier)
+    return model, param_groups(encoder.model, t.lr, t.weight_decay) + param_groups(
+        classifier, t.head_lr or t.lr, t.weight_decay
+    )
+
+
+# what each strategy builds: the model to train and its optimizer parameter groups
+BUILDERS = {"feature": _head_alone, "finetune": _fine_tuned, "lora": _with_lora}
+
+
 def build_model(
     config: RunConfig, encoder: Encoder, spec: FeatureSpec, classifier: TaskModel
 ) -> tuple[nn.Module, list[dict[str, Any]]]:
     """The model to train for ``config.strategy`` (the task model alone, or on a live encoder) and its
     optimizer parameter groups."""
-    t = config.train
-    if config.strategy == "feature":
-        return classifier, param_groups(classifier, t.lr, t.weight_decay)
-    encoder.model.requires_grad_(True)
-    if config.strategy == "finetune":
-        _freeze(encoder, config)
-    else:
-        _add_lora(encoder, config)
-    if config.finetune.attention_dropout is not None:
-        _set_attention_dropout(encoder, config)
-    if t.gradient_checkpointing:
-        _checkpoint_blocks(encoder, config)
-    model = LiveModel(EncoderFeatures(encoder.model, spec, encoder.uses_token_type_ids), classifier)
-    if config.strategy == "finetune":
-        return model, _decayed_groups(encoder, classifier, config)
-    return model, param_groups(encoder.model, t.lr, t.weight_decay) + param_groups(
-        classifier, t.head_lr or t.lr, t.weight_decay
-    )
+    return BUILDERS[config.strategy](config, encoder, spec, classifier)
 
 
 def trainable_parameters(model: nn.Module) -> int:
