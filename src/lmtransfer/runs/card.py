@@ -134,7 +134,8 @@ def _shell_word(argument: str) -> str:
 def _usage(config: RunConfig, folder: str, fine_tuned: bool) -> str:
     example = _shell_word(task_for(config).example_argument())
     text = (
-        f"With lmtransfer (installed from its source: `pip install -e .` in a clone; it is not on PyPI), from this folder or a download of it "
+        "With lmtransfer (installed from its source: `pip install -e .` in a clone; it is not on PyPI), from "
+        "this folder or a download of it "
         f"(`huggingface_hub.snapshot_download`):\n\n```bash\nlmtransfer predict {folder} {example}\n"
         f"lmtransfer evaluate {folder} --data labelled-file\n```\n\n```python\nfrom lmtransfer import predict\n"
         f'predict("{folder}", [...])\n```\n'
