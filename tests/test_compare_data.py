@@ -144,6 +144,16 @@ def test_compare_data_runs_the_standard_comparison_and_init_reproduces_it(tables
     again = load_config(tmp_path / "mine.yaml")
     assert {job.config_hash for job in jobs(again)} == {r["config_hash"] for r in rows}
 
+    best = json.loads((out / "best.json").read_text())
+    assert best["train_size"] == "all" and (out / best["run_dir"]).is_dir() and best["run_dir"].startswith("runs/")
+    assert best["dev"] == max(r["dev"]["accuracy"] for r in rows)
+    assert f"winner: {out}: the comparison's winner, {best['variant']}" in answer.output
+    predicted = CliRunner().invoke(cli, ["predict", str(out), "the movie was great"])
+    assert predicted.exit_code == 0, predicted.output
+    assert f"using {out}: the comparison's winner" in predicted.output
+    row = json.loads(predicted.stdout)
+    assert row["label"] in {"pos", "neg", "other"} and all(len(repr(p)) <= 6 for p in row["probabilities"].values())
+
     plan_only = CliRunner().invoke(cli, ["compare", str(tables["single"]), *options, "--plan"])
     assert plan_only.exit_code == 0 and "estimate on this machine: about" in plan_only.output
 

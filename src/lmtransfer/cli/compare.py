@@ -116,6 +116,7 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
         config = load_run_config(str(config_path), overrides)
     report = compare(config, progress=not quiet).report
     click.echo(report.markdown, nl=False)
+    _point_to_winner(config.compare.output_dir)
 
 
 @compare_group.command("report")
@@ -123,6 +124,18 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
 def report_command(directory) -> None:
     """Rebuild report.md and report.html of a comparison folder from its results.jsonl; run nothing."""
     _report(directory)
+
+
+def _point_to_winner(folder: str) -> None:
+    """A line from the verdict to using its run: the folder stands for it in predict, serve, export and push."""
+    from lmtransfer.runs.winner import winner_of
+
+    found = winner_of(folder)
+    if found is not None:
+        click.echo(
+            f'\nwinner: {found[1]}\nuse it: lmtransfer predict {folder} "a text"  |  lmtransfer serve {folder}',
+            err=True,
+        )
 
 
 def _report(directory: str) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 
-from lmtransfer.cli.options import renamed
+from lmtransfer.cli.options import chosen_run, renamed
 from lmtransfer.core import choices as c
 from lmtransfer.core.backends import export_formats
 
 
 @click.command("export")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False), callback=lambda c, p, v: chosen_run(v))
 @click.option(
     "--format", "fmt", type=click.Choice(export_formats()), default="onnx", show_default=True, help="artefact format"
 )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from lmtransfer.cli.options import quiet_libraries, renamed
+from lmtransfer.cli.options import chosen_run, quiet_libraries, renamed
 
 
 @click.command("push")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False), callback=lambda c, p, v: chosen_run(v))
 @click.argument("repo_id")
 @click.option("--private", is_flag=True, help="create the repo as private")
 @click.option("--with-checkpoints", is_flag=True, help="also upload checkpoints/ (optimizer states, pickled)")

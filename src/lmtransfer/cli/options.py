@@ -84,3 +84,14 @@ def quiet_libraries() -> None:
 
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+
+
+def chosen_run(folder: str) -> str:
+    """``folder`` (a run), or the run a comparison folder's verdict chose, saying which on stderr."""
+    from lmtransfer.runs.winner import winner_of
+
+    found = winner_of(folder)
+    if found is None:
+        return folder
+    click.echo(f"using {found[1]}", err=True)
+    return str(found[0])

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from lmtransfer.cli.options import echo_json, quiet_libraries, renamed
+from lmtransfer.cli.options import chosen_run, echo_json, quiet_libraries, renamed
 from lmtransfer.core.atomic import atomic_write_json, atomic_write_text, existing_dir
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False), callback=lambda c, p, v: chosen_run(v))
 @click.option(
     "--data", "data_path", default=None, help="labelled file in the run's task format (default: its test split)"
 )
@@ -32,7 +32,7 @@ def evaluate(run_dir, data_path, output, quiet) -> None:
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False), callback=lambda c, p, v: chosen_run(v))
 @click.argument("inputs", nargs=-1)
 @click.option(
     "--data",
@@ -68,8 +68,19 @@ def predict(run_dir, inputs, input_path, output, quiet) -> None:
             raise click.UsageError(str(exc)) from None
         found = run.predict(run.task.parse(items))[1]
         rows = [run.task.prediction_row(item, result) for item, result in zip(items, found)]
-        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        text = "".join(json.dumps(rounded(row), ensure_ascii=False) + "\n" for row in rows)
     if output:
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)
+
+
+def rounded(value, digits: int = 4):
+    """``value`` with every float rounded to ``digits`` decimals: what a person reads of a probability."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {key: rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(item, digits) for item in value]
+    return value

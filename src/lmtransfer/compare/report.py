@@ -15,6 +15,7 @@ from typing import Any
 from lmtransfer.compare.card import comparison_card
 from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_rows, summarize, trials_text
 from lmtransfer.compare.verdict import verdict
+from lmtransfer.compare.winner import write_winner
 from lmtransfer.core.atomic import atomic_write_text
 from lmtransfer.core.text import human_bytes
 from lmtransfer.training.convergence import RULE
@@ -191,5 +192,6 @@ def write_report(directory: str | Path) -> Report:
     atomic_write_text(directory / "report.html", report.html)
     card = comparison_card(directory, table_markdown(report.summaries), report.verdict, report.summaries)
     atomic_write_text(directory / "README.md", card)
+    write_winner(rows, report.summaries, directory)
     report.directory = directory
     return report
