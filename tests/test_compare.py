@@ -272,7 +272,7 @@ def test_every_shipped_config_loads_with_every_variant(path):
     assert path.read_text().startswith("#")  # each opens with how to run it
 
 
-def test_cli_compare_and_report_only(run_overrides, tmp_path):
+def test_cli_compare_and_its_report(run_overrides, tmp_path):
     sets = [
         arg
         for item in [*run_overrides, "train.epochs=1", f"compare.output_dir={tmp_path / 'c'}"]
@@ -286,7 +286,7 @@ def test_cli_compare_and_report_only(run_overrides, tmp_path):
     refused = runner.invoke(cli, ["compare", str(no_section)])
     assert refused.exit_code != 0 and "compare" in str(refused.exception or refused.output)
     help_text = runner.invoke(cli, ["compare", "--help"]).output
-    assert "--report-only" in help_text and "results.jsonl" in help_text
+    assert "compare report" in help_text and "results.jsonl" in help_text
 
 
 def test_extraction_groups_take_feature_rows_that_differ_in_layers(run_overrides, tmp_path):

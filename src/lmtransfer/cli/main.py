@@ -20,6 +20,7 @@ from lmtransfer.cli.serve import serve_command
 from lmtransfer.cli.train import extract, train
 from lmtransfer.cli.use import evaluate, predict
 from lmtransfer.core.errors import LmtError
+from lmtransfer.core.progress import quiet_libraries_when_logged
 
 # the top-level help, by what a user comes to do; each line says what the command does
 SECTIONS = {
@@ -110,6 +111,7 @@ cli.add_command(cache)
 
 
 def main() -> None:
+    quiet_libraries_when_logged()
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

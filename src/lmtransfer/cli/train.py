@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from lmtransfer.cli.options import echo_json, load_run_config, renamed, run_config_options
 from lmtransfer.core.choices import HEAD_TYPES, SPLITS, STRATEGIES, TASK_HEADS, TASKS, listed
+from lmtransfer.core.errors import LmtError
+
+FEW = 100  # a dev or test split smaller than this gets a note that its scores are rough
 
 if TYPE_CHECKING:
     from lmtransfer.training.convergence import Convergence
@@ -72,11 +76,24 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickl
     default=None,
     help="task head: " + "; ".join(f"{listed(heads)} for {task}" for task, heads in TASK_HEADS.items()),
 )
-@click.option("--output", "-o", default=None, help="run directory to write (replaced if it exists)")
+@click.option("--output", "-o", default=None, help="run directory to write (default: the config's output_dir)")
 @renamed("--output-dir", "--output", "output")
+@click.option("--overwrite", is_flag=True, help="replace the run the output directory holds (else refused)")
 @click.option("--resume", is_flag=True, help="continue a killed run from its latest checkpoint")
 def train(
-    config_path, overrides, model, layers, cache_dir, quiet, allow_pickle, strategy, task, head, output, resume
+    config_path,
+    overrides,
+    model,
+    layers,
+    cache_dir,
+    quiet,
+    allow_pickle,
+    strategy,
+    task,
+    head,
+    output,
+    overwrite,
+    resume,
 ) -> None:
     """Train, evaluate on dev and test, and write a run directory.
 
@@ -102,14 +119,26 @@ def train(
             "output_dir": output,
         },
     )
+    held = Path(config.output_dir) / "metrics.json"
+    if held.is_file() and not (overwrite or resume):
+        raise LmtError(
+            "holds a trained run: give another --output, or --overwrite to replace it", path=config.output_dir
+        )
     result = api.train(config, progress=not quiet, resume=resume)
     if not PartialState().is_main_process:
         return  # under accelerate launch, one process reports
-    summary = task_for(result.config).summary
+    metrics_of = task_for(result.config).metrics
     click.echo(f"run written to {result.directory}")
     for split, metrics in (("dev", result.dev), ("test", result.test)):
         if metrics is not None:
-            click.echo(f"{split}: {summary(metrics)}  ({result.sizes[split]} {result.task} examples)")
+            shown = scores_with_intervals(metrics, result.units.get(split), metrics_of)
+            click.echo(f"{split}: {shown}  ({result.sizes[split]} {result.task} examples)")
+            if result.sizes[split] < FEW:
+                click.echo(
+                    f"  note: {split} has only {result.sizes[split]} examples, so its scores are rough (see the "
+                    f"95% intervals); give a {split} file or more data for a firmer number",
+                    err=True,
+                )
     click.echo(result.description)
     if result.convergence is not None and result.convergence.converged is not None:
         click.echo(convergence_line(result.convergence))
@@ -123,9 +152,28 @@ def train(
     )
 
 
+def scores_with_intervals(metrics: dict, units, names: tuple[str, ...]) -> str:
+    """``accuracy 0.8333 [0.5000, 1.0000]  macro_f1 ...``: each metric with its 95% interval, by the paired
+    bootstrap over evaluation units that compare uses (none where the run kept no units)."""
+    from lmtransfer.compare.intervals import Bootstrap
+
+    bootstrap = Bootstrap(len(units)) if units is not None and len(units) > 1 else None
+    parts = []
+    for name in (n for n in names if isinstance(metrics.get(n), int | float)):
+        text = f"{name} {metrics[name]:.4f}"
+        if bootstrap is not None:
+            interval = bootstrap.interval([units], name)
+            text += f" [{interval.low:.4f}, {interval.high:.4f}]"
+        parts.append(text)
+    return "  ".join(parts) + ("  (95% intervals)" if bootstrap is not None and parts else "")
+
+
 def convergence_line(c: Convergence) -> str:
-    """``training: 300 optimizer steps, converged (best dev at step 120)`` or why it did not."""
+    """``training: 300 optimizer steps, converged (best dev at step 120)`` or why it did not; and whether early
+    stopping ended it before its budget."""
     head = f"training: {c.steps:,} optimizer steps (dev every {c.eval_steps:,})"
+    if c.stopped_early:
+        head += f", stopped early ({c.patience} evaluations without improvement, budget {c.budget_steps:,})"
     if c.converged:
         return f"{head}, converged: {c.reason}"
     return f"{head}, NOT converged: {c.reason}; raise train.min_steps (now {c.budget_steps:,} steps in all) or the lr"

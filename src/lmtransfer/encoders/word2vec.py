@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from lmtransfer.core.atomic import commit_file
 from lmtransfer.core.errors import DataError, ModelError
+from lmtransfer.core.progress import Progress
 from lmtransfer.core.text import decode_utf8
 from lmtransfer.encoders.static import split_words
 from lmtransfer.encoders.vector_files import import_gensim
@@ -77,7 +76,9 @@ def _epoch_bar(total: int, enabled: bool):
 
     class EpochBar(CallbackAny2Vec):
         def __init__(self) -> None:
-            self.bar = tqdm(total=total, unit="epoch", desc="train-vectors", disable=not enabled, dynamic_ncols=True)
+            self.bar = Progress(
+                total=total, unit="epoch", desc="train-vectors", disable=not enabled, dynamic_ncols=True
+            )
 
         def on_epoch_end(self, model) -> None:
             self.bar.update(1)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lmtransfer.core.devices import pick_device, release_freed_memory, resolve_compute
+from lmtransfer.core.progress import Progress
 from lmtransfer.core.text import human_bytes
 from lmtransfer.data.examples import Example
 from lmtransfer.encoders.encoder import Encoder
@@ -240,7 +240,7 @@ def extract(
     tokens = truncated = extracted = 0
     try:
         encoder.model.to(target)
-        with tqdm(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        with Progress(total=remaining, unit="text", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
             bar.tokens = 0
             for index, lock in writer.claimed(todo, bar.update):
                 try:

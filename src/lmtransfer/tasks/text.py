@@ -97,12 +97,19 @@ class ClassificationTask(Task):
         return [{"label": labels[int(p.argmax())], "probabilities": dict(zip(labels, map(float, p)))} for p in probs]
 
     def prediction_file(self, prepared: Prepared, predictions: list) -> str:
+        """JSONL: each text (or pair), its prediction, and its gold label (``gold``) where the split has them."""
         split: Split = prepared.source
+        golds = self.golds(split) if split.labels else [None] * len(split)
         rows = []
-        for item, prediction in zip(split.items, predictions):
+        for item, prediction, gold in zip(split.items, predictions, golds):
             row = {"text": item.first, "text_pair": item.second} if isinstance(item, TextPair) else {"text": item}
-            rows.append(json.dumps({**row, **prediction}, ensure_ascii=False) + "\n")
+            row |= prediction if gold is None else {**prediction, "gold": gold}
+            rows.append(json.dumps(row, ensure_ascii=False) + "\n")
         return "".join(rows)
+
+    def golds(self, split: Split) -> list[Any]:
+        """The split's gold answers in the form its predictions take (a label; a list of labels; a score)."""
+        return list(split.labels or [])
 
 
 class MultilabelTask(ClassificationTask):
@@ -125,6 +132,9 @@ class MultilabelTask(ClassificationTask):
 
     def fit_labels(self, train: Split) -> list[str]:
         return sorted({label for labels in self._sets(train) for label in labels})
+
+    def golds(self, split: Split) -> list[Any]:
+        return self._sets(split)
 
     def check(self, split: Split, labels: list[str]) -> None:
         known = set(labels)
@@ -171,6 +181,9 @@ class RegressionTask(ClassificationTask):
 
     def check(self, split: Split, labels: list[str]) -> None:
         self.targets(split, labels)
+
+    def golds(self, split: Split) -> list[Any]:
+        return [float(value) for value in self.targets(split, [])]
 
     def pair_combine(self) -> str:
         return "sides"  # every head of a scored pair starts from the two texts' cosine

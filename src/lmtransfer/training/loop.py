@@ -19,11 +19,11 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from lmtransfer.core.choices import oriented
 from lmtransfer.core.devices import make_accelerator, release_freed_memory
+from lmtransfer.core.progress import Progress
 from lmtransfer.training.checkpoint import Checkpoints, rng_state
 from lmtransfer.training.convergence import eval_interval, planned_epochs
 from lmtransfer.training.datasets import as_is
@@ -138,9 +138,9 @@ class _Parts:
     checkpointed: int = -1  # the step of the latest checkpoint
 
 
-def _bar(parts: _Parts, total: int, done: int) -> tqdm:
+def _bar(parts: _Parts, total: int, done: int) -> Progress:
     show = parts.args.progress and parts.acc.is_main_process
-    return tqdm(total=total, initial=done, desc="train", unit="step", disable=not show, dynamic_ncols=True)
+    return Progress(total=total, initial=done, desc="train", unit="step", disable=not show, dynamic_ncols=True)
 
 
 def _start(parts: _Parts) -> tuple[LoopState, dict[str, Tensor] | None]:
@@ -190,7 +190,7 @@ def _record(parts: _Parts, state: LoopState, scores: dict[str, Any] | None) -> N
         line += f"{',' if state.loss_count else ''} dev {args.metric} {scores[args.metric]:.4f}"
     result.history.append(entry)
     if parts.acc.is_main_process and args.progress:
-        tqdm.write(line)
+        Progress.write(line)
     dev = {f"dev/{k}": v for k, v in (scores or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
     parts.acc.log(logged | dev, step=state.step)
     state.loss_sum, state.loss_count = 0.0, 0
@@ -208,7 +208,7 @@ def _keep_best(parts: _Parts, state: LoopState, score: float) -> None:
     parts.best_info = {"epoch": state.epoch, "step": state.step, parts.args.metric: score}  # saved with a checkpoint
 
 
-def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: LoopState, began: float, bar: tqdm) -> None:
+def _train_epoch(parts: _Parts, loader: DataLoader, loss_fn, state: LoopState, began: float, bar: Progress) -> None:
     model, optimizer, acc, args, scorer = parts.model, parts.optimizer, parts.acc, parts.args, parts.scorer
     model.train()
     result = state.result
@@ -297,5 +297,5 @@ def _resume(ckpt: Checkpoints, parts: _Parts) -> tuple[LoopState, dict | None]:
     result = FitResult(**saved.pop("result"))
     state = LoopState(**saved, result=result)
     if acc.is_main_process:
-        tqdm.write(f"resuming from {path} (epoch {state.epoch}, {state.batches_done} batches into it)")
+        Progress.write(f"resuming from {path} (epoch {state.epoch}, {state.batches_done} batches into it)")
     return state, ckpt.best_state()

@@ -8,8 +8,8 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
+from lmtransfer.core.progress import Progress
 from lmtransfer.training.datasets import as_is
 
 
@@ -35,7 +35,9 @@ def predict_outputs(
     model.eval()
     outputs, labels, index = [], [], []
     with torch.inference_mode():
-        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress, leave=False, dynamic_ncols=True):
+        for batch in Progress(
+            loader, desc="predict", unit="batch", disable=not progress, leave=False, dynamic_ncols=True
+        ):
             out, idx = model(**batch["inputs"]).float(), batch["index"]
             lab = batch.get("labels", torch.zeros_like(idx))
             if accelerator is not None:

@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
 from lmtransfer.core.atomic import write_dir
 from lmtransfer.core.errors import ConfigError, DataError, ModelError
+from lmtransfer.core.progress import Progress
 from lmtransfer.core.text import LINE_END, decode_utf8
 from lmtransfer.encoders.masked_lm import MaskedLM, load_masked_lm, quiet_transformers
 from lmtransfer.training.loop import LoopArgs, fit
@@ -141,7 +141,7 @@ def pretrain(
     if all(all(e["special_tokens_mask"]) for e in examples):
         raise DataError("nothing to mask: every line tokenizes to special tokens only", path=corpus_path)
     if progress and lm.new_head:
-        tqdm.write("the checkpoint has no masked-LM head: training a new one, tied to the input embeddings")
+        Progress.write("the checkpoint has no masked-LM head: training a new one, tied to the input embeddings")
     collate = make_collator(lm.tokenizer, mlm_probability, whole_word_mask, seed)
     args = LoopArgs(
         epochs=epochs,
