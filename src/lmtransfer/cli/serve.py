@@ -82,13 +82,30 @@ def serve_command(runs, encoders, host, port, api_key, no_batching, max_length, 
     import uvicorn
 
     from lmtransfer.serve.app import build_app
+
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True)
+    settings = Settings(**limits, api_key=api_key or None, batching=not no_batching)
+    app = build_app(*_load(runs, encoders, max_length, compute), settings)
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=30, log_level="info"
+    )
+    # uvicorn handles SIGTERM itself (it stops taking connections and finishes those in flight), then
+    # raises the signal again under the handler that was there before it: a no-op here, so the exit is 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn has said why (the port is taken, say)
+        raise LmtError(f"the server did not start on {host}:{port}")
+
+
+def _load(runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, compute: str) -> tuple[list, list]:
+    """The runs and encoders the command names, each loaded once, as the app serves them."""
     from lmtransfer.serve.served import ServedEncoder, ServedRun, parse_named, unique_names
 
     named_runs = [parse_named(spec) for spec in runs]
     named_encoders = [parse_named(spec) for spec in encoders]
     unique_names(named_runs + named_encoders)
-    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
-        click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True)
     served_runs = []
     for name, folder in named_runs:
         click.echo(f"loading run {name} from {folder}", err=True)
@@ -101,15 +118,4 @@ def serve_command(runs, encoders, host, port, api_key, no_batching, max_length, 
     for name, model in named_encoders:
         click.echo(f"loading encoder {name} ({model}, {compute})", err=True)
         served_encoders.append(ServedEncoder.load(name, model, max_length, compute))
-    settings = Settings(**limits, api_key=api_key or None, batching=not no_batching)
-    app = build_app(served_runs, served_encoders, settings)
-    config = uvicorn.Config(
-        app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=30, log_level="info"
-    )
-    # uvicorn handles SIGTERM itself (it stops taking connections and finishes those in flight), then
-    # raises the signal again under the handler that was there before it: a no-op here, so the exit is 0
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:  # uvicorn has said why (the port is taken, say)
-        raise LmtError(f"the server did not start on {host}:{port}")
+    return served_runs, served_encoders
