@@ -8,8 +8,16 @@ import click
 
 from lmtransfer.core import choices as c
 from lmtransfer.core.errors import LmtError
+from lmtransfer.serve.settings import ENCODER_MAX_LENGTH, Settings
 
 API_KEY_ENV = "LMTRANSFER_API_KEY"
+
+
+def limit_option(field: str, kind: click.ParamType, help: str):
+    """The option for the ``Settings`` field ``field`` (``--max-queue`` for ``max_queue``), with its default;
+    the command passes the value on as that field."""
+    flag = "--" + field.replace("_", "-")
+    return click.option(flag, default=getattr(Settings, field), show_default=True, type=kind, help=help)
 
 
 @click.command("serve")
@@ -30,33 +38,17 @@ API_KEY_ENV = "LMTRANSFER_API_KEY"
     envvar=API_KEY_ENV,
     help=f"require 'Authorization: Bearer KEY' on /v1 (env {API_KEY_ENV}; /health stays open)",
 )
-@click.option(
-    "--max-batch-tokens",
-    default=16384,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="token budget of one batch of requests",
+@limit_option("max_batch_tokens", click.IntRange(min=1), "token budget of one batch of requests")
+@limit_option("max_wait_ms", click.FloatRange(min=0), "how long the oldest request waits for others to share its batch")
+@limit_option(
+    "max_queue", click.IntRange(min=1), "inputs that may wait; beyond, requests get 503 with Retry-After at once"
 )
-@click.option(
-    "--max-wait-ms",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="how long the oldest request waits for others to share its batch",
-)
-@click.option(
-    "--max-queue",
-    default=1024,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="inputs that may wait; beyond, requests get 503 with Retry-After at once",
-)
-@click.option("--max-inputs", default=256, show_default=True, type=click.IntRange(min=1), help="inputs per request")
-@click.option(
-    "--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="request size"
-)
+@limit_option("max_inputs", click.IntRange(min=1), "inputs per request")
+@limit_option("max_body_bytes", click.IntRange(min=1), "request size")
 @click.option("--no-batching", is_flag=True, help="one forward pass per request (for comparison)")
-@click.option("--max-length", default=256, show_default=True, type=click.IntRange(min=2), help="encoders' tokens")
+@click.option(
+    "--max-length", default=ENCODER_MAX_LENGTH, show_default=True, type=click.IntRange(min=2), help="encoders' tokens"
+)
 @click.option(
     "--compute",
     type=click.Choice(c.COMPUTE_DTYPES),
@@ -67,8 +59,7 @@ API_KEY_ENV = "LMTRANSFER_API_KEY"
     "sentence-transformers' vectors exactly. Runs compute as they were trained to.",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="a log line per request")
-def serve_command(runs, encoders, host, port, api_key, max_batch_tokens, max_wait_ms, max_queue, max_inputs,
-                  max_body_bytes, no_batching, max_length, compute, access_log) -> None:  # fmt: skip
+def serve_command(runs, encoders, host, port, api_key, no_batching, max_length, compute, access_log, **limits) -> None:
     """Serve trained RUN folders (NAME=FOLDER to name one; default: the folder's name) and --encoder models
     over HTTP, each loaded once.
 
@@ -90,14 +81,31 @@ def serve_command(runs, encoders, host, port, api_key, max_batch_tokens, max_wai
         raise click.UsageError("give at least one RUN folder or --encoder MODEL")
     import uvicorn
 
-    from lmtransfer.serve.app import Settings, build_app
+    from lmtransfer.serve.app import build_app
+
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True)
+    settings = Settings(**limits, api_key=api_key or None, batching=not no_batching)
+    app = build_app(*_load(runs, encoders, max_length, compute), settings)
+    config = uvicorn.Config(
+        app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=30, log_level="info"
+    )
+    # uvicorn handles SIGTERM itself (it stops taking connections and finishes those in flight), then
+    # raises the signal again under the handler that was there before it: a no-op here, so the exit is 0
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn has said why (the port is taken, say)
+        raise LmtError(f"the server did not start on {host}:{port}")
+
+
+def _load(runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, compute: str) -> tuple[list, list]:
+    """The runs and encoders the command names, each loaded once, as the app serves them."""
     from lmtransfer.serve.served import ServedEncoder, ServedRun, parse_named, unique_names
 
     named_runs = [parse_named(spec) for spec in runs]
     named_encoders = [parse_named(spec) for spec in encoders]
     unique_names(named_runs + named_encoders)
-    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
-        click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True)
     served_runs = []
     for name, folder in named_runs:
         click.echo(f"loading run {name} from {folder}", err=True)
@@ -110,23 +118,4 @@ def serve_command(runs, encoders, host, port, api_key, max_batch_tokens, max_wai
     for name, model in named_encoders:
         click.echo(f"loading encoder {name} ({model}, {compute})", err=True)
         served_encoders.append(ServedEncoder.load(name, model, max_length, compute))
-    settings = Settings(
-        max_batch_tokens=max_batch_tokens,
-        max_wait_ms=max_wait_ms,
-        max_queue=max_queue,
-        max_inputs=max_inputs,
-        max_body_bytes=max_body_bytes,
-        api_key=api_key or None,
-        batching=not no_batching,
-    )
-    app = build_app(served_runs, served_encoders, settings)
-    config = uvicorn.Config(
-        app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=30, log_level="info"
-    )
-    # uvicorn handles SIGTERM itself (it stops taking connections and finishes those in flight), then
-    # raises the signal again under the handler that was there before it: a no-op here, so the exit is 0
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:  # uvicorn has said why (the port is taken, say)
-        raise LmtError(f"the server did not start on {host}:{port}")
+    return served_runs, served_encoders

@@ -23,7 +23,26 @@ from typing import Any
 
 
 class QueueFull(Exception):
-    """The batcher holds ``max_queue`` items already; the request is refused at once (HTTP 503)."""
+    """The queue has no room for a request's inputs; the request is refused at once (HTTP 503)."""
+
+
+class QueueLimit:
+    """The one rule for a full queue: at most ``most`` inputs wait, over all the batchers that share it.
+
+    The batchers count what waits in ``waiting``; the gate asks ``full()`` before a body is parsed, and a
+    batcher refuses a request whose inputs would not fit with ``full(count)``.
+    """
+
+    def __init__(self, most: int = 1024) -> None:
+        self.most = most
+        self.waiting = 0
+
+    def full(self, count: int = 1) -> bool:
+        """Whether ``count`` more inputs would be over the limit."""
+        return self.waiting + count > self.most
+
+    def refusal(self) -> QueueFull:
+        return QueueFull(f"{self.waiting} inputs are waiting")
 
 
 @dataclass
@@ -36,7 +55,7 @@ class _Job:
 
 class Batcher:
     """Batches of requests under ``max_tokens`` (the sum of their items' token counts), each request
-    waiting at most ``max_wait`` seconds for others to join; at most ``max_queue`` items wait. With
+    waiting at most ``max_wait`` seconds for others to join; ``queue`` bounds the items waiting. With
     ``batching`` off every request is its own batch, run as soon as the model thread is free.
 
     ``work(items)`` runs in the executor given to ``start`` and returns one result per item, in order. A
@@ -49,25 +68,20 @@ class Batcher:
         *,
         max_tokens: int = 16384,
         max_wait: float = 0.005,
-        max_queue: int = 1024,
+        queue: QueueLimit | None = None,
         batching: bool = True,
     ) -> None:
         self.work = work
         self.executor: Executor | None = None
         self.max_tokens = max_tokens
         self.max_wait = max_wait
-        self.max_queue = max_queue
+        self.queue = queue or QueueLimit()
         self.batching = batching
         self._pending: deque[_Job] = deque()
-        self._queued = 0  # items waiting (not yet in a running batch)
         self._arrival: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.batches = 0  # how many batches ran, and their items: for /health and the tests
         self.batched_items = 0
-
-    @property
-    def queued(self) -> int:
-        return self._queued
 
     def start(self, executor: Executor) -> None:
         """Start the batching task on the running event loop; batches run in ``executor``."""
@@ -87,11 +101,11 @@ class Batcher:
         """The results of ``items`` (one per item), computed in a batch with whatever else is waiting."""
         if self._task is None:
             raise RuntimeError("the batcher is not started")
-        if self._queued + len(items) > self.max_queue:
-            raise QueueFull(f"{self._queued} inputs are waiting (the most is {self.max_queue})")
+        if self.queue.full(len(items)):
+            raise self.queue.refusal()
         job = _Job(list(items), int(sum(tokens)), asyncio.get_running_loop().create_future())
         self._pending.append(job)
-        self._queued += len(job.items)
+        self.queue.waiting += len(job.items)  # waiting: not yet in a running batch
         self._arrival.set()
         return await job.future
 
@@ -128,12 +142,12 @@ class Batcher:
             job = self._pending[0]
             if job.future.done():  # cancelled: its client disconnected or timed out
                 self._pending.popleft()
-                self._queued -= len(job.items)
+                self.queue.waiting -= len(job.items)
                 continue
             if jobs and (not self.batching or tokens + job.tokens > self.max_tokens):
                 break
             self._pending.popleft()
-            self._queued -= len(job.items)
+            self.queue.waiting -= len(job.items)
             jobs.append(job)
             tokens += job.tokens
         return jobs

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi.responses import JSONResponse
 
-from lmtransfer.serve.errors import error_body
+from lmtransfer.serve.batcher import QueueLimit
+from lmtransfer.serve.errors import busy, error_body
 
 
 class Gate:
     """What is refused before FastAPI sees a request: a body over ``limit`` bytes (413, by its
     Content-Length header where there is one, else while reading), and a request to a model while the
-    queue is full (503 with Retry-After, when ``full()`` says so). Bodies are read whole here.
+    queue is full (``queue.full()``: 503 with Retry-After). Bodies are read whole here.
 
     Refusing here skips FastAPI's routing and exception handling, which under overload decides how fast
     the refusals come: with 128 clients hammering a queue of 8 on 2 cores, the route's 503s took 144 ms
     at the median, the gate's 32 ms.
     """
 
-    def __init__(self, app, limit: int, full: Callable[[], bool] = lambda: False) -> None:
-        self.app, self.limit, self.full = app, limit, full
+    def __init__(self, app, limit: int, queue: QueueLimit) -> None:
+        self.app, self.limit, self.queue = app, limit, queue
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -46,13 +45,8 @@ class Gate:
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        if scope["method"] == "POST" and scope["path"].startswith("/v1/") and self.full():
-            response = JSONResponse(
-                error_body(503, "the server is busy (its queue is full); try again shortly", None, "overloaded"),
-                503,
-                {"Retry-After": "1"},
-            )
-            await response(scope, _nothing, send)
+        if scope["method"] == "POST" and scope["path"].startswith("/v1/") and self.queue.full():
+            await busy(self.queue.refusal())(scope, _nothing, send)
             return
         body, delivered = b"".join(chunks), False
 

@@ -6,8 +6,6 @@ encoders (``ServedEncoder``) for embeddings and raw features. Each is loaded onc
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import torch
 
 from lmtransfer.api import prediction_row
 from lmtransfer.config.layers import resolve_layers
+from lmtransfer.core.devices import release_freed_memory
 from lmtransfer.core.errors import LmtError
 from lmtransfer.data.examples import Encoded
 from lmtransfer.encoders.encoder import Encoder
@@ -27,6 +26,7 @@ from lmtransfer.features.pooling import encoder_inputs, hidden_states, pool_sent
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.kinds import load_run
 from lmtransfer.serve.schemas import request_items, request_model
+from lmtransfer.serve.settings import ENCODER_MAX_LENGTH
 
 
 @dataclass
@@ -91,33 +91,11 @@ class ServedRun:
             found = self.run.predict(self.run.task.parse(chosen), batch_size=len(chosen))[1]
             for i, item, result in zip(chunk, chosen, found):
                 rows[i] = prediction_row(self.task, item, result)
-        release_memory()
+        release_freed_memory()  # what the batch freed, else the server's RSS creeps up
         return rows
 
 
 FORWARD_TOKENS = 512  # padded tokens of one forward pass
-
-
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_memory() -> None:
-    """Hand the memory a batch freed back to the system (glibc's malloc_trim; elsewhere nothing).
-
-    glibc keeps freed blocks for reuse, and batches of ever-changing shapes leave it holding more and more
-    of them: over 10,000 served sentences a server's RSS grew 7% and kept growing, and by up to 90 MB
-    between two moments; trimming after each batch held it within 2%, at a cost of well under a
-    millisecond a batch.
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 def length_chunks(lengths: list[int], budget: int = FORWARD_TOKENS, most: int = 64) -> list[list[int]]:
@@ -165,12 +143,14 @@ class ServedEncoder:
 
     name: str
     encoder: Encoder
-    max_length: int = 256
+    max_length: int = ENCODER_MAX_LENGTH
     compute: str = "float32"
     batch_size: int = 64
 
     @classmethod
-    def load(cls, name: str, model: str, max_length: int = 256, compute: str = "float32") -> ServedEncoder:
+    def load(
+        cls, name: str, model: str, max_length: int = ENCODER_MAX_LENGTH, compute: str = "float32"
+    ) -> ServedEncoder:
         encoder = load_encoder(model).freeze()
         limit = getattr(encoder.model.config, "max_position_embeddings", None)
         return cls(name, encoder, min(max_length, limit) if limit else max_length, compute)
@@ -223,7 +203,7 @@ class ServedEncoder:
                     pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 for row, vector in zip(rows, pooled.float().cpu().numpy()):
                     out[chosen[row]] = np.ascontiguousarray(vector)
-        release_memory()
+        release_freed_memory()  # what the batch freed, else the server's RSS creeps up
         return out
 
 
