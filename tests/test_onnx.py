@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lmtransfer import load_config
-from lmtransfer.api import predict, prediction_row, train
+from lmtransfer.api import predict, train
 from lmtransfer.core.errors import ConfigError, LmtError
 from lmtransfer.encoders.onnx import OnnxHiddenStates, graph_path
 from lmtransfer.features.backends import backend_for
@@ -115,7 +115,8 @@ def _predictions(task: str, folder: Path) -> list:
     from tests.test_serve import INPUTS, as_predict_input
 
     items = [as_predict_input(task, item) for item in INPUTS[task]]
-    return [prediction_row(task, item, found) for item, found in zip(items, predict(folder, items))]
+    run = load_run(folder)
+    return [run.task.prediction_row(item, found) for item, found in zip(items, predict(folder, items))]
 
 
 @pytest.mark.parametrize("task", ["classification", "regression", "multilabel", "tagging", "qa"])

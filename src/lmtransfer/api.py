@@ -86,18 +86,6 @@ def predict(run_dir: str | Path, inputs: Sequence[Any], batch_size: int | None =
     return run.predict(run.task.parse(list(inputs)), batch_size)[1]
 
 
-def prediction_row(task: str, item: Any, found: Any) -> dict[str, Any]:
-    """One input and its prediction as ``lmtransfer predict`` prints it (and ``lmtransfer serve`` answers)."""
-    if task == "tagging":
-        words = item.split() if isinstance(item, str) else list(item)
-        return {"words": words, "tags": found}
-    if task == "qa":
-        return {**item, **found}
-    if isinstance(item, tuple):
-        return {"text": item[0], "text_pair": item[1], **found}
-    return {"text": item, **found}
-
-
 def predict_file(run_dir: str | Path, path: str | Path, batch_size: int | None = None) -> str:
     """Predictions for a file in the run's task format (labels, if any, ignored), as the task's own
     prediction file: JSONL for text tasks, CoNLL columns with the predicted tag added, SQuAD answers JSON."""

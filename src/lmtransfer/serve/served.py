@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmtransfer.api import prediction_row
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.core.devices import release_freed_memory
 from lmtransfer.core.errors import LmtError
@@ -25,7 +24,6 @@ from lmtransfer.features.inputs import encode
 from lmtransfer.features.pooling import encoder_inputs, hidden_states, pool_sentence, stack_layers
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.kinds import load_run
-from lmtransfer.serve.schemas import request_items, request_model
 from lmtransfer.serve.settings import ENCODER_MAX_LENGTH
 
 
@@ -70,10 +68,7 @@ class ServedRun:
         """The request's inputs, checked (a pydantic ValidationError names the bad field). A question
         without an id gets its place in the request, as ``lmtransfer predict`` gives it, before it is
         batched with other requests' questions."""
-        items = request_items(request_model(self.task, self.pairs).model_validate_json(body))
-        if self.task == "qa":
-            items = [{**item, "id": item.get("id", str(i))} for i, item in enumerate(items)]
-        return items
+        return self.run.task.request_model().model_validate_json(body).items()
 
     def tokens(self, items: list[Any]) -> list[int]:
         """Each input's token count, for the batch budget (words + 2 for a run without a tokenizer)."""
@@ -90,7 +85,7 @@ class ServedRun:
             chosen = [items[i] for i in chunk]
             found = self.run.predict(self.run.task.parse(chosen), batch_size=len(chosen))[1]
             for i, item, result in zip(chunk, chosen, found):
-                rows[i] = prediction_row(self.task, item, result)
+                rows[i] = self.run.task.prediction_row(item, result)
         release_freed_memory()  # what the batch freed, else the server's RSS creeps up
         return rows
 

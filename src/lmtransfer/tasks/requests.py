@@ -65,4 +65,6 @@ class QARequest(Body):
     inputs: list[Question] = Field(min_length=1)
 
     def items(self) -> list[dict[str, str]]:
-        return [q.model_dump(exclude_none=True) for q in self.inputs]
+        """The questions; one without an id gets its place in the request, as ``lmtransfer predict`` gives it,
+        before it is batched with other requests' questions."""
+        return [q.model_dump(exclude_none=True) | {"id": q.id or str(i)} for i, q in enumerate(self.inputs)]
