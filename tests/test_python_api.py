@@ -16,6 +16,7 @@ from lmtransfer import api, load_config
 from lmtransfer.core.errors import ConfigError, DataError, LmtError
 from lmtransfer.data import memory
 from lmtransfer.runs import encoder_run
+from lmtransfer.runs.kinds import load_run
 from lmtransfer.runs.loaded import Run
 from tests.conftest import SENTENCES
 
@@ -136,9 +137,9 @@ def trained(run_overrides, one_thread):
     return api.train(load_config(None, run_overrides), progress=False)
 
 
-def test_lmtransfer_run_is_the_loaded_run_and_the_encoder_run_keeps_a_name():
+def test_lmtransfer_run_is_the_loaded_run_and_load_run_is_unchanged(trained):
     assert lmtransfer.Run is Run
-    assert lmtransfer.EncoderRun is encoder_run.Run
+    assert type(Run.load(trained.directory).loaded) is type(load_run(trained.directory)) is encoder_run.Run
 
 
 def test_run_predicts_as_api_predict(trained):

@@ -33,7 +33,6 @@ _EXPORTS = {
     "PretrainResult": "lmtransfer.training.pretrain",
     "QAExample": "lmtransfer.data.squad",
     "Report": "lmtransfer.compare.report",
-    "EncoderRun": ("lmtransfer.runs.encoder_run", "Run"),  # what ``lmtransfer.Run`` named before ``Run.load``
     "Run": "lmtransfer.runs.loaded",
     "RunConfig": "lmtransfer.config.schema",
     "ScalarMix": "lmtransfer.nn.scalar_mix",
