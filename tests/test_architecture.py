@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lmtransfer"
 # lowest first: a module may import from its own layer and the ones before it, never from a later one
 LAYERS = (
     *("core", "config", "data", "encoders", "nn", "features", "tasks", "training", "runs"),
-    *("api", "compare", "serve", "cli"),
+    *("api", "sklearn", "compare", "serve", "cli"),
 )
 ENTRY = ("lmtransfer", "lmtransfer.__main__")  # the package's lazy front door and ``python -m lmtransfer``
 

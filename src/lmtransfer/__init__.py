@@ -33,7 +33,7 @@ _EXPORTS = {
     "PretrainResult": "lmtransfer.training.pretrain",
     "QAExample": "lmtransfer.data.squad",
     "Report": "lmtransfer.compare.report",
-    "Run": "lmtransfer.runs.encoder_run",
+    "Run": "lmtransfer.runs.loaded",
     "RunConfig": "lmtransfer.config.schema",
     "ScalarMix": "lmtransfer.nn.scalar_mix",
     "Sentence": "lmtransfer.data.conll",

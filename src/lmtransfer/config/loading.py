@@ -1,12 +1,13 @@
-"""Reading a run config: YAML through a safe loader, with the line of every key, and ``section.field=value``
-overrides from the command line; then ``build`` validates and resolves it, and a compare section's
-variants are each checked at once.
+"""Reading a run config: YAML through a safe loader, with the line of every key, and overrides
+(``section.field=value`` strings from the command line, or a mapping and keyword arguments from Python);
+then ``build`` validates and resolves it, and a compare section's variants are each checked at once.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,53 @@ def _parse_override(item: str) -> tuple[str, Any]:
         raise _yaml_error(exc, raw, "command line", field=shown(item)) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Read a YAML run config (safe loader), apply ``section.field=value`` overrides, validate."""
+class _Source(ConfigSource):
+    """A config's source where some overrides came from Python (a mapping, keyword arguments): an error about
+    one of those names it as an override, not as the command line."""
+
+    def __init__(self, path: Path | None, lines: dict[str, int], overrides: dict[str, str], python: set[str]) -> None:
+        super().__init__(path, lines, overrides)
+        self.python = python
+
+    def error(self, field: str, message: str) -> ConfigError:
+        found = super().error(field, message)
+        if found.path == "command line" and (found.field or "").partition("=")[0] in self.python:
+            return ConfigError(found.message, path="overrides", field=found.field)
+        return found
+
+
+def _overrides(
+    overrides: Sequence[str] | Mapping[str, Any], fields: dict[str, Any]
+) -> Iterator[tuple[str, Any, str, bool]]:
+    """(dotted key, value, the value as an error shows it, whether it came from Python) of each override, in
+    the order they apply."""
+    if isinstance(overrides, str):
+        raise ConfigError("a list of section.field=value strings or a mapping, not one string", path="overrides")
+    if isinstance(overrides, Mapping):
+        pairs = list(overrides.items())
+    else:
+        for item in overrides:
+            key, value = _parse_override(item)
+            yield key, value, item.partition("=")[2], False
+        pairs = []
+    for key, value in [*pairs, *((name.replace("__", "."), value) for name, value in fields.items())]:
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError("an override's key must be a dotted field name", path="overrides", field=shown(str(key)))
+        yield key.strip(), value, shown(str(value)), True
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    **fields: Any,
+) -> RunConfig:
+    """Read a YAML run config (safe loader), apply overrides, validate.
+
+    ``overrides`` are ``section.field=value`` strings as ``--set`` takes them (the value read as YAML), or a
+    mapping of dotted fields to Python values (``{"head.type": "mlp"}``); keyword arguments are the same
+    with ``__`` for the dot (``head__type="mlp"``, ``strategy="finetune"``) and come last. An error about an
+    override names it.
+    """
     data: dict[str, Any] = {}
     lines: dict[str, int] = {}
     src_path = None if path is None else Path(path)
@@ -107,11 +153,12 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         data = loaded or {}
         lines = _key_lines(node) if node is not None else {}
     raw_overrides: dict[str, str] = {}
-    for item in overrides:
-        key, value = _parse_override(item)
+    python: set[str] = set()
+    for key, value, raw, typed in _overrides(overrides, fields):
         set_dotted(data, key, value)
-        raw_overrides[key] = item.partition("=")[2]
-    source = ConfigSource(src_path, lines, raw_overrides)
+        raw_overrides[key] = raw
+        (python.add if typed else python.discard)(key)
+    source = _Source(src_path, lines, raw_overrides, python)
     config = build(data, source)
     if config.compare is not None:  # every variant is checked now, not halfway through a comparison
         bind_variants(config, data, source)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 from lmtransfer.config.schema import DataConfig
 from lmtransfer.core.errors import DataError, shown
 from lmtransfer.core.text import LINE_END, decode_utf8, lone_surrogate, read_bytes
+from lmtransfer.data import memory
 from lmtransfer.data.examples import TextPair
 from lmtransfer.data.splits import Split, make_splits
 
@@ -77,7 +78,7 @@ def _jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, objec
         yield number, record
 
 
-def _field(record: dict, name: str, path: Path, line: int, columns: list[str], join: str | None = None) -> str:
+def _field(record: dict, name: str, path: str | Path, line: int, columns: list[str], join: str | None = None) -> str:
     """The value of column ``name`` as text; with ``join``, a JSON list of strings is joined by it."""
     if name not in record:
         shown_columns = ", ".join(shown(str(column)) for column in columns)
@@ -111,26 +112,39 @@ def read_table(
     fmt = detect_format(path, fmt)
     text = decode_utf8(read_bytes(path), path)
     records = _jsonl_records(text, path) if fmt == "jsonl" else _table_records(text, path, fmt)
+    return read_records(records, str(path), text_column, label_column, pair_column, label_join)
+
+
+def read_records(
+    records: Iterable[tuple[int, dict]],
+    origin: str,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    pair_column: str | None = None,
+    label_join: str | None = None,
+) -> Split:
+    """``(line, {column: value})`` records as a split, each value checked as a file's are (a missing column,
+    an empty text or label, a value that is not text): what a file and a table in memory both go through."""
     texts, pairs, labels, lines = [], [], [], []
     for line, record in records:
         columns = list(record)
         for column, out in ((text_column, texts), (pair_column, pairs)):
             if column is None:
                 continue
-            value = _field(record, column, path, line, columns)
+            value = _field(record, column, origin, line, columns)
             if not value.strip():
-                raise DataError("empty text", path=path, line=line, field=column)
+                raise DataError("empty text", path=origin, line=line, field=column)
             out.append(value)
         lines.append(line)
         if label_column is not None:
-            label = _field(record, label_column, path, line, columns, label_join).strip()
+            label = _field(record, label_column, origin, line, columns, label_join).strip()
             if not label and label_join is None:  # an empty multi-label set is a legitimate "none of them"
-                raise DataError("empty label", path=path, line=line, field=label_column)
+                raise DataError("empty label", path=origin, line=line, field=label_column)
             labels.append(label)
     if not texts:
-        raise DataError("no examples in this file", path=path)
+        raise DataError("no examples in this file", path=origin)
     items = [TextPair(a, b) for a, b in zip(texts, pairs)] if pair_column else texts
-    return Split(items, str(path), labels if label_column is not None else None, lines)
+    return Split(items, origin, labels if label_column is not None else None, lines)
 
 
 def read_hf(
@@ -207,16 +221,22 @@ def check_labels(split: Split, known: list[str], field_name: str) -> None:
 def load_splits(config: DataConfig, label_join: str | None = None, stratify: bool = True) -> dict[str, Split]:
     """Read train / dev / test as the config says; split off dev and test where no file is given.
 
-    Dev and test are held out stratified by label where ``stratify`` (and every class fits). With
+    A path that is a ``memory:`` reference reads the table ``data.memory.held`` lends under it. Dev and
+    test are held out stratified by label where ``stratify`` (and every class fits). With
     ``data.max_train_examples`` / ``max_eval_examples`` a seeded random subset is kept.
     """
-    read = lambda p: read_table(  # noqa: E731
-        p, config.text_column, config.label_column, config.format, config.text_pair_column, label_join
-    )
+
+    def read(path: str, split: str) -> Split:
+        columns = config.text_column, config.label_column
+        if memory.is_reference(path):  # a table in memory, lent by ``data.memory.held``
+            found = memory.records(memory.table_for(path), memory.origin_of(path, split))
+            return read_records(found, memory.origin_of(path, split), *columns, config.text_pair_column, label_join)
+        return read_table(path, *columns, config.format, config.text_pair_column, label_join)
+
     if config.source == "files":
-        train = read(config.train)
-        dev = read(config.dev) if config.dev else None
-        test = read(config.test) if config.test else None
+        train = read(config.train, "train")
+        dev = read(config.dev, "dev") if config.dev else None
+        test = read(config.test, "test") if config.test else None
     elif config.source == "hf":
         hf = lambda s: read_hf(  # noqa: E731
             config.hf, config.hf_config, s, config.text_column, config.label_column, config.text_pair_column
