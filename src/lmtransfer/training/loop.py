@@ -89,7 +89,10 @@ def fit(
     began = time.perf_counter() - state.result.seconds
     if scorer is not None and state.step == 0 and not state.result.history:  # the untrained model's dev score
         _evaluate(parts, state)
-    with _bar(parts, total, state.step) as bar:
+    show = parts.args.progress and acc.is_main_process
+    with Progress(
+        total=total, initial=state.step, desc="train", unit="step", disable=not show, dynamic_ncols=True
+    ) as bar:
         while state.epoch <= epochs and not state.done:
             sampler.start(state.epoch, skip=state.batches_done * micro * acc.num_processes)
             _train_epoch(parts, train_loader, loss_fn, state, began, bar)
@@ -136,11 +139,6 @@ class _Parts:
     best: dict[str, Tensor] | None = None  # a copy of the weights of the best dev evaluation so far
     best_info: dict[str, Any] | None = None  # where they were found; None once the checkpoints hold them
     checkpointed: int = -1  # the step of the latest checkpoint
-
-
-def _bar(parts: _Parts, total: int, done: int) -> Progress:
-    show = parts.args.progress and parts.acc.is_main_process
-    return Progress(total=total, initial=done, desc="train", unit="step", disable=not show, dynamic_ncols=True)
 
 
 def _start(parts: _Parts) -> tuple[LoopState, dict[str, Tensor] | None]:
