@@ -115,13 +115,11 @@ def train_bag_of_words(data: TaskData, way: BagOfWordsWay) -> TrainResult:
         feature_bytes=int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes),
         **peak_memory(),
     )
-    result = TrainResult(
-        Path(config.output_dir),
+    result = TrainResult.of(
         config,
         model,
-        scores.get("dev"),
-        scores.get("test"),
-        {n: p.size for n, p in prepared.items()},
+        scores,
+        prepared,
         costs,
         f"{len(vocabulary):,} bag-of-words features, scikit-learn linear model",
         vocabulary_size=len(vocabulary),

@@ -142,13 +142,11 @@ def _train(setting: _Setting, options: TrainOptions) -> TrainResult:
         **peak_memory(),
     )
     weights = {"layers": list(spec.layers), **task_model.mix.layer_weights()}
-    result = TrainResult(
-        Path(config.output_dir),
+    result = TrainResult.of(
         config,
         model,
-        scores.get("dev"),
-        scores.get("test"),
-        {n: p.size for n, p in prepared.items()},
+        scores,
+        prepared,
         costs,
         describe_layers(weights),
         best_epoch=fitted.best_epoch,

@@ -138,6 +138,14 @@ class TrainResult:
     layer_weights: dict[str, Any] | None = None  # layer_weights.json (None: a bag-of-words run)
     units: dict[str, Units] = field(default_factory=dict)  # split -> what each evaluation unit scored
 
+    @classmethod
+    def of(cls, config: RunConfig, model: Any, scores: dict, prepared: dict, costs: Costs, description: str, **more):
+        """The result of a run written to ``config.output_dir``: its scores per split and the items each
+        prepared split held, as every way's trainer has them."""
+        sizes = {name: split.size for name, split in prepared.items()}
+        dev, test = scores.get("dev"), scores.get("test")
+        return cls(Path(config.output_dir), config, model, dev, test, sizes, costs, description, **more)
+
     @property
     def task(self) -> str:
         return self.config.task
