@@ -4,7 +4,7 @@
 #   bash scripts/setup.sh --dev    the same plus the test tools
 # PyTorch is pinned to the CPU wheel torch==2.13.0 and installed first, so nothing later pulls a
 # multi-GB CUDA build. On a GPU machine, install a CUDA build of torch into .venv before this script
-# (see the README); the script keeps whatever torch is already there.
+# (docs/guide.md, "On a GPU machine"); the script keeps whatever torch is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra=demo

@@ -92,7 +92,7 @@ def test_train_writes_a_reloadable_run(run_overrides, tmp_path):
     ]
     written = (run_dir / "predictions" / "test.jsonl").read_text().splitlines()
     assert len(written) == result.metrics["test"]["examples"]
-    assert set(json.loads(written[0])) == {"text", "label", "probabilities"}
+    assert set(json.loads(written[0])) == {"text", "label", "probabilities", "gold"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["dev"]) >= {"accuracy", "macro_f1", "per_class"}
     assert set(metrics["dev"]["per_class"]) == {"biz", "neg", "pos"}

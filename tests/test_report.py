@@ -149,10 +149,10 @@ ROWS = [
 ]
 
 
-def test_report_only_rebuilds_the_files_from_results(tmp_path):
+def test_compare_report_rebuilds_the_files_from_results(tmp_path):
     directory = write_rows(tmp_path / "cmp", ROWS, cut_short=True)
     with pytest.warns(UserWarning, match="line 6: not a JSON row"):
-        result = CliRunner().invoke(cli, ["compare", "--report-only", str(directory)])
+        result = CliRunner().invoke(cli, ["compare", "report", str(directory)])
     assert result.exit_code == 0, result.output
     assert "| mix | minilm | feature-based | 2 |" in result.output and "**Verdict.** Fine-tuning" in result.output
     assert (directory / "report.md").read_text() == result.output

@@ -94,7 +94,7 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
     """
     if report_dir is not None:
         click.echo(
-            "--report-only is now `lmtransfer compare report DIR` (the old spelling goes next release)", err=True
+            "--report-only is now `lmtransfer compare report DIR`; the old spelling goes in the next release", err=True
         )
         _report(report_dir)
         return
