@@ -19,9 +19,13 @@ from lmtransfer.compare.standard import SPACES, Plan, _middle
 
 BATCH = 16  # the standard fine-tuning batch (compare.standard.FINETUNE)
 EPOCHS = 4
-PROCESS_SECONDS = 8.0  # a child process: imports, the encoder loaded, the run saved
-LIGHT_PROCESS_SECONDS = 4.0  # a feature head's or a baseline's process (the encoder only for live inference)
+# fitted to the rows of a 2,000-sentence SST-2 comparison on a 2-core Zen 4 (docs/benchmarks.md): what a
+# row costs besides its steps and its passes over dev
+PROCESS_SECONDS = 16.0  # a fine-tuning row's process: imports, the encoder loaded, test scored, the run saved
+LIGHT_PROCESS_SECONDS = 7.0  # a feature head's or a baseline's process
 FEATURE_HEAD_SECONDS = 2.0  # a scalar mix and linear head trained on cached features
+STEP_OVERHEAD = 1.5  # a training step over the bare forward and backward: AdamW, the scheduler, data loading
+EVAL_OVERHEAD = 2.0  # a dev pass of a fine-tuning run over the bare forward: batching, the metric
 INFERENCE_EXAMPLES = 100  # compare.inference_examples of the standard plan
 EXTENSION_RISK = 1.15  # a share of fine-tuning rows runs again with twice the steps
 MAX_EVALUATIONS = 20  # training.convergence: at most this many dev evaluations, plus before and after
@@ -32,7 +36,7 @@ class Speeds:
     """What the encoder takes on this machine, on these texts at ``max_length``."""
 
     forward: float  # seconds per text through the frozen encoder (batches of 64)
-    step: float  # seconds per fine-tuning step (a batch of BATCH forward and backward)
+    step: float  # seconds per fine-tuning step (a batch of BATCH forward and backward, with STEP_OVERHEAD)
     max_length: int  # tokens: the 95th percentile of the sample's lengths, within 32..256
 
 
@@ -50,33 +54,52 @@ def measure(model: str, texts: list[Any], max_length: int | None = None) -> Spee
     frozen forward pass and a fine-tuning step. Takes a few seconds."""
     import torch
 
+    from lmtransfer.core.devices import auto_mixed_precision, pick_device
     from lmtransfer.encoders.loading import load_encoder
 
     encoder = load_encoder(model)
     tokenizer = encoder.tokenizer
     firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
     seconds = [t[1] for t in texts if isinstance(t, tuple)] or None
+    lengths = [len(ids) for ids in tokenizer(firsts, seconds, truncation=False)["input_ids"]]
     if max_length is None:
-        lengths = sorted(len(ids) for ids in tokenizer(firsts, seconds, truncation=False)["input_ids"])
-        wanted = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+        wanted = sorted(lengths)[min(len(lengths) - 1, int(0.95 * len(lengths)))]
         max_length = min(256, max(32, 16 * math.ceil(wanted / 16)))
-    batch = (firsts * math.ceil(64 / max(1, len(firsts))))[:64]
-    pairs = (seconds * math.ceil(64 / len(seconds)))[:64] if seconds else None
+    # extraction and fine-tuning both batch texts of similar lengths: time batches of the median ones
+    order = sorted(range(len(firsts)), key=lengths.__getitem__)
+    middle = [order[(len(order) // 2 + k) % len(order)] for k in range(-32, 32)]
+    batch = [firsts[i] for i in middle]
+    pairs = [seconds[i] for i in middle] if seconds else None
     inputs = tokenizer(batch, pairs, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    model_ = encoder.model
-    with torch.no_grad():
-        model_(**inputs)  # warm-up
-        start = time.perf_counter()
-        model_(**inputs)
-        forward = (time.perf_counter() - start) / len(batch)
-    small = {k: v[:BATCH] for k, v in inputs.items()}
+    small = {k: v[24 : 24 + BATCH] for k, v in inputs.items()}
+    model_ = encoder.model.to(pick_device())
+    # the arithmetic the runs will use: bfloat16 autocast where the hardware has it (features.compute and
+    # train.mixed_precision: auto), so the timing is of what runs
+    bf16 = auto_mixed_precision() == "bf16"
+    device = pick_device().type
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+        forward = _fastest(lambda: model_(**inputs), 3) / len(batch)
     model_.train()
-    for _ in range(2):  # the second step is timed: the first allocates
-        start = time.perf_counter()
-        model_(**small).last_hidden_state.mean().backward()
-        step = time.perf_counter() - start
+
+    def step() -> None:
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = model_(**small).last_hidden_state.float().mean()
+        loss.backward()
+
+    step_seconds = _fastest(step, 4)
     model_.zero_grad(set_to_none=True)
-    return Speeds(forward, step * 1.15, max_length)  # AdamW's update and the scheduler on top
+    return Speeds(forward, step_seconds * STEP_OVERHEAD, max_length)
+
+
+def _fastest(work, times: int) -> float:
+    """The fastest of ``times`` runs of ``work`` after one to warm up (the first allocates and plans)."""
+    work()
+    best = float("inf")
+    for _ in range(times):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def estimate(plan: Plan, speeds: Speeds) -> Estimate:
@@ -94,9 +117,9 @@ def estimate(plan: Plan, speeds: Speeds) -> Estimate:
         steps = max(min_steps, EPOCHS * epoch)
         every = max(10, epoch // 2)
         evaluations = min(MAX_EVALUATIONS, steps // every) + 2
-        run = PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward
+        run = PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward * EVAL_OVERHEAD
         finetune += (max(1, searches) * run + (PROCESS_SECONDS + live if searches else live)) * EXTENSION_RISK
-    baseline = len(sizes) * (LIGHT_PROCESS_SECONDS + 2.0)
+    baseline = len(sizes) * (LIGHT_PROCESS_SECONDS + 2.0)  # TF-IDF and a linear model
     parts = {"extraction": extraction, "feature-based": feature, "fine-tuning": finetune, "baseline": baseline}
     return Estimate(sum(parts.values()), parts)
 
