@@ -101,15 +101,18 @@ def test_sizes_grow_by_half_a_decade_up_to_all():
 def test_a_budget_cuts_trials_then_middle_sizes_then_the_largest(tables):
     facts = inspect_table(tables["single"])
     plan = Plan(facts, "minilm", 64, (50, 160, 500, "all"), 3, "out", (1600, 200, 200))
-    speeds = Speeds(forward=0.003, step=0.4, max_length=64)
+    speeds = Speeds(forward=0.002, step=0.15, max_length=64)
     full = estimate(plan, speeds).seconds
     assert estimate(plan.with_(trials=1), speeds).seconds < full
-    fitted, cuts = fit(plan, speeds, minutes=full / 60 + 1)
+    fitted, cuts = fit(plan, speeds, minutes=(full + estimate(plan, speeds).reserve) / 60 + 1)
     assert fitted == plan and cuts == []
     fitted, cuts = fit(plan, speeds, minutes=5)
     assert fitted.trials == 1 and cuts[:2] == ["trials per search: 2", "trials per search: 1"]
-    assert estimate(fitted, speeds).seconds <= 5 * 60
+    found = estimate(fitted, speeds)
+    assert found.seconds + found.reserve <= 5 * 60 and found.reserve > 0
     assert fitted.sizes[0] == 50 and len(fitted.sizes) < 4
+    smallest, cuts = fit(plan, speeds, minutes=1)
+    assert cuts[-1] == "the smallest plan is still over the budget" and len(smallest.sizes) == 2
 
 
 def test_init_writes_a_commented_config_that_runs_the_same_rows(tables, tmp_path):

@@ -198,8 +198,8 @@ def _plan(target: str, output: str | None, data: dict):
         facts, data["model"], speeds.max_length, sizes, data["trials"], folder, counts, data["dev"], data["test"]
     )
     cuts = []
-    if data["budget"] is not None:
-        plan, cuts = fit(plan, speeds, data["budget"])
+    if data["budget"] is not None:  # a row is rerun once at most, within the estimate's reserve
+        plan, cuts = fit(plan.with_(extensions=1), speeds, data["budget"])
     guess = estimate(plan, speeds)
     finetune = guess.parts["fine-tuning"]
     pair = f" + '{facts.text_pair_column}' (pairs)" if facts.text_pair_column else ""
@@ -212,8 +212,9 @@ def _plan(target: str, output: str | None, data: dict):
         f"estimate on this machine: {guess.minutes()} (fine-tuning {finetune / 60:.0f} min, "
         f"the rest {(guess.seconds - finetune) / 60:.0f} min)",
     ]
-    if cuts:
-        lines.append(f"to fit {data['budget']:g} min: {'; '.join(cuts)}")
+    if data["budget"] is not None:
+        reserve = f"{guess.reserve / 60:.0f} min kept to rerun the largest fine-tuning row, should it not converge"
+        lines.append(f"to fit {data['budget']:g} min: {'; '.join(cuts) or 'nothing cut'} ({reserve})")
     lines.append(f"output: {folder}")
     return plan, "\n".join(lines)
 

@@ -44,6 +44,7 @@ class Speeds:
 class Estimate:
     seconds: float
     parts: dict[str, float]  # seconds per part: extraction, feature-based, fine-tuning, baseline
+    reserve: float = 0.0  # a rerun of the largest fine-tuning row with twice the steps, should it not converge
 
     def minutes(self) -> str:
         return f"about {max(1, round(self.seconds / 60))} min"
@@ -110,27 +111,31 @@ def estimate(plan: Plan, speeds: Speeds) -> Estimate:
     live = (test + INFERENCE_EXAMPLES) * speeds.forward  # a row's test scoring and timed inference
     extraction = (sum(sizes) + dev + test) * speeds.forward
     feature = len(sizes) * (searches + 1) * (LIGHT_PROCESS_SECONDS + FEATURE_HEAD_SECONDS) + len(sizes) * live
-    min_steps = _middle(**SPACES["finetune"]["train.min_steps"])
     finetune = 0.0
     for size in sizes:
-        epoch = math.ceil(size / BATCH)
-        steps = max(min_steps, EPOCHS * epoch)
-        every = max(10, epoch // 2)
-        evaluations = min(MAX_EVALUATIONS, steps // every) + 2
-        run = PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward * EVAL_OVERHEAD
+        run = _finetune_run(size, dev, speeds)
         finetune += (max(1, searches) * run + (PROCESS_SECONDS + live if searches else live)) * EXTENSION_RISK
     baseline = len(sizes) * (LIGHT_PROCESS_SECONDS + 2.0)  # TF-IDF and a linear model
     parts = {"extraction": extraction, "feature-based": feature, "fine-tuning": finetune, "baseline": baseline}
-    return Estimate(sum(parts.values()), parts)
+    return Estimate(sum(parts.values()), parts, _finetune_run(max(sizes), dev, speeds, doubled=True))
+
+
+def _finetune_run(size: int, dev: int, speeds: Speeds, doubled: bool = False) -> float:
+    """One fine-tuning run of ``size`` training examples: its process, its steps and its dev evaluations."""
+    epoch = math.ceil(size / BATCH)
+    steps = max(_middle(**SPACES["finetune"]["train.min_steps"]), EPOCHS * epoch) * (2 if doubled else 1)
+    evaluations = min(MAX_EVALUATIONS, steps // max(10, epoch // 2)) + 2
+    return PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward * EVAL_OVERHEAD
 
 
 def fit(plan: Plan, speeds: Speeds, minutes: float) -> tuple[Plan, list[str]]:
-    """The plan cut down until its estimate fits ``minutes``, and what was cut: first the search's trials
-    (down to one, which runs each way at the middle of its space), then the training sizes between the
-    smallest and the largest, then the largest (down to the largest one that fits)."""
+    """The plan cut down until its estimate, with the reserve for one rerun of its largest fine-tuning row,
+    fits ``minutes``, and what was cut: first the search's trials (down to one, which runs each way at the
+    middle of its space), then the training sizes between the smallest and the largest, then the largest
+    (down to the largest one that fits). A budgeted plan reruns a row at most once (``config_data``)."""
     cuts: list[str] = []
     budget = minutes * 60
-    while estimate(plan, speeds).seconds > budget:
+    while (found := estimate(plan, speeds)).seconds + found.reserve > budget:
         if plan.trials > 1:
             plan = plan.with_(trials=plan.trials - 1)
             cuts.append(f"trials per search: {plan.trials}")

@@ -56,6 +56,7 @@ class Plan:
     dev: str | None = None
     test: str | None = None
     seed: int = 13
+    extensions: int | None = None  # reruns of a row that did not converge (None: compare's default); 1 under a budget
 
     def with_(self, **changes: Any) -> Plan:
         return replace(self, **changes)
@@ -125,6 +126,7 @@ def config_data(plan: Plan) -> dict[str, Any]:
             "train_sizes": list(plan.sizes),
             "output_dir": plan.output,
             "inference_examples": 100,
+            **({"extensions": plan.extensions} if plan.extensions is not None else {}),
             "variants": variants,
         },
     }
