@@ -89,6 +89,32 @@ def test_what_cannot_be_told_is_refused_naming_the_columns(tables):
         inspect_table(tables["no-label"], label_column="nope")
 
 
+def test_a_dataset_folder_is_read_by_its_train_and_validation_splits(tmp_path):
+    import datasets
+
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+
+    def part(n: int) -> datasets.Dataset:
+        return datasets.Dataset.from_dict(
+            {"sentence": SENTENCES[:n], "label": [i % 2 for i in range(n)]}, features=features
+        )
+
+    datasets.DatasetDict({"train": part(12), "validation": part(4)}).save_to_disk(str(tmp_path / "ds"))
+    facts = inspect_table(tmp_path / "ds")
+    assert (facts.format, facts.text_column, facts.task, facts.labels) == (
+        "hf",
+        "sentence",
+        "classification",
+        ("neg", "pos"),
+    )
+    assert facts.dev_rows == 4 and facts.data_fields["hf"] == str(tmp_path / "ds")
+    datasets.DatasetDict({"train": part(12)}).save_to_disk(str(tmp_path / "only"))
+    with pytest.raises(DataError, match=r"needs a train and a validation split \(it has train\)"):
+        inspect_table(tmp_path / "only")
+
+
 def test_sizes_grow_by_half_a_decade_up_to_all():
     assert sizes_for(60) == ("all",)
     assert sizes_for(1600) == (50, 160, 500, "all")

@@ -186,7 +186,7 @@ def _plan(target: str, output: str | None, data: dict):
     facts = inspect_table(target, **columns)
     counts = held_out_counts(
         facts.rows,
-        inspect_table(data["dev"], **columns).rows if data["dev"] else None,
+        inspect_table(data["dev"], **columns).rows if data["dev"] else facts.dev_rows,
         inspect_table(data["test"], **columns).rows if data["test"] else None,
     )
     name = Path(target).stem if Path(target).suffix else Path(target).name

@@ -42,6 +42,7 @@ class TableFacts:
     labels: tuple[str, ...]
     reason: str  # how the task was found, for the plan
     sample: tuple[str | tuple[str, str], ...] = ()  # up to SAMPLE texts (or pairs) from the table, spread over it
+    dev_rows: int | None = None  # a dataset's validation split, its dev (a file's dev is held out of it)
 
     @property
     def data_fields(self) -> dict[str, object]:
@@ -66,14 +67,14 @@ def inspect_table(
 ) -> TableFacts:
     """Read ``path`` (a CSV, TSV or JSONL file; else a Hugging Face dataset's name or ``save_to_disk`` folder)
     and decide what the user left open; a DataError names the file and the columns where it cannot."""
-    path = Path(path)
+    path, dev_rows = Path(path), None
     if path.is_file():
         fmt = detect_format(path, fmt)
         text = decode_utf8(read_bytes(path), path)
         rows = _jsonl_records(text, path) if fmt == "jsonl" else _table_records(text, path, fmt)
         records = [record for _, record in rows]
     else:
-        fmt, records = "hf", _dataset_records(str(path))
+        fmt, (records, dev_rows) = "hf", _dataset_records(str(path))
     if not records:
         raise DataError("no examples in this file", path=path)
     columns = tuple(dict.fromkeys(column for record in records for column in record))
@@ -89,26 +90,30 @@ def inspect_table(
     found, reason, labels = _task(values, separator) if task is None else (task, "as given", _distinct(values))
     spread = records[:: max(1, len(records) // SAMPLE)][:SAMPLE]
     sample = tuple((str(r.get(first, "")), str(r.get(second, ""))) if second else str(r.get(first, "")) for r in spread)
-    return TableFacts(path, fmt, columns, len(records), first, second, label, found, tuple(labels), reason, sample)
+    return TableFacts(
+        path, fmt, columns, len(records), first, second, label, found, tuple(labels), reason, sample, dev_rows
+    )
 
 
-def _dataset_records(name: str) -> list[dict]:
-    """The train split of a Hugging Face dataset as records, class labels by their names."""
+def _dataset_records(name: str) -> tuple[list[dict], int]:
+    """The train split of a Hugging Face dataset as records, class labels by their names, and the length of
+    its validation split (lmtransfer reads a dataset's train and validation splits)."""
     import datasets
 
     local = Path(name).expanduser()
     try:
-        if local.is_dir():
-            loaded = datasets.load_from_disk(str(local))
-            loaded = loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded
-        else:
-            loaded = datasets.load_dataset(name, split="train")
+        loaded = datasets.load_from_disk(str(local)) if local.is_dir() else datasets.load_dataset(name)
     except Exception as exc:  # datasets raises many types; the user needs the one line
         raise DataError(
             f"neither a file nor a dataset with a train split: {str(exc).splitlines()[0]}", path=name
         ) from None
-    names = {c: f.names for c, f in loaded.features.items() if getattr(f, "names", None)}
-    return [{c: names[c][v] if c in names else v for c, v in row.items()} for row in loaded]
+    if not isinstance(loaded, datasets.DatasetDict) or not {"train", "validation"} <= set(loaded):
+        found = ", ".join(loaded) if isinstance(loaded, datasets.DatasetDict) else "one split"
+        raise DataError(f"a dataset needs a train and a validation split (it has {found})", path=name)
+    train = loaded["train"]
+    names = {c: f.names for c, f in train.features.items() if getattr(f, "names", None)}
+    records = [{c: names[c][v] if c in names else v for c, v in row.items()} for row in train]
+    return records, len(loaded["validation"])
 
 
 def _text_columns(records, columns, label, text, pair, path, listed) -> tuple[str, str | None]:
