@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from lmtransfer.cli.options import chosen_run
 from lmtransfer.core import choices as c
 from lmtransfer.core.errors import LmtError
 from lmtransfer.serve.settings import ENCODER_MAX_LENGTH, Settings
@@ -108,6 +109,7 @@ def _load(runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, com
     unique_names(named_runs + named_encoders)
     served_runs = []
     for name, folder in named_runs:
+        folder = chosen_run(folder)  # a comparison folder serves the run its verdict chose
         click.echo(f"loading run {name} from {folder}", err=True)
         served_runs.append(ServedRun.load(name, folder))
     if compute == "auto":
