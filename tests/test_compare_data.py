@@ -183,6 +183,11 @@ def test_compare_data_runs_the_standard_comparison_and_init_reproduces_it(tables
     row = json.loads(predicted.stdout)
     assert row["label"] in {"pos", "neg", "other"} and all(len(repr(p)) <= 6 for p in row["probabilities"].values())
 
+    from lmtransfer.cli.serve import _load
+
+    (served,), _ = _load((str(out),), (), 32, "float32")  # serve takes the folder, and serves the winner
+    assert served.name == "cmp" and served.run.directory.resolve() == (out / best["run_dir"]).resolve()
+
     plan_only = CliRunner().invoke(cli, ["compare", str(tables["single"]), *options, "--plan"])
     assert plan_only.exit_code == 0 and "estimate on this machine: about" in plan_only.output
 
