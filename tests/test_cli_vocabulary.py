@@ -91,7 +91,19 @@ def test_train_takes_output_and_its_old_spelling(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    ["train", "extract", "evaluate", "predict", "compare", "pretrain", "train-vectors", "fill-mask", "export", "push"],
+    [
+        "train",
+        "extract",
+        "evaluate",
+        "predict",
+        "compare",
+        "pretrain",
+        "train-vectors",
+        "fill-mask",
+        "export",
+        "push",
+        "serve",
+    ],
 )
 def test_every_command_takes_quiet(command):
     answer = CliRunner().invoke(cli, [command, "--help"])

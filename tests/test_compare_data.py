@@ -192,6 +192,22 @@ def test_compare_data_runs_the_standard_comparison_and_init_reproduces_it(tables
     assert plan_only.exit_code == 0 and "estimate on this machine: about" in plan_only.output
 
 
+@pytest.mark.parametrize(
+    ("name", "task", "metric"),
+    [("pairs", "classification", "accuracy"), ("scores", "regression", "pearson"), ("multi", "multilabel", "micro_f1")],
+)
+def test_compare_data_runs_each_inferable_task(tables, tiny_bert_dir, tmp_path, name, task, metric):
+    out = tmp_path / f"cmp-{name}"
+    options = ["-m", str(tiny_bert_dir), "--trials", "1", "-o", str(out), "-q"]
+    answer = CliRunner().invoke(cli, ["compare", str(tables[name]), *options])
+    assert answer.exit_code == 0, answer.output
+    assert f"task: {task} (" in answer.output and "**Verdict.**" in answer.output
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["variant"] for r in rows) == ["finetune", "mix-all", "tfidf"]
+    assert all(r["status"] == "ok" and r["metric"] == metric and r["task"] == task for r in rows)
+    assert (out / "best.json").is_file()
+
+
 def test_compare_report_rebuilds_and_the_old_spelling_still_works(tmp_path):
     empty = tmp_path / "nothing"
     empty.mkdir()

@@ -60,7 +60,10 @@ def limit_option(field: str, kind: click.ParamType, help: str):
     "sentence-transformers' vectors exactly. Runs compute as they were trained to.",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="a log line per request")
-def serve_command(runs, encoders, host, port, api_key, no_batching, max_length, compute, access_log, **limits) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="no access log and only the server's warnings and errors")
+def serve_command(
+    runs, encoders, host, port, api_key, no_batching, max_length, compute, access_log, quiet, **limits
+) -> None:
     """Serve trained RUN folders (NAME=FOLDER to name one; default: the folder's name) and --encoder models
     over HTTP, each loaded once.
 
@@ -89,7 +92,12 @@ def serve_command(runs, encoders, host, port, api_key, no_batching, max_length, 
     settings = Settings(**limits, api_key=api_key or None, batching=not no_batching)
     app = build_app(*_load(runs, encoders, max_length, compute), settings)
     config = uvicorn.Config(
-        app, host=host, port=port, access_log=access_log, timeout_graceful_shutdown=30, log_level="info"
+        app,
+        host=host,
+        port=port,
+        access_log=access_log and not quiet,
+        timeout_graceful_shutdown=30,
+        log_level="warning" if quiet else "info",
     )
     # uvicorn handles SIGTERM itself (it stops taking connections and finishes those in flight), then
     # raises the signal again under the handler that was there before it: a no-op here, so the exit is 0
