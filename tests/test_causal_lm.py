@@ -87,3 +87,24 @@ def test_the_packaged_smollm2_loads_from_its_gguf_file():
     lm = load_causal_lm("smollm2")
     assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.has_chat_template
     assert sum(p.numel() for p in lm.model.parameters()) == 134_515_008
+
+
+def test_cached_prefix_scores_equal_one_full_pass_per_label(tiny_llama_dir):
+    import numpy as np
+
+    from lmtransfer.features.label_scores import label_scores, naive_label_scores
+
+    lm = load_causal_lm(str(tiny_llama_dir))
+    rng = np.random.default_rng(0)
+    words = lambda n: [int(x) for x in rng.integers(3, len(WORDS) + 3, size=n)]  # noqa: E731
+    prefix = words(9)
+    texts = [words(n) for n in (3, 7, 1, 5, 5, 2)]
+    labels = [words(1), words(3)]  # label words of different lengths
+    for normalise in (False, True):
+        fast = label_scores(lm.model, prefix, texts, labels, batch_size=4, normalise=normalise)
+        slow = naive_label_scores(lm.model, prefix, texts, labels, normalise=normalise)
+        assert fast.shape == (6, 2) and np.abs(fast - slow).max() < 1e-4
+    unprefixed = label_scores(lm.model, [], texts, labels)
+    assert np.abs(unprefixed - naive_label_scores(lm.model, [], texts, labels)).max() < 1e-4
+    with pytest.raises(ValueError, match="every text needs at least one token"):
+        label_scores(lm.model, prefix, [[]], labels)
