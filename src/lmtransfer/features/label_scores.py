@@ -30,41 +30,80 @@ def label_scores(
     texts: Sequence[Ids],
     labels: Sequence[Ids],
     *,
-    batch_size: int = 8,
+    batch_size: int = 16,
     normalise: bool = False,
 ) -> np.ndarray:
-    """(N, K) log-likelihoods of each of the K ``labels`` after ``prefix`` + each of the N ``texts``."""
+    """(N, K) log-likelihoods of each of the K ``labels`` after ``prefix`` + each of the N ``texts``.
+
+    Three passes share the work: the prefix once; each batch of texts once, on a copy of the prefix's keys
+    and values (which scores every label's first token); then, for labels of several tokens, every label of
+    every text of the batch in one pass on that batch's keys and values, each label placed right after its
+    text's last token (the text's padding masked out)."""
     _check(texts, labels)
     device = next(model.parameters()).device
+    arg = _cache_argument(model)
     start = len(prefix)
-    cache_arg = _cache_argument(model)
-    cached = _cache_of(model(torch.tensor([list(prefix)], device=device), use_cache=True)) if start else None
+    cached = _cache_of(model(_tensor([prefix], device), use_cache=True)) if start else None
     scores = np.zeros((len(texts), len(labels)))
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch
     for first in range(0, len(order), batch_size):
         chosen = order[first : first + batch_size]
-        pairs = [(i, k) for i in chosen for k in range(len(labels))]
-        rows = [list(texts[i]) + list(labels[k]) for i, k in pairs]
-        width = max(map(len, rows))
-        ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
-        mask = torch.zeros((len(rows), start + width), dtype=torch.long, device=device)
-        mask[:, :start] = 1
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row, device=device)
-            mask[r, start : start + len(row)] = 1
-        past = None
-        if cached is not None:
-            past = copy.deepcopy(cached)
-            past.batch_repeat_interleave(len(rows))
-        positions = torch.arange(start, start + width, device=device).expand(len(rows), width)
-        logits = model(ids, attention_mask=mask, position_ids=positions, **{cache_arg: past}).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        for r, (i, k) in enumerate(pairs):
-            # a label's j-th token is predicted at the position before it: the text's last token for j = 0
-            at = torch.arange(len(texts[i]) - 1, len(texts[i]) - 1 + len(labels[k]), device=device)
-            found = logp[r, at, torch.tensor(list(labels[k]), device=device)]
-            scores[i, k] = float(found.mean() if normalise else found.sum())
+        lengths = [len(texts[i]) for i in chosen]
+        ids, text_mask = _padded([texts[i] for i in chosen], device)
+        mask = torch.cat([torch.ones((len(chosen), start), dtype=torch.long, device=device), text_mask], dim=1)
+        positions = torch.arange(start, start + ids.shape[1], device=device).expand_as(ids)
+        out = model(
+            ids, attention_mask=mask, position_ids=positions, use_cache=True, **{arg: _copied(cached, len(chosen))}
+        )
+        last = torch.log_softmax(out.logits.float()[torch.arange(len(chosen)), torch.tensor(lengths) - 1], dim=-1)
+        found = [[[last[b, label[0]]] for label in labels] for b in range(len(chosen))]  # [b][k][token]
+        if any(len(label) > 1 for label in labels):
+            _later_tokens(model, arg, _cache_of(out), mask, lengths, start, labels, found, device)
+        for b, i in enumerate(chosen):
+            for k in range(len(labels)):
+                tokens = torch.stack(found[b][k])
+                scores[i, k] = float(tokens.mean() if normalise else tokens.sum())
     return scores
+
+
+def _later_tokens(model, arg, cache, mask, lengths, start, labels, found, device) -> None:
+    """Add to ``found`` the log-probabilities of every label's tokens after its first, for each text of a batch:
+    one pass over all its (text, label) rows, each label right after its text on the batch's keys and values."""
+    rows = len(lengths) * len(labels)
+    ids, label_mask = _padded([label for _ in lengths for label in labels], device)
+    full = torch.cat([mask.repeat_interleave(len(labels), dim=0), label_mask], dim=1)
+    after = torch.tensor([start + n for n in lengths for _ in labels], device=device)
+    positions = after[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
+    cache.batch_repeat_interleave(len(labels))
+    logp = torch.log_softmax(model(ids, attention_mask=full, position_ids=positions, **{arg: cache}).logits.float(), -1)
+    for r in range(rows):
+        b, k = divmod(r, len(labels))
+        label = labels[k]
+        found[b][k].extend(logp[r, j - 1, label[j]] for j in range(1, len(label)))
+
+
+def _padded(rows: Sequence[Ids], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids (pad id 0, masked out) and their attention mask."""
+    width = max(map(len, rows))
+    ids = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = _tensor(row, device)
+        mask[r, : len(row)] = 1
+    return ids, mask
+
+
+def _tensor(ids, device) -> torch.Tensor:
+    return torch.tensor(ids if not ids or isinstance(ids[0], list) else list(ids), dtype=torch.long, device=device)
+
+
+def _copied(cached, rows: int):
+    """A copy of the prefix's keys and values for a batch (None where there is no prefix)."""
+    if cached is None:
+        return None
+    copied = copy.deepcopy(cached)
+    copied.batch_repeat_interleave(rows)
+    return copied
 
 
 @torch.inference_mode()
