@@ -25,6 +25,14 @@ class _RunByDefault(click.Group):
         return super().parse_args(ctx, args)
 
 
+class _Run(click.Command):
+    """``compare run``, whose usage line reads as it is typed: ``lmtransfer compare [OPTIONS] DATA|CONFIG``."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        path = ctx.parent.command_path if ctx.parent is not None else ctx.command_path
+        formatter.write_usage(path, " ".join(self.collect_usage_pieces(ctx)))
+
+
 def data_options(func):
     """What ``compare DATA`` and ``init DATA`` need to know about the data, the encoder and the time."""
     options = [
@@ -60,7 +68,7 @@ def compare_group() -> None:
     labelled examples on (`lmtransfer compare DATA`, or a CONFIG; `compare report DIR` rebuilds a report)."""
 
 
-@compare_group.command("run")
+@compare_group.command("run", cls=_Run)
 @click.argument("target", required=False, metavar="DATA|CONFIG")
 @data_options
 @click.option("--set", "-s", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP + "; the base run's")

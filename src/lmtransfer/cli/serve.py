@@ -60,7 +60,9 @@ def limit_option(field: str, kind: click.ParamType, help: str):
     "sentence-transformers' vectors exactly. Runs compute as they were trained to.",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="a log line per request")
-@click.option("--quiet", "-q", is_flag=True, help="no access log and only the server's warnings and errors")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="no loading lines, no access log, and only the server's warnings and errors"
+)
 def serve_command(
     runs, encoders, host, port, api_key, no_batching, max_length, compute, access_log, quiet, **limits
 ) -> None:
@@ -90,7 +92,7 @@ def serve_command(
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         click.echo(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True)
     settings = Settings(**limits, api_key=api_key or None, batching=not no_batching)
-    app = build_app(*_load(runs, encoders, max_length, compute), settings)
+    app = build_app(*_load(runs, encoders, max_length, compute, quiet), settings)
     config = uvicorn.Config(
         app,
         host=host,
@@ -108,7 +110,9 @@ def serve_command(
         raise LmtError(f"the server did not start on {host}:{port}")
 
 
-def _load(runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, compute: str) -> tuple[list, list]:
+def _load(
+    runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, compute: str, quiet: bool = False
+) -> tuple[list, list]:
     """The runs and encoders the command names, each loaded once, as the app serves them."""
     from lmtransfer.serve.served import ServedEncoder, ServedRun, parse_named, unique_names
 
@@ -118,7 +122,8 @@ def _load(runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, com
     served_runs = []
     for name, folder in named_runs:
         folder = chosen_run(folder)  # a comparison folder serves the run its verdict chose
-        click.echo(f"loading run {name} from {folder}", err=True)
+        if not quiet:
+            click.echo(f"loading run {name} from {folder}", err=True)
         served_runs.append(ServedRun.load(name, folder))
     if compute == "auto":
         from lmtransfer.core.devices import auto_compute
@@ -126,6 +131,7 @@ def _load(runs: tuple[str, ...], encoders: tuple[str, ...], max_length: int, com
         compute = auto_compute("cpu")
     served_encoders = []
     for name, model in named_encoders:
-        click.echo(f"loading encoder {name} ({model}, {compute})", err=True)
+        if not quiet:
+            click.echo(f"loading encoder {name} ({model}, {compute})", err=True)
         served_encoders.append(ServedEncoder.load(name, model, max_length, compute))
     return served_runs, served_encoders
