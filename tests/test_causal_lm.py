@@ -108,3 +108,31 @@ def test_cached_prefix_scores_equal_one_full_pass_per_label(tiny_llama_dir):
     assert np.abs(unprefixed - naive_label_scores(lm.model, [], texts, labels)).max() < 1e-4
     with pytest.raises(ValueError, match="every text needs at least one token"):
         label_scores(lm.model, prefix, [[]], labels)
+
+
+def test_demonstrations_are_balanced_seeded_and_from_train_only():
+    from lmtransfer.tasks.prompts import choose_demos
+
+    labels = ["pos"] * 10 + ["neg"] * 3 + ["mid"] * 1
+    texts = [f"t{i}" for i in range(len(labels))]
+    chosen = choose_demos(texts, labels, ["neg", "mid", "pos"], k=6, seed=13)
+    assert len(chosen) == 6 and len(set(chosen)) == 6
+    counts = {name: sum(labels[i] == name for i in chosen) for name in ("pos", "neg", "mid")}
+    assert counts == {"pos": 3, "neg": 2, "mid": 1}  # round robin until "mid" runs out, then the others
+    assert chosen == choose_demos(texts, labels, ["neg", "mid", "pos"], k=6, seed=13)
+    assert chosen != choose_demos(texts, labels, ["neg", "mid", "pos"], k=6, seed=14)
+
+
+def test_the_prompt_reads_as_written_and_calibration_takes_out_the_prior():
+    import numpy as np
+
+    from lmtransfer.tasks.prompts import ClassificationPrompt, calibrated
+
+    prompt = ClassificationPrompt(("negative", "positive"), (("dull", "negative"),))
+    assert prompt.prefix() == "Classify each text as negative or positive.\n\nText: dull\nLabel: negative\n\n"
+    assert prompt.example("great fun") == "Text: great fun\nLabel:"
+    # the model prefers "positive" after anything (log 0.8 against log 0.2 after "N/A"); a text it scores
+    # 0.6 / 0.4 is, with that prior taken out, negative: 0.6/0.2 : 0.4/0.8 = 6 : 1
+    scores = np.log(np.array([[0.6, 0.4]]))
+    found = np.exp(calibrated(scores, np.log(np.array([0.2, 0.8]))))
+    assert np.allclose(found, [[6 / 7, 1 / 7]])
