@@ -208,6 +208,13 @@ def test_compare_data_runs_each_inferable_task(tables, tiny_bert_dir, tmp_path, 
     assert (out / "best.json").is_file()
 
 
+def test_a_config_refuses_the_options_of_data_even_at_their_defaults():
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    for option in (["-m", "minilm"], ["--trials", "2"], ["--budget", "5"]):
+        answer = CliRunner().invoke(cli, ["compare", config, *option])
+        assert answer.exit_code == 2 and f"{option[0] if option[0] != '-m' else '--model'}: for DATA" in answer.output
+
+
 def test_compare_report_rebuilds_and_the_old_spelling_still_works(tmp_path):
     empty = tmp_path / "nothing"
     empty.mkdir()

@@ -111,7 +111,8 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
     from lmtransfer.compare.runner import compare
 
     if target.lower().endswith(CONFIG_SUFFIXES):
-        given = [f"--{k.replace('_', '-')}" for k, v in data.items() if v not in (None, "minilm", 2)]
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in data if _typed(ctx, name)]
         if given or output:
             raise click.UsageError(f"{', '.join(given or ['--output'])}: for DATA; a CONFIG says it in its YAML")
         config = load_run_config(target, overrides)
@@ -132,6 +133,11 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
 def report_command(directory) -> None:
     """Rebuild report.md and report.html of a comparison folder from its results.jsonl; run nothing."""
     _report(directory)
+
+
+def _typed(ctx: click.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not left at its default)."""
+    return ctx.get_parameter_source(name) in (click.core.ParameterSource.COMMANDLINE,)
 
 
 def _point_to_winner(folder: str) -> None:

@@ -82,7 +82,9 @@ def quiet_libraries() -> None:
     (transformers, huggingface_hub) are not shown either."""
     import os
 
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    from lmtransfer.core.progress import hide_library_bars
+
+    hide_library_bars()
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
 
 

@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lmtransfer.compare.standard import SPACES, Plan, _middle
+from lmtransfer.compare.standard import FINETUNE, SPACES, Plan, middle
 
-BATCH = 16  # the standard fine-tuning batch (compare.standard.FINETUNE)
-EPOCHS = 4
+BATCH, EPOCHS = FINETUNE["train.batch_size"], FINETUNE["train.epochs"]  # the standard fine-tuning run's
 # fitted to the rows of a 2,000-sentence SST-2 comparison on a 2-core Zen 4 (docs/benchmarks.md): what a
 # row costs besides its steps and its passes over dev
 PROCESS_SECONDS = 16.0  # a fine-tuning row's process: imports, the encoder loaded, test scored, the run saved
@@ -123,7 +122,7 @@ def estimate(plan: Plan, speeds: Speeds) -> Estimate:
 def _finetune_run(size: int, dev: int, speeds: Speeds, doubled: bool = False) -> float:
     """One fine-tuning run of ``size`` training examples: its process, its steps and its dev evaluations."""
     epoch = math.ceil(size / BATCH)
-    steps = max(_middle(**SPACES["finetune"]["train.min_steps"]), EPOCHS * epoch) * (2 if doubled else 1)
+    steps = max(middle(**SPACES["finetune"]["train.min_steps"]), EPOCHS * epoch) * (2 if doubled else 1)
     evaluations = min(MAX_EVALUATIONS, steps // max(10, epoch // 2)) + 2
     return PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward * EVAL_OVERHEAD
 

@@ -108,7 +108,7 @@ def config_data(plan: Plan) -> dict[str, Any]:
         variant: dict[str, Any] = {"name": name}
         settings = dict(fixed)
         if plan.trials == 1:  # one trial: the middle of the space, no search
-            settings |= {key: _middle(**space) for key, space in SPACES[name].items()}
+            settings |= {key: middle(**space) for key, space in SPACES[name].items()}
         if settings:
             variant["set"] = settings
         if plan.trials > 1:
@@ -132,7 +132,8 @@ def config_data(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _middle(low: float, high: float, log: bool = False, integer: bool = False) -> float | int:
+def middle(low: float, high: float, log: bool = False, integer: bool = False) -> float | int:
+    """The middle of a searched range (geometric where it is searched on a log scale): one trial's value."""
     value = math.sqrt(low * high) if log else (low + high) / 2
     return round(value) if integer else float(f"{value:.2g}")
 

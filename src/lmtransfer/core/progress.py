@@ -53,8 +53,13 @@ class Progress(tqdm):
         return super().display(msg, pos)
 
 
+def hide_library_bars() -> None:
+    """Leave out the bars of huggingface_hub and transformers (downloads, "Writing model shards"); set before
+    those libraries are imported."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+
+
 def quiet_libraries_when_logged() -> None:
-    """Where stderr is a log, the bars of huggingface_hub and transformers (downloads, "Writing model shards")
-    are left out: they would write carriage-return frames. Set before those libraries are imported."""
+    """Where stderr is a log, the libraries' bars are left out: they would write carriage-return frames."""
     if plain():
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        hide_library_bars()
