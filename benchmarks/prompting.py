@@ -51,6 +51,8 @@ def main() -> None:
     dev_texts, dev_labels = rows(DATA / "dev.tsv")
     dev_texts, dev_labels = dev_texts[: options.texts], dev_labels[: options.texts]
     gold = np.array([WORDS.index(label) for label in dev_labels])
+    bootstrap = Bootstrap(len(gold))  # the same resamples for every prompt: their differences are paired
+    kept: dict[tuple[int, bool], object] = {}
     for shots in options.shots:
         chosen = choose_demos(train_texts, train_labels, WORDS, shots, options.seed)
         prompt = ClassificationPrompt(WORDS, tuple((train_texts[i], train_labels[i]) for i in chosen))
@@ -60,8 +62,8 @@ def main() -> None:
         seconds = time.perf_counter() - began
         for calibrate in (False, True):
             found = calibrated(scores[:-1], scores[-1]) if calibrate else scores[:-1]
-            units = classification_units(gold, found.argmax(axis=1), len(WORDS))
-            interval = Bootstrap(len(units)).interval([units], "accuracy")
+            units = kept[(shots, calibrate)] = classification_units(gold, found.argmax(axis=1), len(WORDS))
+            interval = bootstrap.interval([units], "accuracy")
             row = {
                 "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "model": "smollm2",
@@ -80,6 +82,12 @@ def main() -> None:
             with OUT.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
             print(json.dumps({k: row[k] for k in ("shots", "calibrated", "accuracy", "interval", "seconds")}))
+    # paired differences over the same sentences: calibration at each k, and each k against the first
+    base = options.shots[0]
+    pairs = [((k, True), (k, False)) for k in options.shots] + [((k, False), (base, False)) for k in options.shots[1:]]
+    for a, b in pairs:
+        d = bootstrap.difference([kept[a]], [kept[b]], "accuracy")
+        print(json.dumps({"a": a, "b": b, "difference": d.estimate, "interval": [d.low, d.high], "tie": d.contains(0)}))
 
 
 if __name__ == "__main__":
