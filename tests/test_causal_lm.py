@@ -11,42 +11,16 @@ import pytest
 
 from lmtransfer.core import choices
 from lmtransfer.core.errors import ModelError
-from lmtransfer.encoders.causal_lm import gguf_location, load_causal_lm
+from lmtransfer.encoders.causal_lm import load_causal_lm
+from lmtransfer.encoders.gguf import gguf_location
+from tests.tiny_decoders import build_tiny_llama
 
 WORDS = ["the", "movie", "was", "great", "awful", "review", "positive", "negative", ":", "."]
 
 
-def build_tiny_llama(directory: Path) -> Path:
-    """A Llama of a few thousand parameters with a word-level tokenizer that has no padding token."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {word: i for i, word in enumerate(["<unk>", "<s>", "</s>", *WORDS])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 @pytest.fixture(scope="module")
 def tiny_llama_dir(tmp_path_factory) -> Path:
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), WORDS)
 
 
 def test_a_folder_of_safetensors_loads_with_a_padding_token(tiny_llama_dir):

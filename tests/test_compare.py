@@ -452,8 +452,8 @@ def test_the_first_seeds_row_adopts_its_searchs_chosen_fine_tuning_trial(run_ove
 
 
 def test_a_pruner_made_in_a_child_decides_as_the_parents_would():
+    from lmtransfer.compare.pruning import PruneSpec, pruner
     from lmtransfer.compare.row import Row
-    from lmtransfer.compare.search import PruneSpec, pruner
     from lmtransfer.config.compare_schema import SearchConfig
 
     search = SearchConfig(prune=True, prune_startup=2, prune_warmup=1)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lmtransfer import CacheKey, FeatureCache, evaluate, load_config, predict, train
+from lmtransfer.config.prompt_schema import PromptConfig
 from lmtransfer.config.resolve import DEFAULT_MIN_STEPS
 from lmtransfer.features.cache.key import ADDED
 
@@ -127,6 +128,7 @@ def test_a_run_trained_now_writes_what_a_run_held_then(legacy, name):
         "features": {"pair": "joint", "window_pooling": "mean", "backend": "torch", "quantize": "none"},
         "finetune": {"attention_dropout": None},
     }
+    assert written.pop("prompt") == PromptConfig().model_dump(mode="json")  # a section added since, at its defaults
     assert {k: v if k not in added else {**v, **added[k]} for k, v in config.items()} | {"output_dir": None} == {
         **written,
         "output_dir": None,

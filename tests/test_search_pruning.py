@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from lmtransfer import compare, load_config
+from lmtransfer.compare.pruning import pruner
 from lmtransfer.compare.results import read_rows
 from lmtransfer.compare.row import Row
-from lmtransfer.compare.search import pruner
 from lmtransfer.config.compare_schema import SearchConfig
 from lmtransfer.training.loop import LoopArgs, fit
 

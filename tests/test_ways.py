@@ -18,10 +18,10 @@ from lmtransfer.compare.kinds import kind_colors, kind_of
 from lmtransfer.compare.report import build_report
 from lmtransfer.compare.row import ROW_VERSION, Row
 from lmtransfer.config.variants import Job
-from lmtransfer.core.choices import BAG_OF_WORDS, METRICS, STRATEGIES, TASK_METRICS, oriented
+from lmtransfer.core.choices import BAG_OF_WORDS, METRICS, STRATEGIES, STRATEGY_DEFAULTS, TASK_METRICS, oriented
 from lmtransfer.core.devices import peak_memory
 from lmtransfer.runs.directory import save_run
-from lmtransfer.runs.kinds import WAYS, trainer_for, way_of
+from lmtransfer.runs.kinds import WAYS, register_way, trainer_for, way_of
 from lmtransfer.runs.results import UNITS_SUFFIX, Costs, TrainResult
 from lmtransfer.runs.way import TrainOptions
 from lmtransfer.tasks.table import TaskData
@@ -58,10 +58,9 @@ class MajorityWay:
 @pytest.fixture
 def majority():
     """The toy way, registered for one test and unregistered after it."""
-    way = MajorityWay()
-    WAYS[way.name] = way
+    way = register_way(MajorityWay())  # trains nothing: no training defaults
     yield way
-    del WAYS[way.name]
+    del WAYS[way.name], STRATEGY_DEFAULTS[way.name]
 
 
 @pytest.mark.parametrize("name", list(WAYS))
@@ -69,7 +68,7 @@ def test_every_registered_way_keeps_the_protocol(name):
     way = WAYS[name]
     assert way.name == name and way.kind and way.tag and way.color.startswith("#")
     assert isinstance(way.baseline, bool) and isinstance(way.trains_encoder, bool) and callable(way.train)
-    assert way.kind in kind_colors() and (way.kind in ("baseline",)) == way.baseline
+    assert way.kind in kind_colors() and (way.kind in ("baseline", "zero-shot")) == way.baseline
 
 
 def test_each_strategy_and_the_bag_of_words_are_registered_and_chosen_by_the_config():
@@ -90,7 +89,7 @@ def test_each_strategy_and_the_bag_of_words_are_registered_and_chosen_by_the_con
 
 
 def test_a_toy_way_trains_through_the_api_and_shows_in_a_comparison(majority, run_overrides, tmp_path):
-    config = load_config(None, run_overrides).model_copy(update={"strategy": majority.name})
+    config = load_config(None, [*run_overrides, f"strategy={majority.name}"])  # a name the config takes now
     result = api.train(config, progress=False)
     assert result.dev["accuracy"] == pytest.approx(1 / 3) and result.costs.strategy == "majority"  # 3 labels, balanced
     card = (result.directory / "README.md").read_text()

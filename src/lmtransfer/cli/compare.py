@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from lmtransfer.cli.options import SET_HELP, load_run_config
+from lmtransfer.core.choices import EXECUTORS
 from lmtransfer.core.errors import LmtError
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -75,8 +76,16 @@ def compare_group() -> None:
 @click.option("--output", "-o", default=None, help="the comparison folder (default: runs/compare-NAME)")
 @click.option("--plan", "plan_only", is_flag=True, help="print the plan and its estimated time, and stop")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars (one line per row is still shown)")
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default=None,
+    help="where rows and trials run: local (here, one after another), ray (Ray tasks side by side, here or on a "
+    "cluster), auto (ray where RAY_ADDRESS is set); default: the config's compare.executor (local)",
+)
+@click.option("--ray-address", default=None, metavar="ADDRESS", help="the Ray cluster to join (host:port, ray://...)")
 @click.option("--report-only", "report_dir", default=None, hidden=True, type=click.Path(exists=True, file_okay=False))
-def compare_command(target, overrides, output, plan_only, quiet, report_dir, **data) -> None:
+def compare_command(target, overrides, output, plan_only, quiet, executor, ray_address, report_dir, **data) -> None:
     """Compare the ways to use a pretrained encoder on DATA (a CSV, TSV or JSONL file of texts and labels,
     or a Hugging Face dataset) or as CONFIG's `compare:` section says.
 
@@ -98,6 +107,7 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
     lmtransfer compare reviews.csv
     lmtransfer compare reviews.csv --budget 10 --plan
     lmtransfer compare configs/demo.yaml --set compare.seeds=[1,2,3]
+    lmtransfer compare configs/demo.yaml --executor ray          # rows side by side (pip install 'lmtransfer[ray]')
     lmtransfer compare report runs/compare-demo
     """
     if report_dir is not None:
@@ -110,6 +120,7 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
         raise click.UsageError("give DATA (a CSV, TSV or JSONL file, or a dataset name) or a compare CONFIG")
     from lmtransfer.compare.runner import compare
 
+    overrides = (*overrides, *_where(executor, ray_address))
     if target.lower().endswith(CONFIG_SUFFIXES):
         ctx = click.get_current_context()
         given = [f"--{name.replace('_', '-')}" for name in data if _typed(ctx, name)]
@@ -133,6 +144,14 @@ def compare_command(target, overrides, output, plan_only, quiet, report_dir, **d
 def report_command(directory) -> None:
     """Rebuild report.md and report.html of a comparison folder from its results.jsonl; run nothing."""
     _report(directory)
+
+
+def _where(executor: str | None, ray_address: str | None) -> list[str]:
+    """--executor and --ray-address as the config's keys (``--ray-address`` alone means ``--executor ray``)."""
+    if ray_address is not None and executor is None:
+        executor = "ray"
+    found = [f"compare.executor={executor}"] if executor else []
+    return found + ([f"compare.ray_address={ray_address}"] if ray_address else [])
 
 
 def _typed(ctx: click.Context, name: str) -> bool:

@@ -62,7 +62,9 @@ def extract(config_path, overrides, model, layers, cache_dir, quiet, allow_pickl
     type=click.Choice(STRATEGIES),
     default=None,
     help="feature: head on cached features of a frozen encoder (default); finetune: encoder and head "
-    "train; lora: LoRA adapters and head train",
+    "train; lora: LoRA adapters and head train; prompt: a causal LM (default smollm2) scores each label's "
+    "words after an instruction and prompt.shots demonstrations, no training; zero-shot: the nearest label "
+    "description by the encoder's embeddings, no training",
 )
 @click.option(
     "--task",
@@ -146,6 +148,10 @@ def train(
     speed = f", {c.train_tokens_per_second:,.0f} tokens/s" if c.train_tokens_per_second else ""
     if c.loop is not None and c.loop.mixed_precision not in ("no", None) and c.train_tokens_per_second:
         speed += f" ({c.loop.mixed_precision} autocast)"  # what mixed_precision: auto chose
+    if c.prompting is not None and c.prompting.examples_per_second:  # the cost moved from training to prediction
+        p = c.prompting
+        speed += f"; {p.tokens_per_example:,.0f} prompt tokens an example, "
+        speed += f"{p.examples_per_second:,.1f} examples/s labelled"
     click.echo(
         f"{c.strategy}: {c.trainable_parameters:,} trainable parameters, training {c.train_seconds:.1f} s"
         f"{speed}, wall {c.wall_seconds:.1f} s, peak RSS {c.peak_rss_bytes / 2**20:,.0f} MiB"

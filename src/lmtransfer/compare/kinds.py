@@ -5,15 +5,17 @@ baseline they are, beside bag of words."""
 
 from __future__ import annotations
 
-from lmtransfer.core.choices import BASELINES, names_static_vectors
+from lmtransfer.core.choices import BASELINES, UNTRAINED, names_static_vectors
 from lmtransfer.runs.kinds import WAYS
 from lmtransfer.runs.way import Way
 
 STATIC_VECTORS = "static vectors"
 STATIC_VECTORS_COLOR = "#b07aa1"
 BASELINE = WAYS["bag-of-words"].kind
-# the two ways the verdict sets side by side
+# the two ways the verdict sets side by side, and the way that trains nothing it sets against them
 FEATURE_BASED, FINE_TUNING = WAYS["feature"].kind, WAYS["finetune"].kind
+PROMPTING = WAYS["prompt"].kind
+UNTRAINED_KINDS = tuple(WAYS[name].kind for name in UNTRAINED)  # run once in a comparison, beside every size
 
 
 def kind_of(encoder: str, strategy: str) -> str:

@@ -24,8 +24,9 @@ def figures(summaries: list[Summary], scale: float, metric: str) -> list[tuple[s
     done = [s for s in summaries if s.dev is not None]
     sizes = {s.train_size for s in done if s.train_size is not None}
     if len(sizes) > 1:  # the plots of one size are those at the largest; the sizes get their own
-        largest = max(done, key=lambda s: s.train_examples or 0).train_size
-        swept, done = done, [s for s in done if s.train_size == largest]
+        sized = [s for s in done if s.train_size is not None]
+        largest = max(sized, key=lambda s: s.train_examples or 0).train_size
+        swept, done = done, [s for s in done if s.train_size in (largest, None)]  # (unsized: trains nothing)
     out = [
         ("Quality against training cost", _svg(_quality(done, scale, metric, "cost"), 0)),
         ("Quality against feature storage", _svg(_quality(done, scale, metric, "storage"), 1)),
@@ -35,7 +36,8 @@ def figures(summaries: list[Summary], scale: float, metric: str) -> list[tuple[s
     if len(sizes) > 1:
         caption = f"Dev {metric} against the number of training examples (95% intervals)"
         out.insert(0, (caption, _svg(_sizes(swept, scale, metric), 4)))
-        smallest = min((s for s in swept if s.train_examples), key=lambda s: s.train_examples, default=None)
+        trained = (s for s in swept if s.train_examples and s.train_size is not None)
+        smallest = min(trained, key=lambda s: s.train_examples, default=None)
         if smallest is not None:  # where too short a budget shows first
             few = [s for s in swept if s.train_size == smallest.train_size]
             caption = f"Learning curves at {smallest.train_examples:,} training examples (dev {metric})"
@@ -52,18 +54,21 @@ def _sizes(done: list[Summary], scale: float, metric: str) -> Figure:
         lines.setdefault((s.variant, s.encoder), []).append(s)
     markers = "osD^vP*X"
     for number, ((variant, _), points) in enumerate(lines.items()):
+        color = kind_colors()[points[0].kind]
+        if all(p.train_size is None for p in points):  # trains nothing: a level line, its interval a band
+            y, low, high = (float(v[0]) * scale for v in _bounds(points[:1]))
+            ax.axhline(y, color=color, linestyle="--", label=variant)
+            ax.axhspan(low, high, color=color, alpha=0.12)
+            continue
         points = sorted((p for p in points if p.train_examples), key=lambda p: p.train_examples)
         if not points:
             continue
         x = np.array([p.train_examples for p in points], dtype=float)
-        y = np.array([p.dev.mean for p in points]) * scale
-        low = np.array([p.intervals["dev"].low if "dev" in p.intervals else p.dev.mean - p.dev.std for p in points])
-        high = np.array([p.intervals["dev"].high if "dev" in p.intervals else p.dev.mean + p.dev.std for p in points])
-        yerr = np.abs(np.vstack([y - low * scale, high * scale - y]))
-        color = kind_colors()[points[0].kind]
+        y, low, high = (v * scale for v in _bounds(points))
+        yerr = np.abs(np.vstack([y - low, high - y]))
         ax.errorbar(x, y, yerr=yerr, fmt=f"{markers[number % len(markers)]}-", color=color, capsize=3, label=variant)
     ax.set_xscale("log")
-    sizes = sorted({p.train_examples for p in done if p.train_examples})
+    sizes = sorted({p.train_examples for p in done if p.train_examples and p.train_size is not None})
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])  # the sizes run, not powers of ten
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training examples (log)")
@@ -71,6 +76,14 @@ def _sizes(done: list[Summary], scale: float, metric: str) -> Figure:
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return fig
+
+
+def _bounds(points: list[Summary]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each point's dev mean and its interval (or ± std without units), in the metric's own scale."""
+    y = np.array([p.dev.mean for p in points])
+    low = np.array([p.intervals["dev"].low if "dev" in p.intervals else p.dev.mean - p.dev.std for p in points])
+    high = np.array([p.intervals["dev"].high if "dev" in p.intervals else p.dev.mean + p.dev.std for p in points])
+    return y, low, high
 
 
 def _svg(fig: Figure, number: int) -> str:

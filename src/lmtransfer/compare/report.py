@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtransfer.compare.card import comparison_card
+from lmtransfer.compare.kinds import UNTRAINED_KINDS
 from lmtransfer.compare.results import Stat, Summary, metric_name, points, read_rows, summarize, trials_text
 from lmtransfer.compare.verdict import verdict
 from lmtransfer.compare.winner import write_winner
@@ -93,7 +94,7 @@ def table_rows(summaries: list[Summary]) -> tuple[list[str], list[list[str]]]:
         seconds = [_cell(c.get(name)) for name in ("extraction", "training", "evaluation")]
         sizes = [_cell(rss, 1, 0), human_bytes(cache.mean) if cache and cache.mean else "-"]
         sizes += [f"{params.mean:,.0f}" if params else "-", _cell(c.get("inference"), 1, 0)]
-        size = [f"{s.train_examples:,}" if s.train_examples else str(s.train_size)] if swept else []
+        size = [f"{s.train_examples:,}" if s.train_examples is not None else str(s.train_size)] if swept else []
         tuning = [_tuning(s.search)] if tuned else []
         budget = [_steps(s)]
         cells.append([s.variant, s.encoder, s.kind, *size, seeds, *quality, *tuning, *budget, *seconds, *sizes])
@@ -105,9 +106,16 @@ def table_markdown(summaries: list[Summary]) -> str:
     header, cells = table_rows(summaries)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    untrained = any(s.kind in UNTRAINED_KINDS for s in summaries)
+    train = (
+        " Train: the labelled examples a row used (a prompt's demonstrations; none for zero-shot), whatever "
+        "the training size: it ran once, beside every size."
+        if untrained
+        else ""
+    )
     return (
         "\n".join(lines) + f"\n\n{_note(summaries)} Seconds are wall time; extraction is the shared one's. "
-        f"Steps: optimizer steps of the run kept; {CONVERGED_NOTE}\n"
+        f"Steps: optimizer steps of the run kept; {CONVERGED_NOTE}{train}\n"
     )
 
 

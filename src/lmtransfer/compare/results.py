@@ -16,7 +16,7 @@ import numpy as np
 from lmtransfer.compare.intervals import Bootstrap, Interval
 from lmtransfer.compare.kinds import BASELINE, kind_of, way_kinds
 from lmtransfer.compare.row import Row
-from lmtransfer.core.choices import METRICS
+from lmtransfer.core.choices import METRICS, UNTRAINED
 from lmtransfer.tasks.units import Units
 
 
@@ -92,12 +92,17 @@ def read_rows(path: str | Path) -> list[Row]:
 
 
 def latest(rows: list[Row]) -> list[Row]:
-    """The last row of each (variant, encoder, seed): a rerun's row replaces an older or failed one."""
+    """The last row of each (variant, encoder, seed): a rerun's row replaces an older or failed one. In the
+    order of the comparison's rows where each knows its place (rows run side by side finish in any order),
+    else in the file's."""
     last: dict[tuple, Row] = {}
     for row in rows:
         last.pop(key := (row.variant, row.encoder, row.train_size, row.seed), None)
         last[key] = row
-    return list(last.values())
+    found = list(last.values())
+    if all(row.position is not None for row in found):
+        found.sort(key=lambda row: row.position or 0)
+    return found
 
 
 Groups = dict[tuple[str, str, Any], list[Row]]  # (variant, encoder, train size) -> rows
@@ -162,6 +167,8 @@ def _summary(variant: str, encoder: str, group: list[Row]) -> Summary:
         return out
     out.search = next((r.search for r in ok if r.search), None)
     counts = [r.sizes.get("train") for r in ok]
+    if group[0].strategy in UNTRAINED:  # it reads no training set: the labelled examples it shows the model
+        counts = [r.labelled_examples for r in ok]
     out.train_examples = next((int(c) for c in counts if c is not None), None)
     out.dev = Stat.of([(r.dev or {}).get(metric) for r in ok])
     out.test = Stat.of([(r.test or {}).get(metric) for r in ok])
@@ -170,6 +177,7 @@ def _summary(variant: str, encoder: str, group: list[Row]) -> Summary:
     out.costs["cache_bytes"] = Stat.of([r.cache_bytes for r in ok])
     out.costs["trainable_parameters"] = Stat.of([r.trainable_parameters for r in ok])
     out.costs["inference"] = Stat.of([(r.inference or {}).get("examples_per_second") for r in ok])
+    out.costs["prompt_tokens"] = Stat.of([r.prompt_tokens for r in ok])
     weights = [r.layer_weights for r in ok if r.layer_weights and r.layer_weights.get("softmax")]
     if weights and len(weights[0]["layers"]) > 1:
         out.layer_weights = (weights[0]["layers"], np.mean([w["softmax"] for w in weights], axis=0).tolist())

@@ -28,6 +28,8 @@ class Row:
     encoder: str
     seed: int
     train_size: int | str | None = None  # the compare.train_sizes entry (None: sizes not swept)
+    position: int | None = None  # its place among the comparison's rows: the report's order, whatever order
+    # the rows finished in (None: a trial, or a row from before rows knew it)
     config_hash: str | None = None  # the job's; a row with the same identity and hash is not run again
     status: str = "ok"  # ok, or failed
     run_dir: str | None = None
@@ -48,6 +50,8 @@ class Row:
     trainable_parameters: int | None = None
     inference: dict[str, Any] | None = None  # live prediction timed: examples, seconds, examples_per_second
     sizes: dict[str, int] = field(default_factory=dict)
+    labelled_examples: int | None = None  # whose labels the run used: train, or a prompt's demonstrations
+    prompt_tokens: float | None = None  # a prompt row: the tokens the model reads per example
     best_epoch: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     pruned_step: int | None = None
@@ -72,6 +76,7 @@ class Row:
         comparison folder ``out`` where they lie in it, so that the folder can be moved and its report
         rebuilt."""
         identity = {"variant": job.variant, "encoder": job.encoder, "seed": job.seed, "train_size": job.train_size}
+        identity["position"] = job.position
         identity |= {"config_hash": job.config_hash, "status": "failed" if "error" in outcome else "ok"}
         identity |= {"run_dir": job.config.output_dir, "child_seconds": seconds}
         identity["date"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -5,12 +5,12 @@ hash (with its ``extension``), so a resumed comparison goes on from the latest."
 
 from __future__ import annotations
 
-import time
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lmtransfer.compare.execute import RESULTS, charge_extraction, execute, say, summary_line
+from lmtransfer.compare.execute import RESULTS, Executor, Work, charge_extraction, say, summary_line
 from lmtransfer.compare.row import Row
 from lmtransfer.compare.search import SearchResult
 from lmtransfer.config.build import changed
@@ -24,8 +24,7 @@ class Rows:
     """How the rows of one comparison run: where, with which searches' results, and the extensions' cap."""
 
     out: Path
-    progress: bool
-    isolate: bool
+    executor: Executor
     inference_examples: int
     cap: int
     searched: dict[tuple, SearchResult]
@@ -50,11 +49,10 @@ class Rows:
 
     def train(self, job: Job, extension: int, run: RunConfig) -> Row:
         """Train ``run`` (the job's config, or it with a longer budget) and record its row."""
-        began = time.perf_counter()
-        outcome = execute("row", [run], self.out, self.progress, self.isolate, self.inference_examples)
+        outcome, seconds = self.executor.run(Work("row", (run,), self.inference_examples))
         if "error" not in outcome:
             charge_extraction(self.out, outcome)
-        seconds = time.perf_counter() - began  # the row's identity is the job's, whatever budget it ran
+        # the row's identity is the job's, whatever budget it ran
         row = Row.of(
             replace(job, config=run), outcome, seconds, self.out, config_hash=job.config_hash, extension=extension
         )
@@ -62,26 +60,35 @@ class Rows:
 
     def adopt(self, job: Job, trial: Row) -> Row:
         """The job's row from ``trial``'s run (``runs.adopt``), keeping what its training measured."""
-        began = time.perf_counter()
-        args = (self.out, self.progress, self.isolate, self.inference_examples)
-        found = execute("adopt", [job.config], *args, trial_dir=trial.run_dir)
+        found, seconds = self.executor.run(
+            Work("adopt", (job.config,), self.inference_examples, trial_dir=trial.run_dir)
+        )
         if "error" in found:  # not fatal: the row trains its run as usual
             warnings.warn(f"adopting trial {trial.trial} failed ({found['error']}); training the row", stacklevel=2)
             return self.train(job, 0, job.config)
         measured = {k: getattr(trial, k) for k in TRIAL_MEASURES}  # what training took: the trial's own
-        row = Row.of(job, measured | found, time.perf_counter() - began, self.out, adopted_trial=trial.trial)
+        row = Row.of(job, measured | found, seconds, self.out, adopted_trial=trial.trial)
         return self._record(job, row)
 
     def _record(self, job: Job, row: Row) -> Row:
         found = self.searched.get(plan_key(job))
         if found is not None:  # what its search chose, and what the search cost
             row.search = found.to_json()
-        append_jsonl(self.out / RESULTS, row.to_json())
-        return row
+        return record(self.out, row)
 
 
-# What a trial's row measured of training, which the row adopting its run keeps (test, units, intervals and
-# the timed prediction come from the adopting child).
+_RESULTS = threading.Lock()  # rows finish in threads of the driver when jobs run side by side (Ray)
+
+
+def record(out: Path, row: Row) -> Row:
+    """Append ``row`` to the comparison's results.jsonl: the driver alone writes it, a whole row at a time."""
+    with _RESULTS:
+        append_jsonl(out / RESULTS, row.to_json())
+    return row
+
+
+# What a trial's row measured of training, which the row adopting its run keeps (test, units, intervals, the
+# timed prediction and the sizes with test counted come from the adopting child).
 TRIAL_MEASURES = (
     "strategy", "task", "metric", "dev", "seconds", "extraction_shared", "caches", "peak_rss_bytes", "cache_bytes",
     "trainable_parameters", "sizes", "best_epoch", "history", "convergence", "layer_weights",

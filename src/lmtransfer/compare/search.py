@@ -8,6 +8,13 @@ sampler is told the finished trials before it is asked for the next. A feature-b
 features the first trial extracted (the cache), so its cost is that of training a head; a fine-tuning
 trial is a whole run, which ``search.prune`` may stop after an epoch whose dev metric trails the median of
 the trials before it (Optuna's median pruner); a pruned trial is a row too, and is never chosen.
+
+Where the executor runs several jobs at once (Ray), a search runs several trials side by side: a grid's
+combinations in order, or TPE asked for a trial whenever a slot frees, the trials still running counted as
+poor results (``constant_liar``) so that trials started together spread. The pruner is still decided in one
+place (``pruner``) and travels with its trial as data (``PruneSpec``): each trial is told the trials that had
+finished when it started, so trials that run side by side do not prune each other. Nothing waits on the driver
+mid-trial, and with one trial at a time the search is the sequential one, trial for trial.
 """
 
 from __future__ import annotations
@@ -15,44 +22,24 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from lmtransfer.compare.fanout import Slots
+from lmtransfer.compare.pruning import PruneSpec, trial_value
 from lmtransfer.compare.row import Row
-from lmtransfer.config.compare_schema import RangeConfig, SearchConfig
+from lmtransfer.config.compare_schema import RangeConfig
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import SearchPlan, first_values, grid
-from lmtransfer.core.choices import oriented
-from lmtransfer.training.loop import AfterEvaluation
-
-Pruner = AfterEvaluation  # what stops a trial: training.loop.fit asks it after each dev evaluation
-
-
-@dataclass(frozen=True)
-class PruneSpec:
-    """What the next trial's pruner is made of (``pruner``): the search, its finished trials, its metric. Plain
-    data, so that a trial run in a child process makes the same pruner there."""
-
-    search: SearchConfig
-    finished: tuple[Row, ...]  # the trials before it
-    metric: str
-
-    def build(self) -> Pruner | None:
-        return pruner(self.search, list(self.finished), self.metric)
-
-    def to_json(self) -> dict[str, Any]:
-        keep = ("variant", "encoder", "seed", "status", "dev", "history", "pruned_step", "pruned_epoch")
-        finished = [{k: v for k, v in r.to_json().items() if k in keep} for r in self.finished]
-        return {"search": self.search.model_dump(mode="json"), "finished": finished, "metric": self.metric}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PruneSpec:
-        finished = tuple(Row.from_json(r) for r in data["finished"])
-        return cls(SearchConfig(**data["search"]), finished, data["metric"])
-
 
 _Pruning = Callable[[list[Row]], PruneSpec]  # the trials before it -> the next trial's pruner
 RunTrial = Callable[[SearchPlan, RunConfig, dict[str, Any], int, PruneSpec], Row]  # -> its row
+Cancel = Callable[[], None]  # stops the trials running (Ctrl-C)
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,32 +59,28 @@ class SearchResult:
         return out | {"sampler": self.sampler}
 
 
-def _value(row: Row, metric: str) -> float | None:
-    """A finished trial's dev metric, higher is better (``core.choices.oriented``); None for a failed or
-    pruned one (never chosen)."""
-    value = row.dev_value(metric) if row.ok and not row.pruned else None
-    return oriented(metric, value) if value is not None else None
-
-
-def run_search(plan: SearchPlan, rows: list[Row], run_trial: RunTrial, seed: int = 0) -> SearchResult:
-    """Run the trials of ``plan`` that ``rows`` (results.jsonl) do not hold yet; the best one's values."""
+def run_search(
+    plan: SearchPlan, rows: list[Row], run_trial: RunTrial, seed: int = 0, at_once: int = 1, cancel: Cancel = _nothing
+) -> SearchResult:
+    """Run the trials of ``plan`` that ``rows`` (results.jsonl) do not hold yet, ``at_once`` side by side
+    (``cancel`` stops them on Ctrl-C); the best one's values."""
     metric = plan.trial(first_values(plan.search.space), 0).train.metric or ""
     done = [r for r in rows if r.is_trial and (r.variant, r.encoder, r.train_size) == plan.key]
     combos = grid(plan.search.space)
 
-    def prune(before: list[Row]) -> PruneSpec:  # the next trial's, told the trials before it
+    def prune(before: list[Row]) -> PruneSpec:  # the next trial's, told the trials finished before it
         return PruneSpec(plan.search, tuple(before), metric)
 
-    if combos is not None and len(combos) <= plan.search.trials:
-        found = _grid(plan, combos, done, run_trial, prune)
-        sampler = "the whole grid"
-    else:
-        found = _tpe(plan, done, run_trial, metric, seed, prune)
-        startup = startup_trials(plan.search.trials)
-        sampler = f"{startup} quasi-random (Halton) start-up points" + (
-            ", then TPE" if plan.search.trials > startup else ""
-        )
-    scored = [(v, r) for r in found if (v := _value(r, metric)) is not None]
+    whole = combos is not None and len(combos) <= plan.search.trials
+    with Slots(at_once, cancel) as slots:
+        if whole:
+            found = _grid(plan, combos or [], done, run_trial, prune, slots)
+        else:
+            found = _tpe(plan, done, run_trial, metric, seed, prune, slots)
+    startup = startup_trials(plan.search.trials)
+    sampler = "the whole grid" if whole else f"{startup} quasi-random (Halton) start-up points"
+    sampler += ", then TPE" if not whole and plan.search.trials > startup else ""
+    scored = [(v, r) for r in found if (v := trial_value(r, metric)) is not None]
     seconds = sum(float(r.child_seconds or 0.0) for r in found)
     pruned = sum(r.pruned for r in found)
     if not scored:
@@ -107,71 +90,30 @@ def run_search(plan: SearchPlan, rows: list[Row], run_trial: RunTrial, seed: int
     return SearchResult(dict(best.params or {}), len(found), seconds, pruned, sampler, best)
 
 
-def pruner(search: SearchConfig, finished: list[Row], metric: str) -> Pruner | None:
-    """With ``search.prune``, what stops the next trial: Optuna's median pruner, told the dev curves of the
-    search's finished trials (from their rows' histories, so a resumed search prunes as the first run would
-    have), asked after each dev evaluation of the new trial. Trials with other budgets are evaluated at other
-    steps (``training.convergence.eval_interval``): at each step the new trial reports, a finished trial
-    counts with its last evaluation at or before that step. Scores are compared higher is better
-    (``core.choices.oriented``), as the loop reports them."""
-    if not search.prune:
-        return None
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    curves = []
-    for row in finished:
-        curve = _curve(row, metric)
-        if curve and (_value(row, metric) is not None or row.pruned):  # a failed trial says nothing
-            curves.append((curve, _value(row, metric), row.pruned))
-    reported: dict[int, float] = {}
-
-    def stop(step: int, score: float) -> bool:
-        reported[step] = score
-        if len(reported) <= search.prune_warmup:
-            return False
-        median = optuna.pruners.MedianPruner(n_startup_trials=search.prune_startup, n_warmup_steps=0)
-        study = optuna.create_study(direction="maximize", pruner=median)
-        for curve, value, pruned in curves:
-            at = {s: _reached(curve, s) for s in reported if _reached(curve, s) is not None}
-            state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
-            study.add_trial(
-                optuna.trial.create_trial(state=state, value=value, intermediate_values=at, params={}, distributions={})
-            )
-        trial = study.ask()
-        for at, value in reported.items():
-            trial.report(value, at)
-        return trial.should_prune()
-
-    return stop
-
-
-def _reached(curve: dict[int, float], step: int) -> float | None:
-    """A trial's dev score at ``step``: that of its last evaluation at or before it (None: none yet)."""
-    before = [s for s in curve if s <= step]
-    return curve[max(before)] if before else None
-
-
-def _curve(row: Row, metric: str) -> dict[int, float]:
-    """A trial's dev metric (higher is better) at each evaluation after training began, by optimizer step,
-    from its row's training history (by epoch for rows from before evaluations were counted in steps)."""
-    key = f"dev_{metric}"
-    return {
-        int(e["step"] if "step" in e else e["epoch"]): oriented(metric, float(e[key]))
-        for e in row.history
-        if e.get(key) is not None and e.get("step") != 0
-    }
-
-
 def _grid(
-    plan: SearchPlan, combos: list[dict[str, Any]], done: list[Row], run_trial: RunTrial, prune: _Pruning
+    plan: SearchPlan, combos: list[dict[str, Any]], done: list[Row], run_trial: RunTrial, prune: _Pruning, slots: Slots
 ) -> list[Row]:
-    """Each combination once, in order; one a finished row holds is not run again."""
-    out: list[Row] = []
+    """Each combination once, in order (side by side, as ``slots`` allow); one a finished row holds is not run
+    again. A trial's pruner is told the finished trials numbered before it."""
+    found: dict[int, Row] = {}
+    number_of: dict[Future, int] = {}
+
+    def collect() -> None:
+        future = slots.first_done()
+        found[number_of[future]] = future.result()
+
     for number, values in enumerate(combos):
         row = next((r for r in done if r.params == values), None)
-        out.append(row if row is not None else run_trial(plan, plan.trial(values, number), values, number, prune(out)))
-    return out
+        if row is not None:
+            found[number] = row
+            continue
+        while not slots.free:
+            collect()
+        before = [found[k] for k in sorted(found) if k < number]
+        number_of[slots.start(run_trial, plan, plan.trial(values, number), values, number, prune(before))] = number
+    while slots.busy:
+        collect()
+    return [found[k] for k in sorted(found)]
 
 
 def _distributions(space: dict[str, list[Any] | RangeConfig]) -> dict[str, Any]:
@@ -242,40 +184,61 @@ def _tpe(
     metric: str,
     seed: int,
     prune: _Pruning,
+    slots: Slots,
 ) -> list[Row]:
-    """Optuna's TPE sampler (seeded), told the finished trials first, asked for the rest of the budget."""
+    """Optuna's TPE sampler (seeded), told the finished trials first, asked for the rest of the budget: one trial
+    after another, or as many side by side as ``slots`` allow, the sampler then told of the running ones
+    (``constant_liar``: each counts as a poor result until it ends, so that trials started together spread)."""
     import optuna
 
     space = plan.search.space
     distributions = _distributions(space)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     startup = startup_trials(plan.search.trials)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=slots.n > 1)
     study = optuna.create_study(direction="maximize", sampler=sampler)  # values higher is better
+    out = _told(study, done, distributions, space, metric)
+    number = max([(r.trial or 0) + 1 for r in done], default=0)
+    for point in halton(distributions, startup, seed)[len(out) :]:  # the start-up trials not run yet
+        study.enqueue_trial(point)
+    asked: dict[Future, Any] = {}
+    while len(out) < plan.search.trials:
+        while slots.free and len(out) + len(asked) < plan.search.trials:
+            trial = study.ask(distributions)
+            values = _decode(trial.params, space)
+            asked[slots.start(run_trial, plan, plan.trial(values, number), values, number, prune(out))] = trial
+            number += 1
+        future = slots.first_done()
+        row = future.result()
+        _tell(study, asked.pop(future), row, metric)
+        out.append(row)
+    return sorted(out, key=lambda r: r.trial or 0)
+
+
+def _told(study: Any, done: list[Row], distributions: dict[str, Any], space: dict[str, Any], metric: str) -> list[Row]:
+    """Tell ``study`` the finished trials of ``done`` that lie in today's space; those trials."""
+    import optuna
+
     out = []
     for row in sorted(done, key=lambda r: r.trial or 0):
         params = _encode(row.params or {}, space)
         if set(params) != set(distributions) or not all(_inside(distributions[k], v) for k, v in params.items()):
             continue  # a trial of an earlier space
-        value = _value(row, metric)
+        value = trial_value(row, metric)
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
         state = optuna.trial.TrialState.PRUNED if row.pruned else state
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value, state=state))
         out.append(row)
-    number = max([(r.trial or 0) + 1 for r in done], default=0)
-    for point in halton(distributions, startup, seed)[len(out) :]:  # the start-up trials not run yet
-        study.enqueue_trial(point)
-    while len(out) < plan.search.trials:
-        trial = study.ask(distributions)
-        values = _decode(trial.params, space)
-        row = run_trial(plan, plan.trial(values, number), values, number, prune(out))
-        value = _value(row, metric)
-        if row.pruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        elif value is None:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            study.tell(trial, value)
-        out.append(row)
-        number += 1
     return out
+
+
+def _tell(study: Any, trial: Any, row: Row, metric: str) -> None:
+    import optuna
+
+    value = trial_value(row, metric)
+    if row.pruned:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    elif value is None:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    else:
+        study.tell(trial, value)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from lmtransfer.compare.intervals import Interval, units_to_separate
 from lmtransfer.compare.kinds import FEATURE_BASED, FINE_TUNING, baseline_kinds, way_kinds
+from lmtransfer.compare.prompt_verdict import prompting
 from lmtransfer.compare.results import (
     Summary,
-    difference,
     label,
     metric_name,
     points,
     shown_values,
     trials_text,
 )
-from lmtransfer.core.choices import oriented
+from lmtransfer.compare.standing import best, examples_of, gain, span, tied, train_sizes
 from lmtransfer.core.text import human_bytes
 
 
@@ -30,14 +30,6 @@ def _ratio(a: float, b: float) -> str:
     return f"{r:.0f}x" if r >= 10 else f"{r:.1f}x"
 
 
-def _best(summaries: list[Summary], kinds: tuple[str, ...]) -> Summary | None:
-    """The best on dev of these kinds; an under-trained variant is never compared."""
-    found = [s for s in summaries if s.kind in kinds and s.dev is not None and not s.under_trained]
-    if not found:
-        return None
-    return max(found, key=lambda s: oriented(s.metric, s.dev.mean))
-
-
 def verdict(summaries: list[Summary]) -> str:
     """A plain sentence or three on which way wins on dev, and at what cost; with several training-set
     sizes, that at the largest, then where along the sizes one way pulls ahead."""
@@ -46,25 +38,13 @@ def verdict(summaries: list[Summary]) -> str:
     tail += _under_trained(summaries)
     sizes = train_sizes(summaries)
     if len(sizes) < 2:
-        return _verdict_at(summaries) + tail
-    largest = [s for s in summaries if s.train_size == sizes[-1]]
+        return " ".join(part for part in (_verdict_at(summaries), prompting(summaries)) if part) + tail
+    # a way that trains nothing ran once, unsized: it stands beside every size
+    largest = [s for s in summaries if s.train_size in (sizes[-1], None)]
     head = _verdict_at(largest)
     if not head.startswith("No run"):  # (finished, or converged)
-        head = f"With {_examples(largest):,} training examples: {head[0].lower()}{head[1:]}"
-    return f"{head} {crossover(summaries)}".rstrip() + tail
-
-
-def train_sizes(summaries: list[Summary]) -> list[int | str]:
-    """The training-set sizes swept, smallest first ("all" last)."""
-    sizes = {s.train_size for s in summaries if s.train_size is not None}
-    return sorted(sizes, key=lambda v: float("inf") if v == "all" else float(v))
-
-
-def _examples(summaries: list[Summary]) -> int:
-    """How many training examples these runs (of one size) had."""
-    counts = [s.train_examples for s in summaries if s.train_examples is not None]
-    sizes = [s.train_size for s in summaries if isinstance(s.train_size, int)]
-    return max(counts or sizes or [0])
+        head = f"With {examples_of(largest):,} training examples: {head[0].lower()}{head[1:]}"
+    return " ".join(part for part in (head, crossover(summaries), prompting(summaries)) if part) + tail
 
 
 def _under_trained(summaries: list[Summary]) -> str:
@@ -99,12 +79,12 @@ def crossover(summaries: list[Summary]) -> str:
     steps = []  # (examples, state, gain, interval or None)
     for size in train_sizes(summaries):
         here = [s for s in summaries if s.train_size == size]
-        ft, fb = _best(here, (FINE_TUNING,)), _best(here, (FEATURE_BASED,))
+        ft, fb = best(here, (FINE_TUNING,)), best(here, (FEATURE_BASED,))
         if not (ft and fb):
             continue
-        gain, interval = _gain(ft, fb, scale)
-        state = "tie" if _tied(ft, fb, gain, interval, scale) else (FINE_TUNING if gain > 0 else FEATURE_BASED)
-        steps.append((_examples(here), state, gain, interval))
+        d, interval = gain(ft, fb, scale)
+        state = "tie" if tied(ft, fb, d, interval, scale) else (FINE_TUNING if d > 0 else FEATURE_BASED)
+        steps.append((examples_of(here), state, d, interval))
     if len(steps) < 2:
         return ""
     runs: list[list[tuple]] = []
@@ -117,41 +97,39 @@ def crossover(summaries: list[Summary]) -> str:
     for number, run in enumerate(runs):
         first, last = run[0][0], run[-1][0]
         if len(run) == 1:
-            span = f"at {first:,} training examples"
+            sizes = f"at {first:,} training examples"
         elif number == len(runs) - 1:
-            span = f"from {first:,} training examples on"
+            sizes = f"from {first:,} training examples on"
         elif number == 0:
-            span = f"up to {last:,} training examples"
+            sizes = f"up to {last:,} training examples"
         else:
-            span = f"from {first:,} to {last:,} training examples"
-        _, state, gain, interval = run[-1]
+            sizes = f"from {first:,} to {last:,} training examples"
+        _, state, d, interval = run[-1]
         at = f" at {last:,}" if len(run) > 1 else ""  # the figures are the run's last size's
         if state == "tie":
-            within = f", 95% interval {_span(interval)}" if interval is not None else ""
-            parts.append(
-                f"{span} the two ways are tied (fine-tuning minus feature-based {gain:+.1f} {name}{within}{at})"
-            )
+            within = f", 95% interval {span(interval)}" if interval is not None else ""
+            parts.append(f"{sizes} the two ways are tied (fine-tuning minus feature-based {d:+.1f} {name}{within}{at})")
         else:
-            ahead = interval if interval is None or gain > 0 else interval.scaled(-1.0)
-            within = f" ({_span(ahead)})" if ahead is not None else ""
-            parts.append(f"{span} {state} is ahead by {abs(gain):.1f} {name}{within}{at}")
+            ahead = interval if interval is None or d > 0 else interval.scaled(-1.0)
+            within = f" ({span(ahead)})" if ahead is not None else ""
+            parts.append(f"{sizes} {state} is ahead by {abs(d):.1f} {name}{within}{at}")
     return f"Across training-set sizes: {'; '.join(parts)}."
 
 
 def _verdict_at(summaries: list[Summary]) -> str:
     """The verdict on summaries of one training-set size."""
     scale, name = points(summaries), metric_name(summaries)
-    ft, fb = _best(summaries, (FINE_TUNING,)), _best(summaries, (FEATURE_BASED,))
-    others = [_best(summaries, (kind,)) for kind in way_kinds() if kind not in (FINE_TUNING, FEATURE_BASED)]
-    best_way = _best([s for s in (ft, fb, *others) if s], way_kinds())  # (on a tie, fine-tuning's)
-    base = _best(summaries, baseline_kinds())
+    ft, fb = best(summaries, (FINE_TUNING,)), best(summaries, (FEATURE_BASED,))
+    others = [best(summaries, (kind,)) for kind in way_kinds() if kind not in (FINE_TUNING, FEATURE_BASED)]
+    best_way = best([s for s in (ft, fb, *others) if s], way_kinds())  # (on a tie, fine-tuning's)
+    base = best(summaries, baseline_kinds())
     if not (best_way or base):
         what = "converged" if any(s.under_trained for s in summaries) else "finished"
         return f"No run {what}, so there is nothing to compare yet."
     v = lambda s: f"{s.dev.mean * scale:.1f}"  # noqa: E731
     parts = []
     if ft and fb:
-        parts.append(_ways(ft, fb, *_gain(ft, fb, scale), scale, name, summaries))
+        parts.append(_ways(ft, fb, *gain(ft, fb, scale), scale, name, summaries))
         if ft.search or fb.search:
             parts.append(f"Tuning by dev: fine-tuning {_budget(ft)}, feature-based {_budget(fb)}.")
     elif ft or fb:
@@ -166,36 +144,21 @@ def _verdict_at(summaries: list[Summary]) -> str:
         if best_way is None:
             parts.append(f"Only baselines finished; the best is {label(base, summaries)} at {v(base)} dev {name}.")
         else:
-            best = best_way
-            d, interval = _gain(best, base, scale)
+            top = best_way
+            d, interval = gain(top, base, scale)
             where = "below" if d > 0 else "above"
             if interval is not None and d < 0:  # the interval of how far it is above
                 interval = interval.scaled(-1.0)
             head = f"The best baseline ({label(base, summaries)}, {v(base)})"
             if interval is not None and interval.contains(0.0):
                 parts.append(
-                    f"{head} is tied with {label(best, summaries)}: {abs(d):.1f} {name} {where} it, a difference "
-                    f"whose 95% interval ({_span(interval)}) contains 0."
+                    f"{head} is tied with {label(top, summaries)}: {abs(d):.1f} {name} {where} it, a difference "
+                    f"whose 95% interval ({span(interval)}) contains 0."
                 )
             else:
-                within = f" ({_span(interval)}, 95% interval)" if interval is not None else ""
-                parts.append(f"{head} is {abs(d):.1f} {name} {where} {label(best, summaries)}{within}.")
+                within = f" ({span(interval)}, 95% interval)" if interval is not None else ""
+                parts.append(f"{head} is {abs(d):.1f} {name} {where} {label(top, summaries)}{within}.")
     return " ".join(parts)
-
-
-def _gain(a: Summary, b: Summary, scale: float) -> tuple[float, Interval | None]:
-    """How far a is better than b on dev, in points (negative: worse, whichever way the metric is better),
-    and the paired interval of that, where both have evaluation units."""
-    sign = oriented(a.metric, 1.0)
-    return sign * (a.dev.mean - b.dev.mean) * scale, _scaled(difference(a, b), sign * scale)
-
-
-def _tied(a: Summary, b: Summary, gain: float, interval: Interval | None, scale: float) -> bool:
-    """A tie: the interval of the difference contains 0, or, for rows without units, the difference is
-    within the spread over seeds."""
-    if interval is not None:
-        return interval.contains(0.0)
-    return abs(gain) <= max(max(a.dev.std, b.dev.std) * scale, 0.05)
 
 
 def _budget(summary: Summary) -> str:
@@ -203,14 +166,6 @@ def _budget(summary: Summary) -> str:
         return "none (its own values)"
     values = shown_values(summary.search["params"]) or "nothing"
     return f"{trials_text(summary.search, sampler=True)} in {summary.search['seconds']:,.0f} s (chose {values})"
-
-
-def _scaled(interval: Interval | None, factor: float) -> Interval | None:
-    return interval.scaled(factor) if interval is not None else None
-
-
-def _span(interval: Interval) -> str:
-    return f"{interval.low:+.1f} to {interval.high:+.1f}"
 
 
 def _separate(interval: Interval, units: int) -> str:
@@ -233,7 +188,7 @@ def _ways(
     summaries: list[Summary],
 ) -> str:
     """The sentence that sets the best fine-tuning and the best feature-based variant side by side."""
-    tied = _tied(ft, fb, diff, interval, scale)
+    even = tied(ft, fb, diff, interval, scale)
     time = _ratio(ft.cost_seconds, fb.cost_seconds)
     stored = fb.costs.get("cache_bytes")
     storage = human_bytes(stored.mean) if stored else "none"
@@ -243,19 +198,19 @@ def _ways(
     if interval is not None:
         seeds = " and the seeds" if max(len(ft.seeds), len(fb.seeds)) > 1 else ""
         units = len(ft.units["dev"][0])
-        if tied:
+        if even:
             return (
                 f"Fine-tuning ({a}) and the best feature-based variant ({b}) are tied on dev {name}: "
                 f"{ft.dev.mean * scale:.1f} vs {fb.dev.mean * scale:.1f}, a difference of {diff:+.1f} whose 95% "
-                f"interval over the {units:,} dev examples{seeds} ({_span(interval)}) contains 0"
+                f"interval over the {units:,} dev examples{seeds} ({span(interval)}) contains 0"
                 f"{_separate(interval, units)}. Fine-tuning takes {time} the training time (extraction + "
                 f"training), feature-based stores {storage}."
             )
         interval = interval if diff > 0 else interval.scaled(-1.0)
-        within = f" (95% interval {_span(interval)} over the {units:,} dev examples{seeds})"
+        within = f" (95% interval {span(interval)} over the {units:,} dev examples{seeds})"
     else:
         within = ""
-    if tied:  # rows without units: the spread over seeds
+    if even:  # rows without units: the spread over seeds
         return (
             f"Fine-tuning ({a}) and the best feature-based variant ({b}) are tied on dev {name} "
             f"({ft.dev.mean * scale:.1f} vs {fb.dev.mean * scale:.1f}, within the spread over seeds); "

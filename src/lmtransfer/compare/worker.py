@@ -23,7 +23,7 @@ import torch
 
 from lmtransfer import api
 from lmtransfer.compare.intervals import Bootstrap
-from lmtransfer.compare.search import PruneSpec
+from lmtransfer.compare.pruning import PruneSpec
 from lmtransfer.config.build import build, changed
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
@@ -106,6 +106,8 @@ def train_row(config: RunConfig, options: TrainOptions, inference_examples: int 
         "trainable_parameters": costs.trainable_parameters,
         "inference": inference,
         "sizes": result.sizes,
+        "labelled_examples": costs.train_examples,
+        "prompt_tokens": costs.prompting.tokens_per_example if costs.prompting else None,
         "best_epoch": result.best_epoch,
         "history": result.history,
         **({"pruned_step": result.pruned_step} if result.pruned_step is not None else {}),
@@ -118,13 +120,16 @@ def train_row(config: RunConfig, options: TrainOptions, inference_examples: int 
 
 def adopt_row(config: RunConfig, trial_dir: str, inference_examples: int = INFERENCE_SAMPLE) -> dict[str, Any]:
     """The row of ``config`` from the search trial that trained the same run (``runs.adopt``): its test split
-    scored, its live prediction timed; what training measured comes from the trial's row (the parent's)."""
+    scored (and counted in its sizes), its live prediction timed; what training measured comes from the trial's
+    row (the parent's)."""
     began = time.perf_counter()
     directory, test = adopt_run(trial_dir, config)
     units = run_units(directory)
     inference = inference_throughput(directory, inference_examples) if inference_examples else None
+    sizes = json.loads((directory / "metrics.json").read_text(encoding="utf-8")).get("sizes")
     return {
         "test": _scalars(test) if test else None,
+        **({"sizes": sizes} if sizes else {}),  # the trial's, with test's
         "units": {split: str(directory / "predictions" / f"{split}{UNITS_SUFFIX}") for split in units},
         "intervals": row_intervals(units, task_for(config).metrics),
         "inference": inference,

@@ -6,12 +6,18 @@ Checks that look at one section alone, as in ``lmtransfer.config.schema``; what 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from lmtransfer.config.section import Section
 from lmtransfer.config.source import ConfigSource
+from lmtransfer.core import choices as c
+
+# what ``gpus: auto`` reserves of a GPU, by kind of job, where the Ray cluster has GPUs: a whole one to train an
+# encoder or extract; a quarter for any other row (a head on cached features, whose live prediction is timed
+# on the same device as a fine-tuned row's)
+AUTO_GPUS = {"finetune": 1.0, "extraction": 1.0, "feature": 0.25}
 
 
 class RangeConfig(Section):
@@ -87,6 +93,40 @@ class VariantConfig(Section):
     search: SearchConfig | None = Field(None, description="this variant's own search (instead of compare.search)")
 
 
+class TaskResources(Section):
+    """What Ray reserves for one job of a kind (``compare.executor: ray``)."""
+
+    cpus: float = Field(1, gt=0, description="CPUs; the job's torch threads too (at least one)")
+    gpus: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="GPUs; a fraction shares one (0.25: four jobs on a GPU); auto: where the Ray cluster has GPUs, 1 "
+        "for a fine-tuning row or an extraction and 0.25 for any other row, else none",
+    )
+
+    def reserved(self, kind: str, cluster_gpus: float) -> tuple[float, float]:
+        """(CPUs, GPUs) a job of ``kind`` reserves on a cluster with ``cluster_gpus`` GPUs."""
+        if self.gpus != "auto":
+            return self.cpus, float(self.gpus)
+        return self.cpus, AUTO_GPUS[kind] if cluster_gpus > 0 else 0.0
+
+
+class ResourcesConfig(Section):
+    """What each kind of job reserves on Ray (``core.choices.RESOURCE_KINDS``)."""
+
+    finetune: TaskResources = Field(
+        default_factory=TaskResources, description="a row or search trial of a way that trains its encoder"
+    )
+    feature: TaskResources = Field(
+        default_factory=TaskResources, description="any other row or trial: a head on features, a baseline, a prompt"
+    )
+    extraction: TaskResources = Field(
+        default_factory=TaskResources, description="a shared extraction (the union of feature-based rows' layers)"
+    )
+
+    def reserved(self, kind: str, cluster_gpus: float) -> tuple[float, float]:
+        return getattr(self, kind).reserved(kind, cluster_gpus)
+
+
 class CompareConfig(Section):
     """``lmtransfer compare``: every variant x encoder x seed of the base run is one row of results.jsonl."""
 
@@ -112,6 +152,27 @@ class CompareConfig(Section):
         min_length=1,
         description="training-set sizes: every row runs at each, on nested seeded subsets of train (the same "
         "for every variant; dev and test stay whole); all: the whole training set",
+    )
+
+    executor: Literal[c.EXECUTORS] = Field(  # type: ignore[valid-type]
+        "local",
+        description="where rows and trials run: local (here, one after another, each in a child process); ray (Ray "
+        "tasks side by side, on this machine or a cluster: pip install 'lmtransfer[ray]'); auto: ray where "
+        "RAY_ADDRESS is set and ray is installed, else local",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="executor ray: the cluster to join (host:port, ray://host:10001, auto); default: RAY_ADDRESS, "
+        "else a Ray instance started on this machine for the comparison",
+    )
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig, description="executor ray: the CPUs and GPUs each kind of job reserves"
+    )
+    retries: int = Field(
+        2,
+        ge=0,
+        description="executor ray: times a job whose worker was lost (killed, out of memory, its node gone) runs "
+        "again; its row is recorded once",
     )
 
     # the base run as written (before defaults), and where it came from: what the variants are built from

@@ -19,16 +19,11 @@ from lmtransfer.config.source import ConfigSource, located
 from lmtransfer.core import choices as c
 from lmtransfer.core.backends import problem as backend_problem
 
-# The learning rate a strategy gets when the config names none.
-DEFAULT_LR = {"feature": 5e-3, "finetune": 5e-5, "lora": 5e-4}
 STATIC_LR = 1e-3  # updating static vectors: the finetune default (5e-5) would barely move them
-DEFAULT_EPOCHS = {"feature": 20, "finetune": 3, "lora": 3}
-# The fewest optimizer steps a run takes (docs/benchmarks.md: where the dev curves of the smallest training
-# sets stopped improving): a budget that does not shrink with the training set.
-DEFAULT_MIN_STEPS = {"feature": 300, "finetune": 150, "lora": 150}
-# Dev evaluations without improvement before a run stops (twice an epoch by default): a fine-tuned encoder's
-# dev score dips while its learning rate is high and recovers as it decays, so it gets longer.
-DEFAULT_PATIENCE = {"feature": 3, "finetune": 5, "lora": 5}
+# The fewest optimizer steps a run takes, by strategy: a budget that does not shrink with the training set
+# (each strategy's defaults are core.choices.STRATEGY_DEFAULTS).
+DEFAULT_MIN_STEPS = {name: d.min_steps for name, d in c.STRATEGY_DEFAULTS.items() if d is not None}
+PROMPT_MODEL = "smollm2"  # the causal LM a prompt run uses where encoder.model is not given
 
 
 def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig:
@@ -36,6 +31,7 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
     fail = lambda field, message: located(source, field, message)  # noqa: E731
     if "granularity" in written.features.model_fields_set:  # else the task decides it, below
         _check_pooling(written.features.granularity, written.features.pooling, fail)
+    _check_untrained(written, fail)
     _check_baseline(written, fail)
     _check_backend(written, fail)
     strategy = _strategy(written, fail)
@@ -44,21 +40,47 @@ def resolve(written: RunConfig, source: ConfigSource | None = None) -> RunConfig
         raise fail(
             "encoder.model", "static vectors have no attention layers for strategy 'lora': use finetune or feature"
         )
-    train: dict[str, Any] = {}
-    if written.train.lr is None:
-        train["lr"] = STATIC_LR if static and strategy == "finetune" else DEFAULT_LR[strategy]
-    if written.train.epochs is None:
-        train["epochs"] = DEFAULT_EPOCHS[strategy]
-    if written.train.min_steps is None:
-        train["min_steps"] = DEFAULT_MIN_STEPS[strategy]
-    if written.train.patience is None:
-        train["patience"] = DEFAULT_PATIENCE[strategy]
+    train = _train_defaults(written, strategy, static)
     features = _granularity(written, strategy, fail)
     train["metric"] = _metric(written, fail)
     _check_head(written, fail)
     features |= _reading(written, strategy, fail)
     top = {"strategy": strategy} if strategy != written.strategy else {}
-    return _apply(written, top, train=train, features=features, data=_glue_columns(written.data))
+    encoder = (
+        {"model": PROMPT_MODEL} if strategy == "prompt" and "model" not in written.encoder.model_fields_set else {}
+    )
+    return _apply(written, top, train=train, features=features, data=_glue_columns(written.data), encoder=encoder)
+
+
+def _train_defaults(written: RunConfig, strategy: str, static: bool) -> dict[str, Any]:
+    """The strategy's learning rate, epochs, fewest steps and patience where the config names none (a way
+    that trains nothing keeps its train section as written)."""
+    defaults = c.STRATEGY_DEFAULTS[strategy]
+    if defaults is None:
+        return {}
+    given = written.train
+    found = {
+        "lr": STATIC_LR if static and strategy == "finetune" else defaults.lr,
+        "epochs": defaults.epochs,
+        "min_steps": defaults.min_steps,
+        "patience": defaults.patience,
+    }
+    return {name: value for name, value in found.items() if getattr(given, name) is None}
+
+
+def _check_untrained(config: RunConfig, fail) -> None:
+    """Prompting and label descriptions score a text against each label: classification of single texts or
+    pairs, read whole up to encoder.max_length, by a pretrained model."""
+    if config.strategy not in c.UNTRAINED:
+        return
+    if config.task != "classification":
+        what = "label words" if config.strategy == "prompt" else "label descriptions"
+        raise fail("strategy", f"'{config.strategy}' scores {what}: it takes task classification, not '{config.task}'")
+    model = config.encoder.model
+    if model in c.BASELINES or c.names_static_vectors(model):
+        raise fail("encoder.model", f"strategy '{config.strategy}' needs a pretrained transformer, not '{model}'")
+    if config.encoder.long_text == "windows":
+        raise fail("encoder.long_text", f"strategy '{config.strategy}' reads each text once, cut at encoder.max_length")
 
 
 def _check_backend(config: RunConfig, fail) -> None:

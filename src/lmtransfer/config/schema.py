@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, PrivateAttr, model_validator
 
 from lmtransfer.config.compare_schema import CompareConfig
+from lmtransfer.config.prompt_schema import PromptConfig
 from lmtransfer.config.section import Section, registered
 from lmtransfer.config.source import ConfigSource, located
 from lmtransfer.config.train_schema import FinetuneConfig, LoraConfig, TrainConfig
@@ -187,7 +188,11 @@ class RunConfig(Section):
         "classification",
         description="classification, multilabel, regression (texts or pairs), tagging (CoNLL), qa (SQuAD)",
     )
-    strategy: registered(lambda: c.STRATEGIES) = "feature"  # type: ignore[valid-type]
+    strategy: registered(c.strategies) = Field(  # type: ignore[valid-type]
+        "feature",
+        description="feature (frozen encoder, cached features), finetune, lora, prompt (a causal LM with an "
+        "instruction and k demonstrations, no training), zero-shot (the nearest label description, no training)",
+    )
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -196,6 +201,7 @@ class RunConfig(Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     qa: QAConfig = Field(default_factory=QAConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
     output_dir: str = "runs/latest"
     cache_dir: str | None = Field(
         None, description="feature cache root; default $LMTRANSFER_CACHE or ~/.cache/lmtransfer"

@@ -24,7 +24,7 @@ from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.source import ConfigSource
 from lmtransfer.config.variant_errors import search_error, variant_error
-from lmtransfer.core.choices import BASELINES
+from lmtransfer.core.choices import BASELINES, UNTRAINED
 from lmtransfer.core.errors import ConfigError
 
 # Fields that do not change what a run computes: left out of its config hash.
@@ -62,6 +62,7 @@ class Job:
     seed: int
     config: RunConfig
     train_size: int | str | None = None  # a size of compare.train_sizes (a number, or "all"); None: not swept
+    position: int | None = None  # its place among the comparison's rows (``jobs``' order); None: a search's trial
 
     @property
     def config_hash(self) -> str:
@@ -122,11 +123,16 @@ def jobs(config: RunConfig, chosen: Chosen | None = None) -> list[Job]:
     out = []
     for size, index, variant, encoder in _cells(config):
         for seed in compare.seeds:
-            built = _variant_config(config, base, index, variant, encoder, seed, size)
-            extra = (chosen or {}).get((variant.name, built.encoder.model, size))
+            at = size
+            built = _variant_config(config, base, index, variant, encoder, seed, at)
+            if built.strategy in UNTRAINED and at is not None:  # the same whatever the size: run once, unsized
+                if at != _sizes(config)[0]:
+                    continue
+                at, built = None, _variant_config(config, base, index, variant, encoder, seed, None)
+            extra = (chosen or {}).get((variant.name, built.encoder.model, at))
             if extra:
-                built = _variant_config(config, base, index, variant, encoder, seed, size, extra)
-            out.append(Job(variant.name, built.encoder.model, seed, built, size))
+                built = _variant_config(config, base, index, variant, encoder, seed, at, extra)
+            out.append(Job(variant.name, built.encoder.model, seed, built, at, position=len(out)))
     return out
 
 
@@ -186,6 +192,8 @@ def search_plans(config: RunConfig) -> list[SearchPlan]:
     plans = []
     for size, index, variant, encoder in _cells(config):
         built = _variant_config(config, base, index, variant, encoder, compare.seeds[0], size)
+        if built.strategy in UNTRAINED:  # nothing trains, so nothing is tuned by dev
+            continue
         search = variant.search
         wanted = compare.search is not None and (
             variant.name in compare.search.variants

@@ -69,8 +69,49 @@ def oriented(metric: str, value: float) -> float:
 
 
 # the ways to train ---------------------------------------------------------------------------------------
-STRATEGIES = ("feature", "finetune", "lora")
+@dataclass(frozen=True)
+class TrainDefaults:
+    """What a strategy that trains gets where its config names none (``config/resolve``)."""
+
+    lr: float
+    epochs: int
+    min_steps: int  # docs/benchmarks.md: where the dev curves of the smallest training sets stopped improving
+    patience: int  # dev evaluations without improvement: a fine-tuned encoder's dev score dips, then recovers
+
+
+# every strategy, with its training defaults; None: a way that trains nothing (a prompted LM, label
+# descriptions embedded), whose train section is left as written. ``add_strategy`` adds a plug-in way's.
+STRATEGY_DEFAULTS: dict[str, TrainDefaults | None] = {
+    "feature": TrainDefaults(lr=5e-3, epochs=20, min_steps=300, patience=3),
+    "finetune": TrainDefaults(lr=5e-5, epochs=3, min_steps=150, patience=5),
+    "lora": TrainDefaults(lr=5e-4, epochs=3, min_steps=150, patience=5),
+    "prompt": None,
+    "zero-shot": None,
+}
+STRATEGIES = tuple(STRATEGY_DEFAULTS)  # the built-in ones; ``strategies()`` is every one registered now
+UNTRAINED = ("prompt", "zero-shot")  # the ways with no training loop (and no head)
+
+
+def strategies() -> tuple[str, ...]:
+    return tuple(STRATEGY_DEFAULTS)
+
+
+def add_strategy(name: str, defaults: TrainDefaults | None) -> None:
+    """Register a plug-in way's strategy name and its training defaults (``runs.kinds.register_way``)."""
+    STRATEGY_DEFAULTS[name] = defaults
+
+
+# prompting a causal LM, and label descriptions embedded (strategy prompt, zero-shot)
+PROMPT_DEMOS = ("balanced", "similar")  # k demonstrations: seeded and balanced over labels, or nearest by an encoder
+PROMPT_SCORES = ("sum", "mean")  # a label's log-likelihood: summed over its tokens, or their mean
 MIXED_PRECISION = ("auto", "no", "bf16")
+
+# where a comparison's rows and trials run: here (one after another, each in a child process), on Ray (a local
+# instance or a cluster), or on Ray where RAY_ADDRESS names a cluster and ray is installed (compare/executors)
+EXECUTORS = ("local", "ray", "auto")
+# what each kind of compare job asks of Ray (compare.resources): a row that trains its encoder, any other row,
+# and a shared extraction
+RESOURCE_KINDS = ("finetune", "feature", "extraction")
 
 # experiment trackers (accelerate's names), and the package each one needs
 TRACKER_PACKAGES = {
@@ -109,11 +150,14 @@ COMBINATIONS = ("mix", "concat")  # how the chosen layers meet the head
 
 # features ------------------------------------------------------------------------------------------------
 GRANULARITY_POOLING = {
-    "sentence": ("cls", "mean", "max"),
+    "sentence": ("cls", "mean", "max", "last"),
     "word": ("first", "last", "mean"),
     "token": ("mean", "first", "last", "cls", "max"),
 }
 GRANULARITIES = tuple(GRANULARITY_POOLING)
+SENTENCE_POOLINGS = GRANULARITY_POOLING["sentence"]
+# the sentence poolings that read a causal LM's text: its first token (cls) has seen nothing of the text
+CAUSAL_SENTENCE_POOLINGS = ("mean", "max", "last")
 POOLINGS = ("cls", "mean", "max", "first", "last")
 STORAGE_DTYPES = ("float16", "float32", "int8")  # how cached features are stored
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")  # the encoder's arithmetic during extraction

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lmtransfer.encoders.decoders import is_causal
+
 
 @dataclass
 class Encoder:
@@ -28,6 +30,11 @@ class Encoder:
     @property
     def hidden_size(self) -> int:
         return int(self.model.config.hidden_size)
+
+    @property
+    def causal(self) -> bool:
+        """A decoder-only LM's: each token has seen only those before it (``encoders.decoders.is_causal``)."""
+        return is_causal(self.model.config)
 
     @property
     def uses_token_type_ids(self) -> bool:

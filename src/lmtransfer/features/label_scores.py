@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ def label_scores(
     *,
     batch_size: int = 16,
     normalise: bool = False,
+    advance: Callable[[int], object] | None = None,
 ) -> np.ndarray:
     """(N, K) log-likelihoods of each of the K ``labels`` after ``prefix`` + each of the N ``texts``.
 
@@ -63,6 +64,8 @@ def label_scores(
             for k in range(len(labels)):
                 tokens = torch.stack(found[b][k])
                 scores[i, k] = float(tokens.mean() if normalise else tokens.sum())
+        if advance is not None:
+            advance(len(chosen))
     return scores
 
 

@@ -22,7 +22,7 @@ class FeatureSpec:
 
     layers: tuple[int, ...]
     granularity: str = "sentence"  # sentence | word | token
-    pooling: str = "mean"  # sentence: cls | mean | max; word: first | last | mean
+    pooling: str = "mean"  # sentence: cls | mean | max | last; word: first | last | mean
     max_length: int = 256
     window_stride: int | None = None  # tokens consecutive windows share; None: texts are cut at max_length
 
@@ -33,9 +33,14 @@ def stack_layers(hidden_states: Sequence[Tensor], layers: Sequence[int]) -> Tens
 
 
 def pool_sentence(h: Tensor, mask: Tensor, how: str) -> Tensor:
-    """(B, L, T, H) and a (B, T) attention mask -> (B, L, H)."""
+    """(B, L, T, H) and a (B, T) attention mask -> (B, L, H). ``last`` is the last real token's state: a causal
+    LM's summary of the text, since only that token has seen all of it."""
     if how == "cls":
         return h[:, :, 0]  # (B, L, H)
+    if how == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device)  # (T,)
+        last = (mask.long() * positions).argmax(dim=1)  # (B,) the last position the mask keeps
+        return h[torch.arange(h.shape[0], device=h.device), :, last]  # (B, L, H)
     m = mask[:, None, :, None].to(h.dtype)  # (B, 1, T, 1)
     if how == "mean":
         return (h * m).sum(dim=2) / m.sum(dim=2).clamp(min=1)  # (B, L, H)

@@ -47,6 +47,8 @@ def adopt_run(trial_dir: str | Path, config: RunConfig, progress: bool = False) 
     metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
     ordered = {"dev": metrics.pop("dev")} if "dev" in metrics else {}  # dev, test, then the rest, as training writes
     ordered |= {"test": scored.metrics, **metrics}
+    if "sizes" in ordered:  # the trial's, which had no test split scored
+        ordered["sizes"] = {**ordered["sizes"], "test": prepared.size}
     atomic_write_text(directory / "metrics.json", json.dumps(ordered, indent=2) + "\n")
     write_card(directory, way_of(run.config))
     return directory, scored.metrics

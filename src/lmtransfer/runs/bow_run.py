@@ -19,7 +19,7 @@ from lmtransfer.data.splits import Split
 from lmtransfer.encoders.bow import SETTINGS_FILE, WEIGHTS_FILE, BagOfWords, fit_features, texts_of
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config, save_run
-from lmtransfer.runs.results import UNITS_SUFFIX, Costs, TrainResult
+from lmtransfer.runs.results import Costs, TrainResult, score_splits
 from lmtransfer.runs.tracking import begin, finish, trackers_for
 from lmtransfer.runs.way import TrainOptions
 from lmtransfer.tasks.base import Prepared
@@ -96,14 +96,7 @@ def train_bag_of_words(data: TaskData, way: BagOfWordsWay) -> TrainResult:
     fit_seconds = time.perf_counter() - start
     model = BagOfWords(enc.model, vocabulary, enc.ngrams, idf, weight.astype(np.float32), bias.astype(np.float32))
     start = time.perf_counter()
-    scores, units, files = {}, {}, {}
-    for name in (n for n in ("dev", "test") if n in prepared):
-        outputs = model.outputs(texts_of(prepared[name].examples))
-        scored = task.scored(prepared[name], outputs, None, labels)
-        scores[name], units[name] = scored.metrics, scored.units
-        files[f"predictions/{name}{UNITS_SUFFIX}"] = scored.units.to_bytes()
-        found = task.predictions(prepared[name], outputs, None, labels)
-        files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], found)
+    scored = score_splits(task, prepared, labels, lambda split: model.outputs(texts_of(split.examples)))
     costs = Costs(
         strategy=way.name,
         trainable_parameters=int(weight.size + bias.size),
@@ -118,12 +111,12 @@ def train_bag_of_words(data: TaskData, way: BagOfWordsWay) -> TrainResult:
     result = TrainResult.of(
         config,
         model,
-        scores,
+        scored.metrics,
         prepared,
         costs,
         f"{len(vocabulary):,} bag-of-words features, scikit-learn linear model",
         vocabulary_size=len(vocabulary),
-        units=units,
+        units=scored.units,
     )
     info = {"name": enc.model, "source": "scikit-learn", "vocabulary_size": len(vocabulary), "layers": []}
     trackers = trackers_for(config)
@@ -131,5 +124,6 @@ def train_bag_of_words(data: TaskData, way: BagOfWordsWay) -> TrainResult:
         acc = make_accelerator("no", 1, trackers)
         begin(acc, config)
         finish(acc, result)
+    files = scored.files
     save_run(config.output_dir, config, None, labels, info, result.metrics, export=model.save, files=files, way=way)
     return result

@@ -15,7 +15,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCardData
 
 from lmtransfer.config.schema import RunConfig
-from lmtransfer.core.choices import BAG_OF_WORDS, METRICS, TASK_METRICS
+from lmtransfer.core.choices import BAG_OF_WORDS, METRICS, TASK_METRICS, UNTRAINED
 from lmtransfer.core.text import human_bytes
 from lmtransfer.encoders.loading import hub_id
 from lmtransfer.runs.way import Way
@@ -88,7 +88,9 @@ def _training(config: RunConfig, way: Way, encoder: dict[str, Any], metrics: dic
     f, h, t, costs = config.features, config.head, config.train, metrics.get("costs") or {}
     sizes = ", ".join(f"{n} {v:,}" for n, v in (metrics.get("sizes") or {}).items())
     lines = [f"- Way: {way.tag} (`strategy: {config.strategy}`), task `{config.task}`"]
-    if config.encoder.model in BAG_OF_WORDS:
+    if config.strategy in UNTRAINED:
+        lines += _untrained(config, encoder)
+    elif config.encoder.model in BAG_OF_WORDS:
         lines.append(
             f"- Features: {config.encoder.model} of word 1- to {config.encoder.ngrams}-grams, "
             f"{encoder.get('vocabulary_size', '?'):,} in the vocabulary, into scikit-learn's linear model"
@@ -124,6 +126,25 @@ def _training(config: RunConfig, way: Way, encoder: dict[str, Any], metrics: dic
     return "\n".join(lines)
 
 
+def _untrained(config: RunConfig, encoder: dict[str, Any]) -> list[str]:
+    """What a run that trains nothing is made of: the prompt of a causal LM, or the label descriptions."""
+    p = config.prompt
+    model = f"- Model: `{config.encoder.model}` ({encoder.get('num_layers', '?')} blocks, hidden size "
+    model += f"{encoder.get('hidden_size', '?')}), at most {config.encoder.max_length} tokens a text; nothing trained"
+    if config.strategy == "zero-shot":
+        return [model, "- Each text goes to the label whose description (its name, or prompt.verbalizer's) is nearest"]
+    demos = (
+        "the same balanced set for every text" if p.demos == "balanced" else f"each text's nearest by {p.demo_encoder}"
+    )
+    how = "in the model's chat template" if encoder.get("chat") else "as plain text"
+    return [
+        model,
+        f'- Prompt: {p.shots} demonstrations from train ({demos}), written {how}; instruction "{p.instruction}"',
+        f"- Each label scored by its words' log-likelihood ({p.score} over tokens)"
+        + (", with contextual calibration" if p.calibrate else ""),
+    ]
+
+
 def _shell_word(argument: str) -> str:
     """``argument`` quoted for a shell command line: a tab as bash's $'\\t', JSON in single quotes."""
     if "\t" in argument:
@@ -140,10 +161,10 @@ def _usage(config: RunConfig, folder: str, fine_tuned: bool) -> str:
         f"lmtransfer evaluate {folder} --data labelled-file\n```\n\n```python\nfrom lmtransfer import predict\n"
         f'predict("{folder}", [...])\n```\n'
     )
-    if config.strategy == "feature" and config.encoder.model not in BAG_OF_WORDS:
+    if not fine_tuned and config.encoder.model not in BAG_OF_WORDS:
         text += (
-            f"\nThe encoder is not in this folder: prediction loads `{config.encoder.model}`, the encoder the "
-            "features were taken from (an alias needs its package, a path or hub id must be reachable).\n"
+            f"\nThe model is not in this folder: prediction loads `{config.encoder.model}`, the one the run was "
+            "made with (an alias needs its package, a path or hub id must be reachable).\n"
         )
     if fine_tuned:
         text += (

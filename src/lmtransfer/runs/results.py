@@ -3,16 +3,51 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.devices import hardware
 from lmtransfer.tasks.units import Units
 from lmtransfer.training.convergence import Convergence
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lmtransfer.tasks.base import Prepared, Task
+
 UNITS_SUFFIX = ".units.npz"  # predictions/dev.units.npz: the split's units, for compare's bootstrap
+
+
+@dataclass
+class SplitScores:
+    """Dev and test scored by a run that needs no training loop: each split's metrics, evaluation units, the
+    seconds its outputs took, and the files of its predictions and units for the run folder."""
+
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    units: dict[str, Units] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str | bytes] = field(default_factory=dict)
+
+
+def score_splits(
+    task: Task, prepared: dict[str, Prepared], labels: list[str], outputs: Callable[[Prepared], np.ndarray]
+) -> SplitScores:
+    """Score dev and test (those there are) from ``outputs(prepared split)``, (N, K) per split."""
+    out = SplitScores()
+    for name in (n for n in ("dev", "test") if n in prepared):
+        start = time.perf_counter()
+        found = outputs(prepared[name])
+        out.seconds[name] = time.perf_counter() - start
+        scored = task.scored(prepared[name], found, None, labels)
+        out.metrics[name], out.units[name] = scored.metrics, scored.units
+        out.files[f"predictions/{name}{UNITS_SUFFIX}"] = scored.units.to_bytes()
+        rows = task.predictions(prepared[name], found, None, labels)
+        out.files[f"predictions/{name}{task.prediction_suffix}"] = task.prediction_file(prepared[name], rows)
+    return out
 
 
 @dataclass(frozen=True)
@@ -43,11 +78,29 @@ class LoopCosts:
 
 
 @dataclass(frozen=True)
+class PromptCosts:
+    """What prompting costs: nothing to train, and every prediction reads the whole prompt."""
+
+    shots: int
+    tokens_per_example: float  # the prefix, the text and the label words the model reads per example
+    label_seconds: dict[str, float]  # split -> seconds to label it
+    examples_per_second: float | None  # labelled, dev and test together
+    load_seconds: float  # loading the model (and hashing its weights)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shots": self.shots, "prompt_tokens_per_example": self.tokens_per_example,
+            "label_seconds": self.label_seconds, "prompt_examples_per_second": self.examples_per_second,
+            "load_seconds": self.load_seconds,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Costs:
     """What a run cost to train. ``extraction`` is there for feature-based runs; ``featurize_seconds`` and
     ``feature_bytes`` for the bag-of-words baseline, whose features are built in memory and never stored."""
 
-    strategy: str  # feature, finetune, lora, or bag-of-words
+    strategy: str  # feature, finetune, lora, prompt, zero-shot, or bag-of-words
     trainable_parameters: int
     train_seconds: float  # optimizer steps only (fitting the linear model, for bag of words)
     eval_seconds: float
@@ -59,6 +112,7 @@ class Costs:
     loop: LoopCosts | None = None
     featurize_seconds: float | None = None
     feature_bytes: int | None = None
+    prompting: PromptCosts | None = None
 
     @property
     def extract_seconds(self) -> float | None:
@@ -111,6 +165,8 @@ class Costs:
         if self.loop is not None:
             out["train_tokens_per_second"] = self.train_tokens_per_second
             out |= {"processes": self.loop.processes, "mixed_precision": self.loop.mixed_precision}
+        if self.prompting is not None:
+            out |= self.prompting.to_json()
         out["peak_rss_bytes"] = self.peak_rss_bytes
         if self.peak_gpu_bytes is not None:
             out["peak_gpu_bytes"] = self.peak_gpu_bytes

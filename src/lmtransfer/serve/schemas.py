@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmtransfer.core import choices as c
 from lmtransfer.tasks.requests import Text
 
 
@@ -38,7 +39,7 @@ class FeaturesRequest(BaseModel):
     input: Text | Annotated[list[Text], Field(min_length=1)]
     model: str | None = None
     layers: Literal["all", "last"] | int | Annotated[list[int], Field(min_length=1, max_length=64)] = "last"
-    pooling: Literal["mean", "cls", "max"] = "mean"
+    pooling: Literal[c.SENTENCE_POOLINGS] = "mean"  # type: ignore[valid-type]
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)

