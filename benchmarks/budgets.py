@@ -1,5 +1,5 @@
 """How many optimizer steps does each way need at the smallest training sizes? The measurement behind
-``train.min_steps``'s defaults (``config/resolve.DEFAULT_MIN_STEPS``).
+``train.min_steps``'s defaults (``core/choices.STRATEGY_DEFAULTS``).
 
 Each step trains one run of a shipped comparison's variant at its smallest training size with a budget of
 exactly B optimizer steps (``train.epochs=1``, ``train.min_steps=B``: epochs are raised to hold B steps and

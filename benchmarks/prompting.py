@@ -56,7 +56,8 @@ def main() -> None:
     for shots in options.shots:
         chosen = choose_demos(train_texts, train_labels, WORDS, shots, options.seed)
         prompt = ClassificationPrompt(WORDS, tuple((train_texts[i], train_labels[i]) for i in chosen))
-        prefix, texts, words = tokenised(lm.tokenizer, prompt, [*dev_texts, CONTENT_FREE])
+        tokens = tokenised(lm.tokenizer, prompt, [*dev_texts, CONTENT_FREE])
+        prefix, texts, words = tokens.prefix, tokens.items, tokens.labels
         began = time.perf_counter()
         scores = label_scores(lm.model, prefix, texts, words)
         seconds = time.perf_counter() - began
