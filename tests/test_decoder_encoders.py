@@ -174,11 +174,53 @@ def test_gguf_weights_load_as_an_encoder_whose_identity_is_the_file_and_its_weig
     assert pooled.shape == (len(TEXTS), 3, 16) and torch.isfinite(pooled).all()
 
 
+def test_gguf_weights_are_read_once_then_from_their_float32_copy(tmp_path, monkeypatch):
+    pytest.importorskip("gguf")
+    import os
+
+    from transformers import AutoModelForCausalLM
+
+    from lmtransfer.encoders import gguf
+    from lmtransfer.encoders.causal_lm import load_causal_lm
+
+    monkeypatch.setenv("LMTRANSFER_CACHE", str(tmp_path / "cache"))
+    weights = write_tiny_gguf(tmp_path / "w" / "tiny.gguf")
+    direct = AutoModelForCausalLM.from_pretrained(weights.parent, gguf_file=weights.name, dtype=torch.float32)
+    lm = load_causal_lm(str(weights))
+    (copy,) = (tmp_path / "cache" / "gguf").iterdir()
+    assert (copy / "model.safetensors").is_file() and (copy / "source.txt").read_text().strip() == str(weights)
+    for name, tensor in direct.state_dict().items():  # the copy holds the weights as GGUF gave them
+        assert torch.equal(lm.model.state_dict()[name], tensor), name
+    assert lm.source == str(weights.parent) and lm.gguf_file == "tiny.gguf"  # its identity stays the file
+
+    def read_again(path, into):
+        raise AssertionError(f"{path} read from GGUF again")
+
+    monkeypatch.setattr(gguf, "_convert", read_again)
+    encoder = load_encoder(str(weights))  # the encoder (no LM head) from the same copy
+    assert encoder.source == str(weights) and torch.equal(
+        encoder.model.state_dict()["embed_tokens.weight"], direct.state_dict()["model.embed_tokens.weight"]
+    )
+    assert load_causal_lm(str(weights)).tokenizer.get_vocab() == lm.tokenizer.get_vocab()
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a changed file is read again
+    with pytest.raises(AssertionError, match="read from GGUF again"):
+        load_encoder(str(weights))
+    assert [p.name for p in (tmp_path / "cache" / "gguf").iterdir()] == [copy.name]  # nothing half-written left
+
+    monkeypatch.undo()  # two conversions of one file at once: the first copy stays, the second is dropped
+    monkeypatch.setenv("LMTRANSFER_CACHE", str(tmp_path / "cache"))
+    late = gguf._write_once
+    monkeypatch.setattr(gguf, "_write_once", lambda target, fill: (late(target, fill), late(target, fill))[0])
+    again = gguf.converted(str(weights.parent), weights.name)
+    assert (again / "config.json").is_file() and len(list(again.parent.iterdir())) == 2
+
+
 @pytest.mark.parametrize("strategy", ["finetune", "lora"])
 def test_a_causal_lm_read_from_gguf_fine_tunes_and_its_run_saves(strategy, sentiment_files, tmp_path):
     pytest.importorskip("gguf")
     weights = write_tiny_gguf(tmp_path / "gguf" / "tiny.gguf")
-    assert load_encoder(str(weights)).model.hf_quantizer is None  # dequantised: plain weights, which save
+    assert getattr(load_encoder(str(weights)).model, "hf_quantizer", None) is None  # plain weights, which save
     overrides = run_overrides(weights, sentiment_files, tmp_path, f"strategy={strategy}", "features.pooling=last")
     result = train(load_config(None, [*overrides, "encoder.max_length=16", "lora.r=4"]), progress=False)
     saved = load_encoder(str(result.directory / "encoder"))

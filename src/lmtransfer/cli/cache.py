@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from lmtransfer.cli.options import echo_json
+from lmtransfer.core.caches import cache_root
 from lmtransfer.core.errors import LmtError
 from lmtransfer.core.text import human_bytes
 from lmtransfer.features.cache.admin import list_caches, remove_cache, verify_cache
-from lmtransfer.features.cache.layout import DIGEST_LENGTH, cache_root
+from lmtransfer.features.cache.layout import DIGEST_LENGTH
 
 
 @click.group()

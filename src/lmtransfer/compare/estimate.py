@@ -29,11 +29,11 @@ INFERENCE_EXAMPLES = 100  # compare.inference_examples of the standard plan
 EXTENSION_RISK = 1.15  # a share of fine-tuning rows runs again with twice the steps
 MAX_EVALUATIONS = 20  # training.convergence: at most this many dev evaluations, plus before and after
 # --prompt: a prompt row loads its causal LM twice (to label dev and test, then from its folder to time
-# inference) and labels dev, test and the timed inference examples, each text in batches of 16 with its
-# demonstrations' prefix. Fitted to SmolLM2's rows on 300 SST-2 reviews and on the SST-2 comparison
-# (docs/benchmarks.md): a prompted text took about 5 bare forward passes, and 4 chat demonstrations
-# added 18 to 60% (0.1 a demonstration, in the middle)
-PROMPT_PROCESS_SECONDS = 50.0
+# inference; a GGUF file from its float32 copy, after the first time) and labels dev, test and the timed
+# inference examples, each text in batches of 16 after its demonstrations' prefix. Fitted to SmolLM2's rows
+# on 300 SST-2 reviews (docs/benchmarks.md): a prompted text took about 5 bare forward passes, and 4 chat
+# demonstrations added 24% (on the SST-2 comparison, with longer demonstrations, up to 60%)
+PROMPT_PROCESS_SECONDS = 8.0
 PROMPT_OVERHEAD = 5.0  # a prompted text over the bare forward pass of the LM's base model
 PROMPT_PER_SHOT = 0.1  # and for each demonstration in its prompt
 

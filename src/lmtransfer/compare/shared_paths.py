@@ -19,8 +19,8 @@ from typing import Any
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.config.variants import jobs
+from lmtransfer.core.caches import cache_root
 from lmtransfer.core.errors import LmtError
-from lmtransfer.features.cache.layout import cache_root
 
 PROBE = ".lmtransfer-probe"
 PROBE_SECONDS = 120  # how long a node has to answer

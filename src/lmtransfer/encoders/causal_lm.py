@@ -14,8 +14,9 @@ from typing import Any
 
 from lmtransfer.core.errors import ModelError
 from lmtransfer.encoders.decoders import is_causal, prepare_tokenizer
-from lmtransfer.encoders.gguf import gguf_location, plain_weights, require_gguf
-from lmtransfer.encoders.loading import load_local_first, quiet_loading
+from lmtransfer.encoders.gguf import converted, gguf_location
+from lmtransfer.encoders.loading import load_local_first
+from lmtransfer.encoders.quiet import quiet_loading
 
 
 @dataclass
@@ -40,28 +41,24 @@ def load_causal_lm(name: str, *, revision: str | None = None, trust_remote_code:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, gguf = gguf_location(name)
-    if gguf is not None:
-        require_gguf()
     common = {"trust_remote_code": trust_remote_code, "revision": revision}
 
     def load(source: str, local_only: bool) -> tuple[Any, Any]:
-        extra = {"gguf_file": gguf} if gguf else {}
         with quiet_loading():
-            config = AutoConfig.from_pretrained(source, local_files_only=local_only, **common, **extra)
+            config = AutoConfig.from_pretrained(source, local_files_only=local_only, **common)
             if not is_causal(config):  # (BERT has a causal-LM class too, but it is no decoder-only LM)
                 raise ModelError(
                     f"'{name}' is a {config.model_type} model, not a causal (decoder-only) language model: prompting "
                     "needs one, such as smollm2, a .gguf file, or a Llama, Qwen or GPT-2 folder or hub id",
                     field="model",
                 )
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **common, **extra)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **common)
             model = AutoModelForCausalLM.from_pretrained(
-                source, local_files_only=local_only, dtype=torch.float32, **common, **extra
+                source, local_files_only=local_only, dtype=torch.float32, **common
             )
         return model, tokenizer
 
-    model, tokenizer = load(folder, True) if gguf else load_local_first(folder, load)
-    if gguf:
-        plain_weights(model)
+    # GGUF: read once, then from its float32 copy (encoders.gguf.converted); its identity stays the file
+    model, tokenizer = load(str(converted(folder, gguf)), True) if gguf else load_local_first(folder, load)
     model.eval()
     return CausalLM(name, folder, model, prepare_tokenizer(tokenizer), gguf)

@@ -7,23 +7,22 @@ and its tokenizer is made ready to pad and to read pairs (``encoders.decoders``)
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel
-from transformers.utils import logging as hf_logging
 
 from lmtransfer.core.choices import ENCODER_ALIASES
 from lmtransfer.core.errors import ModelError
 from lmtransfer.encoders.decoders import is_causal, prepare_tokenizer
 from lmtransfer.encoders.encoder import Encoder
-from lmtransfer.encoders.gguf import gguf_location, plain_weights, require_gguf
+from lmtransfer.encoders.gguf import converted, gguf_location
+from lmtransfer.encoders.quiet import quiet_loading
 from lmtransfer.encoders.vector_files import is_static_source, load_static
 
 
@@ -75,26 +74,6 @@ def resolve_model(name: str) -> str:
     return target() if callable(target) else target
 
 
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Loading without the libraries' bars: transformers' own, and the one its GGUF reader draws with plain
-    tqdm for every tensor it dequantises, which transformers' switch does not reach (so it is swapped for a
-    disabled tqdm here, and put back after)."""
-    import functools
-
-    from transformers import modeling_gguf_pytorch_utils as gguf_reader
-
-    was_on, bar = hf_logging.is_progress_bar_enabled(), gguf_reader.tqdm
-    hf_logging.disable_progress_bar()
-    gguf_reader.tqdm = functools.partial(bar, disable=True)
-    try:
-        yield
-    finally:
-        gguf_reader.tqdm = bar
-        if was_on:
-            hf_logging.enable_progress_bar()
-
-
 def _check_local_dir(path: Path, allow_pickle: bool) -> None:
     if not (path / "config.json").is_file():
         raise ModelError("not a model directory: no config.json", path=path)
@@ -140,9 +119,10 @@ def load_encoder(
         return Encoder(name=name, source=source, model=model, tokenizer=tokenizer)
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision, "allow_pickle": allow_pickle}
     folder, gguf = gguf_location(name)
-    if gguf is not None:
-        require_gguf()
-        return _load(name, folder, local_files_only=True, gguf_file=gguf, **kwargs)
+    if gguf is not None:  # read once from GGUF, then from its float32 copy; its identity stays the file
+        encoder = _load(name, str(converted(folder, gguf)), local_files_only=True, **kwargs)
+        encoder.source = str(Path(folder, gguf))
+        return encoder
     return load_local_first(
         name, lambda source, local_only: _load(name, source, local_files_only=local_only, **kwargs), allow_pickle
     )
@@ -187,11 +167,8 @@ def _load(
     trust_remote_code: bool,
     revision: str | None,
     allow_pickle: bool,
-    gguf_file: str | None = None,
 ) -> Encoder:
     common = {"local_files_only": local_files_only, "trust_remote_code": trust_remote_code, "revision": revision}
-    if gguf_file is not None:
-        common["gguf_file"] = gguf_file
     with quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         try:
@@ -202,13 +179,10 @@ def _load(
             model = _load_pickled(source, common)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError("lmtransfer needs a fast (Rust) tokenizer for word alignment", path=source)
-    if gguf_file is not None:
-        plain_weights(model)
     if is_causal(model.config):
         prepare_tokenizer(tokenizer)
         model.config.use_cache = False  # an encoder reads each text once: no keys and values kept for generation
-    where = str(Path(source, gguf_file)) if gguf_file else source
-    return Encoder(name=name, source=where, model=model, tokenizer=tokenizer, pooler=_set_pooler_aside(model))
+    return Encoder(name=name, source=source, model=model, tokenizer=tokenizer, pooler=_set_pooler_aside(model))
 
 
 def _set_pooler_aside(model: PreTrainedModel) -> nn.Module | None:

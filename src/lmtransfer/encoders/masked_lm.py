@@ -14,7 +14,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from lmtransfer.core.errors import ModelError
-from lmtransfer.encoders.loading import load_local_first, quiet_loading
+from lmtransfer.encoders.loading import load_local_first
+from lmtransfer.encoders.quiet import quiet_loading
 
 
 @dataclass

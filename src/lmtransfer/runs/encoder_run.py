@@ -15,13 +15,13 @@ from safetensors.torch import load_file
 
 from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.atomic import existing_dir
+from lmtransfer.core.caches import cache_root
 from lmtransfer.core.devices import pick_device, resolve_compute
 from lmtransfer.core.errors import LmtError
 from lmtransfer.data.splits import Split
 from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.encoders.loading import load_encoder
 from lmtransfer.features.backends import ExportingBackend, HiddenStates, backend_for, exporter
-from lmtransfer.features.cache.layout import cache_root
 from lmtransfer.features.pooling import EncoderFeatures, FeatureSpec
 from lmtransfer.nn.task_model import TaskModel
 from lmtransfer.runs.base import LoadedRun

@@ -14,6 +14,7 @@ from accelerate import Accelerator
 
 from lmtransfer.config.layers import resolve_layers
 from lmtransfer.config.schema import RunConfig
+from lmtransfer.core.caches import cache_root
 from lmtransfer.core.choices import BAG_OF_WORDS, CAUSAL_SENTENCE_POOLINGS, SCRATCH, listed
 from lmtransfer.core.devices import make_accelerator
 from lmtransfer.core.threads import busy_cpu_warning
@@ -21,7 +22,6 @@ from lmtransfer.data.examples import Example
 from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.encoders.loading import load_encoder
 from lmtransfer.encoders.static import scratch_model
-from lmtransfer.features.cache.layout import cache_root
 from lmtransfer.features.extraction import Extraction, extract
 from lmtransfer.features.pooling import FeatureSpec
 from lmtransfer.training.loop import LoopArgs

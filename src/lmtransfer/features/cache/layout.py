@@ -25,23 +25,11 @@ run that needs layers X uses a cache whose key is equal but for holding a supers
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 TIMING = "timing.json"
 DIGEST_LENGTH = 24  # hex digits of a cache's directory name (the start of its key's sha256)
-
-
-def cache_root(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Where caches live: ``explicit`` (``cache_dir``, ``--cache-dir``), else $LMTRANSFER_CACHE, else
-    ~/.cache/lmtransfer."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("LMTRANSFER_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "lmtransfer"
 
 
 def shard_name(index: int, part: str) -> str:
