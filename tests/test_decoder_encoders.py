@@ -210,8 +210,8 @@ def test_gguf_weights_are_read_once_then_from_their_float32_copy(tmp_path, monke
 
     monkeypatch.undo()  # two conversions of one file at once: the first copy stays, the second is dropped
     monkeypatch.setenv("LMTRANSFER_CACHE", str(tmp_path / "cache"))
-    late = gguf._write_once
-    monkeypatch.setattr(gguf, "_write_once", lambda target, fill: (late(target, fill), late(target, fill))[0])
+    late = gguf.write_dir_once
+    monkeypatch.setattr(gguf, "write_dir_once", lambda target, fill: (late(target, fill), late(target, fill))[0])
     again = gguf.converted(str(weights.parent), weights.name)
     assert (again / "config.json").is_file() and len(list(again.parent.iterdir())) == 2
 

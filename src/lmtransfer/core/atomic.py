@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,8 @@ def write_dir(target: str | os.PathLike[str], fill: Callable[[Path], None], keep
     settle_dir(target)  # a replacement that a kill cut short: the old directory back in place first
     for debris in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         shutil.rmtree(debris, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    tmp = _filled(target, fill)
     try:
-        fill(tmp)
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as handle:
-                    os.fsync(handle.fileno())
         for name in keep:
             if (target / name).is_dir():
                 shutil.copytree(target / name, tmp / name, copy_function=_link_or_copy)
@@ -126,6 +122,44 @@ def write_dir(target: str | os.PathLike[str], fill: Callable[[Path], None], keep
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def write_dir_once(target: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
+    """Write directory ``target`` whole unless someone else already has: ``fill(folder)`` writes a temporary
+    sibling, which is renamed to ``target``; where another process got there first (two workers filling one
+    cache entry), the rename onto its folder fails and the first stays, so a reader never sees it replaced
+    (``write_dir`` would swap it). A killed write's temporary folder is removed by a later one after an hour
+    (a younger one may be another process's, still being written)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for debris in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if time.time() - debris.stat().st_mtime > 3600:
+            shutil.rmtree(debris, ignore_errors=True)
+    tmp = _filled(target, fill)
+    try:
+        os.rename(tmp, target)
+        fsync_dir(target.parent)
+    except OSError:
+        if not target.is_dir() or not any(target.iterdir()):
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _filled(target: Path, fill: Callable[[Path], None]) -> Path:
+    """A temporary sibling of ``target`` that ``fill`` wrote, every file in it fsynced (removed if ``fill`` fails)."""
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        fill(tmp)
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
 
 
 def _link_or_copy(source: str, destination: str) -> None:

@@ -11,15 +11,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lmtransfer.core.atomic import fsync_dir
+from lmtransfer.core.atomic import write_dir_once
 from lmtransfer.core.caches import cache_root
 from lmtransfer.core.choices import CAUSAL_ALIASES
 from lmtransfer.core.errors import ModelError
@@ -80,7 +75,7 @@ def plain_weights(model: Any) -> Any:
 def converted(folder: str, gguf_file: str) -> Path:
     """A folder of the GGUF file's model (with its LM head), tokenizer and config as transformers saves them,
     weights in float32 safetensors, made the first time and read after that. Reading GGUF is slow in
-    transformers (SmolLM2-135M: about 20 s on 2 CPU cores, the file parsed once for the config, once for the
+    transformers (SmolLM2-135M: about 16 s on 2 CPU cores, the file parsed once for the config, once for the
     tokenizer and once for the weights, most of it the 49,152-token vocabulary), and a comparison loads its
     model in every row; the saved copy loads in a second or two. The copy is keyed by the file's path, size
     and modification time and transformers' version, under the cache root's ``gguf/`` (about 4 bytes a
@@ -93,31 +88,8 @@ def converted(folder: str, gguf_file: str) -> Path:
     target = cache_root() / CONVERTED / hashlib.sha256(key.encode()).hexdigest()[:24]
     if not (target / "config.json").is_file():
         require_gguf()
-        _write_once(target, lambda into: _convert(path, into))
+        write_dir_once(target, lambda into: _convert(path, into))
     return target
-
-
-def _write_once(target: Path, fill: Callable[[Path], None]) -> None:
-    """``fill`` a temporary sibling of ``target``, then rename it to ``target`` unless another process (two Ray
-    workers on a cold cache) got there first: a rename onto a folder that is not empty fails, so the first
-    copy stays and nobody reading it ever sees it replaced (``core.atomic.write_dir`` would swap it)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for debris in target.parent.glob(f".{target.name}.*.tmp"):  # a killed conversion's, not a running one's
-        if time.time() - debris.stat().st_mtime > 3600:
-            shutil.rmtree(debris, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        fill(tmp)
-        for file in tmp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.rename(tmp, target)
-        fsync_dir(target.parent)
-    except OSError:
-        if not (target / "config.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _convert(path: Path, into: Path) -> None:

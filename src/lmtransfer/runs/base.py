@@ -41,8 +41,9 @@ class LoadedRun:
         return None
 
     def prepare(self, split: Split) -> Prepared:
-        """``split`` as this run's model reads it (tokenised with its tokenizer, where it has one)."""
-        raise NotImplementedError
+        """``split`` as this run's model reads it: here its texts as they are (a bag-of-words model, a prompt
+        and label descriptions read them whole); a run whose model reads token ids tokenises them."""
+        return self.task.prepare(split, None, self.labels)
 
     def outputs(
         self, prepared: Prepared, *, batch_size: int | None = None, progress: bool = False, from_cache: bool = False

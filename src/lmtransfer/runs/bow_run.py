@@ -15,7 +15,6 @@ from lmtransfer.config.schema import RunConfig
 from lmtransfer.core.atomic import existing_dir
 from lmtransfer.core.devices import make_accelerator, peak_memory
 from lmtransfer.core.errors import LmtError
-from lmtransfer.data.splits import Split
 from lmtransfer.encoders.bow import SETTINGS_FILE, WEIGHTS_FILE, BagOfWords, fit_features, texts_of
 from lmtransfer.runs.base import LoadedRun
 from lmtransfer.runs.directory import read_json, run_config, save_run
@@ -51,9 +50,6 @@ class BagOfWordsRun(LoadedRun):
         metrics = read_json(directory, "metrics.json") if (directory / "metrics.json").is_file() else {}
         config, labels = run_config(directory), read_json(directory, "labels.json")
         return cls(directory, config, labels, BagOfWords.load(directory), metrics)
-
-    def prepare(self, split: Split) -> Prepared:
-        return self.task.prepare(split, None, self.labels)
 
     def outputs(
         self, prepared: Prepared, *, batch_size: int | None = None, progress: bool = False, from_cache: bool = False

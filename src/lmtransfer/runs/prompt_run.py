@@ -25,7 +25,6 @@ from lmtransfer.core.atomic import existing_dir
 from lmtransfer.core.devices import peak_memory, pick_device
 from lmtransfer.core.errors import ModelError
 from lmtransfer.core.progress import Progress
-from lmtransfer.data.splits import Split
 from lmtransfer.encoders.causal_lm import CausalLM, load_causal_lm
 from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.encoders.loading import load_encoder
@@ -121,9 +120,6 @@ class PromptRun(LoadedRun):
     @property
     def tokenizer(self) -> Any:
         return self.lm.tokenizer
-
-    def prepare(self, split: Split) -> Prepared:
-        return self.task.prepare(split, None, self.labels)
 
     def outputs(
         self, prepared: Prepared, *, batch_size: int | None = None, progress: bool = False, from_cache: bool = False

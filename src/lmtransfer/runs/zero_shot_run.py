@@ -23,7 +23,6 @@ from lmtransfer.core.atomic import existing_dir
 from lmtransfer.core.devices import peak_memory, pick_device
 from lmtransfer.core.progress import Progress
 from lmtransfer.data.examples import TextPair
-from lmtransfer.data.splits import Split
 from lmtransfer.encoders.encoder import Encoder
 from lmtransfer.features.embeddings import sentence_embeddings
 from lmtransfer.runs.base import LoadedRun
@@ -79,9 +78,6 @@ class ZeroShotRun(LoadedRun):
     @property
     def tokenizer(self) -> Any:
         return self.encoder.tokenizer
-
-    def prepare(self, split: Split) -> Prepared:
-        return self.task.prepare(split, None, self.labels)
 
     def outputs(
         self, prepared: Prepared, *, batch_size: int | None = None, progress: bool = False, from_cache: bool = False
